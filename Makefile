@@ -1,0 +1,45 @@
+# imx500-sam: `make demo` (set-up + convert the bundled default model), `make test` (set-up + all tests).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+TORCH_VERSION := 2.13.0
+EXTRAS ?= convert,train,dev
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+comma  := ,
+DEMO_OUT ?= picosam3_default_imx500
+
+.PHONY: setup java demo test lint clean bench
+
+setup: $(STAMP) java
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	@# torch first (a CPU build where one is at hand), then the rest under constraints that hold it.
+	$(PIP) install -q torch==$(TORCH_VERSION)
+	$(PIP) install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	@touch $@
+
+java:
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1); \
+	if [ -n "$$v" ] && [ "$$v" -ge 17 ]; then exit 0; fi; \
+	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		echo "Java 17+ not found (imxconv-pt needs it): installing openjdk-17-jre-headless"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; \
+	else \
+		echo "Java 17 or newer is required by imxconv-pt. Run: sudo apt-get install -y openjdk-17-jre-headless" >&2; exit 5; \
+	fi
+
+demo: setup
+	$(VENV)/bin/imx500-sam convert --overwrite -o $(DEMO_OUT)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

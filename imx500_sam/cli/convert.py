@@ -1,0 +1,39 @@
+"""``imx500-sam convert``: PicoSAM3 checkpoint -> INT8 -> imxconv-pt -> packerOut.zip (-> network.rpk on a Pi)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from imx500_sam.cli.app import app
+
+
+@app.command()
+def convert(
+    model: Path = typer.Argument(None, help="PicoSAM3 checkpoint (.pt). Default: the bundled model."),
+    out: Path = typer.Option(None, "-o", "--out", help="Output directory. Default: ./<model-stem>_imx500/."),
+    calib: Path = typer.Option(None, "--calib", help="Folder of photos for calibration crops. Default: bundled real photos."),
+    calib_count: int = typer.Option(160, "--calib-count", min=8, help="Number of calibration crops."),
+    gptq: bool = typer.Option(False, "--gptq", help="Gradient-based PTQ (slower, sometimes more accurate)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout."),
+) -> None:
+    """Quantize to INT8 with Sony MCT, check operators and SRAM, run imxconv-pt, package if on a Pi."""
+    from converter.pipeline import ConvertOptions, run_convert
+
+    result = run_convert(
+        ConvertOptions(
+            model=model,
+            out=out,
+            calib_dir=calib,
+            calib_count=calib_count,
+            gptq=gptq,
+            overwrite=overwrite,
+            quiet=quiet or as_json,
+        )
+    )
+    if as_json:
+        typer.echo(json.dumps(result.report, indent=2))

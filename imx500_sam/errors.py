@@ -1,0 +1,60 @@
+"""Errors shared by every command, each with its exit code and a one-line hint.
+
+Light module: imported by the CLI, the converter, the Pi runtime and firmware_packaging.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes used by every ``imx500-sam`` command."""
+
+    OK = 0
+    BAD_INPUT = 2
+    UNSUPPORTED_OPERATOR = 3
+    OVER_BUDGET = 4
+    TOOLCHAIN_MISSING = 5
+    TOOL_FAILED = 6
+
+
+class ImxSamError(Exception):
+    """Base error: ``str(err)`` is the one line shown to the user (what went wrong, what to do)."""
+
+    exit_code: ExitCode = ExitCode.TOOL_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} {hint}".strip() if hint else message)
+
+
+class BadInputError(ImxSamError):
+    """Missing file, not a checkpoint, wrong architecture, unsafe pickle, bad option."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class UnsupportedOperatorError(ImxSamError):
+    """The network uses an operator the IMX500 toolchain cannot convert."""
+
+    exit_code = ExitCode.UNSUPPORTED_OPERATOR
+
+
+class OverBudgetError(ImxSamError):
+    """The network does not fit in the IMX500's on-chip memory."""
+
+    exit_code = ExitCode.OVER_BUDGET
+
+
+class ToolchainMissingError(ImxSamError):
+    """Java, imxconv-pt, imx500-package or a Python extra is not installed."""
+
+    exit_code = ExitCode.TOOLCHAIN_MISSING
+
+
+class ToolFailedError(ImxSamError):
+    """An external tool (MCT, imxconv-pt, imx500-package) failed; the log is kept."""
+
+    exit_code = ExitCode.TOOL_FAILED

@@ -1,0 +1,44 @@
+"""IMX500 facts as data, each with its source (``imx500.json``; operators in ``operators.json``).
+
+Light module (json only): usable on a Pi and by firmware_packaging.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One documented IMX500 fact."""
+
+    name: str
+    value: Any
+    source: str
+
+
+@cache
+def _load(name: str) -> dict[str, Any]:
+    return json.loads(resources.files(__package__).joinpath(name).read_text(encoding="utf-8"))
+
+
+def fact(name: str) -> Fact:
+    """Return the fact ``name`` from imx500.json (KeyError if unknown)."""
+    entry = _load("imx500.json")[name]
+    return Fact(name=name, value=entry["value"], source=entry["source"])
+
+
+def all_facts() -> list[Fact]:
+    """Every fact in imx500.json."""
+    return [fact(k) for k in _load("imx500.json") if not k.startswith("_")]
+
+
+SRAM_AVAILABLE_BYTES: int = fact("sram_available_bytes").value
+SENSOR_FULL_SIZE: tuple[int, int] = tuple(fact("sensor_full_size").value)  # (w, h)
+INPUT_SIZE_MIN: int = fact("input_size_min").value
+INPUT_SIZE_MAX: int = fact("input_size_max").value
+INPUT_CHANNELS: int = fact("input_channels").value

@@ -1,0 +1,50 @@
+"""Stage-by-stage progress on stderr with elapsed time (silent with ``quiet``)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+
+from rich.console import Console
+
+
+class StageProgress:
+    """Prints ``[i/n] stage ...`` with a live spinner and elapsed time, then the stage's duration."""
+
+    def __init__(self, total: int | None = None, quiet: bool = False) -> None:
+        self.total = total
+        self.quiet = quiet
+        self.index = 0
+        self.timings: dict[str, float] = {}
+        self.console = Console(file=sys.stderr, highlight=False)
+
+    @contextlib.contextmanager
+    def stage(self, name: str, key: str | None = None) -> Iterator[None]:
+        """Time a stage; its duration is stored under ``key`` (default ``name``)."""
+        self.index += 1
+        prefix = f"[{self.index}/{self.total}]" if self.total else f"[{self.index}]"
+        start = time.perf_counter()
+        try:
+            if self.quiet:
+                yield
+            elif self.console.is_terminal:
+                with self.console.status(f"{prefix} {name} ..."):
+                    yield
+            else:
+                self.console.print(f"{prefix} {name} ...")
+                yield
+        except BaseException:
+            if not self.quiet:
+                self.console.print(f"{prefix} {name} [red]failed[/red] after {time.perf_counter() - start:.1f} s")
+            raise
+        elapsed = time.perf_counter() - start
+        self.timings[key or name] = elapsed
+        if not self.quiet:
+            self.console.print(f"{prefix} {name} [green]done[/green] in {elapsed:.1f} s")
+
+    def info(self, text: str) -> None:
+        """A line of information (suppressed when quiet)."""
+        if not self.quiet:
+            self.console.print(text)

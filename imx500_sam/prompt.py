@@ -1,0 +1,101 @@
+"""Prompt geometry (numpy + OpenCV only): box -> square ROI grown 10% -> model crop -> mask back.
+
+Boxes and ROIs are ``(x, y, w, h)`` in pixels of the image they refer to. The ROI is the
+prompt: PicoSAM3 segments the object at the centre of the crop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+GROW = 0.10  # the box is grown by 10% of its width and height (PicoSAM3 paper)
+
+
+@dataclass(frozen=True)
+class ROI:
+    """A square region of an image, integer pixels: top-left (x, y) and side."""
+
+    x: int
+    y: int
+    side: int
+
+    @property
+    def xywh(self) -> tuple[int, int, int, int]:
+        """(x, y, w, h) with w == h == side."""
+        return (self.x, self.y, self.side, self.side)
+
+
+def square_roi(
+    box: tuple[float, float, float, float], image_size: tuple[int, int], grow: float = GROW
+) -> ROI:
+    """Square ROI around ``box`` (x, y, w, h), grown by ``grow``, clamped to ``image_size`` (w, h).
+
+    The side is the larger of the grown width and height. The square is shifted to lie inside
+    the image; if it is larger than the image's short side it shrinks to that side.
+    """
+    x, y, w, h = (float(v) for v in box)
+    img_w, img_h = int(image_size[0]), int(image_size[1])
+    if img_w < 1 or img_h < 1:
+        raise ValueError(f"image size must be positive, got {image_size}")
+    if not (w > 0 and h > 0) or not np.isfinite([x, y, w, h]).all():
+        raise ValueError(f"box must have a positive width and height, got {box}")
+    side = max(w, h) * (1.0 + grow)
+    side_i = int(min(max(round(side), 1), img_w, img_h))
+    cx, cy = x + w / 2.0, y + h / 2.0
+    x0 = int(round(cx - side_i / 2.0))
+    y0 = int(round(cy - side_i / 2.0))
+    x0 = min(max(x0, 0), img_w - side_i)
+    y0 = min(max(y0, 0), img_h - side_i)
+    return ROI(x0, y0, side_i)
+
+
+def crop(image: np.ndarray, roi: ROI, size: int = 96) -> np.ndarray:
+    """Crop ``roi`` from an HxWxC image and resize it to ``size`` x ``size`` (same dtype)."""
+    patch = image[roi.y : roi.y + roi.side, roi.x : roi.x + roi.side]
+    if patch.shape[0] != roi.side or patch.shape[1] != roi.side:
+        raise ValueError(f"ROI {roi.xywh} is not inside the image of shape {image.shape}")
+    interp = cv2.INTER_AREA if roi.side > size else cv2.INTER_LINEAR
+    return cv2.resize(patch, (size, size), interpolation=interp)
+
+
+def to_model_input(crop_rgb: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 RGB crop -> float32 (3, H, W) in [0, 1), quantised as the IMX500 does (x/256)."""
+    if crop_rgb.dtype != np.uint8 or crop_rgb.ndim != 3 or crop_rgb.shape[2] != 3:
+        raise ValueError(f"expected a uint8 HxWx3 RGB crop, got {crop_rgb.dtype} {crop_rgb.shape}")
+    return np.ascontiguousarray(crop_rgb.transpose(2, 0, 1), dtype=np.float32) / 256.0
+
+
+def paste_mask(mask: np.ndarray, roi: ROI, image_size: tuple[int, int]) -> np.ndarray:
+    """Resize a model-resolution mask (float probabilities or logits) into the ROI of an image.
+
+    Returns a float32 array of shape (h, w) of ``image_size`` (w, h), zero outside the ROI.
+    """
+    img_w, img_h = int(image_size[0]), int(image_size[1])
+    out = np.zeros((img_h, img_w), dtype=np.float32)
+    m = np.asarray(mask, dtype=np.float32).squeeze()
+    if m.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    resized = cv2.resize(m, (roi.side, roi.side), interpolation=cv2.INTER_LINEAR)
+    out[roi.y : roi.y + roi.side, roi.x : roi.x + roi.side] = resized
+    return out
+
+
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Bounding box (x, y, w, h) of the nonzero pixels of a binary mask, or None if empty."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return None
+    x0, x1, y0, y1 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
+    return (x0, y0, x1 - x0 + 1, y1 - y0 + 1)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two binary masks (1.0 when both are empty)."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    union = np.logical_or(a, b).sum()
+    if union == 0:
+        return 1.0
+    return float(np.logical_and(a, b).sum() / union)
