@@ -28,9 +28,7 @@ class ROI:
         return (self.x, self.y, self.side, self.side)
 
 
-def square_roi(
-    box: tuple[float, float, float, float], image_size: tuple[int, int], grow: float = GROW
-) -> ROI:
+def square_roi(box: tuple[float, float, float, float], image_size: tuple[int, int], grow: float = GROW) -> ROI:
     """Square ROI around ``box`` (x, y, w, h), grown by ``grow``, clamped to ``image_size`` (w, h).
 
     The side is the larger of the grown width and height. The square is shifted to lie inside

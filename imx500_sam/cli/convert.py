@@ -14,7 +14,9 @@ from imx500_sam.cli.app import app
 def convert(
     model: Path = typer.Argument(None, help="PicoSAM3 checkpoint (.pt). Default: the bundled model."),
     out: Path = typer.Option(None, "-o", "--out", help="Output directory. Default: ./<model-stem>_imx500/."),
-    calib: Path = typer.Option(None, "--calib", help="Folder of photos for calibration crops. Default: bundled real photos."),
+    calib: Path = typer.Option(
+        None, "--calib", help="Folder of photos for calibration crops. Default: bundled real photos."
+    ),
     calib_count: int = typer.Option(160, "--calib-count", min=8, help="Number of calibration crops."),
     gptq: bool = typer.Option(False, "--gptq", help="Gradient-based PTQ (slower, sometimes more accurate)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),

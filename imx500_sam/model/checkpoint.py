@@ -81,7 +81,9 @@ def infer_config(state: dict[str, torch.Tensor], input_size: int = 96) -> PicoSA
     )
 
 
-def build_model(state: dict[str, torch.Tensor], config: dict | None = None, path: Path | str = "checkpoint") -> PicoSAM3:
+def build_model(
+    state: dict[str, torch.Tensor], config: dict | None = None, path: Path | str = "checkpoint"
+) -> PicoSAM3:
     """Build a PicoSAM3 in eval mode from a state_dict; BadInputError if it does not fit."""
     input_size = int((config or {}).get("input_size", 96))
     try:
@@ -92,7 +94,7 @@ def build_model(state: dict[str, torch.Tensor], config: dict | None = None, path
     except (KeyError, ValueError) as exc:
         raise BadInputError(
             f"{path}: not a PicoSAM3 state_dict (missing {exc}).",
-            hint="Give a checkpoint of imx500_sam.model.PicoSAM3, or use `imx500-sam check py:module:factory` for other models.",
+            hint="Give a checkpoint of imx500_sam.model.PicoSAM3 (other models: `imx500-sam check py:module:factory`).",
         ) from exc
     try:
         model.load_state_dict(state, strict=True)

@@ -94,7 +94,7 @@ class PicoSAM3(nn.Module):
         self.enc_blocks = nn.ModuleList()
         self.downs = nn.ModuleList()
         cin = 3
-        for i, c in enumerate(enc):
+        for c in enc:
             self.enc_blocks.append(DSBlock(cin, c))
             self.downs.append(Down(c, c))
             cin = c
