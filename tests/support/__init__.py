@@ -1,1 +1,1 @@
-"""Shared test helpers (import as ``support.<module>``; tests/ is on sys.path under pytest)."""
+"""Shared test helpers: ``from tests.support.<module> import ...``."""
