@@ -15,6 +15,10 @@ from imx500_sam.errors import ExitCode, ImxSamError
 
 _COMMAND_MODULES = [
     "convert",
+    "rpk_inspect",
+    "rpk_intrinsics",
+    "package",
+    "flash",
 ]
 
 for _name in _COMMAND_MODULES:

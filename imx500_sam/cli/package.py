@@ -1,0 +1,31 @@
+"""``imx500-sam package packerOut.zip -o DIR``: imx500-package (on a Pi) + PicoSAM3 intrinsics -> DIR/network.rpk."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from imx500_sam.cli.app import app
+
+
+@app.command("package")
+def package(
+    packer_out: Path = typer.Argument(..., help="packerOut.zip from `imx500-sam convert` (imxconv-pt)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output directory; network.rpk is written there."),
+    color: str = typer.Option("RGB", "--color", help="Input colour format: RGB, BGR, Y or BayerRGB."),
+) -> None:
+    """Validate packerOut.zip, run Sony's imx500-package (Raspberry Pi only), write PicoSAM3's intrinsics."""
+    from firmware_packaging.packager import package as run_package
+    from firmware_packaging.packager import packager_available, pi_commands, validate_packer_zip
+    from imx500_sam.errors import ToolchainMissingError
+
+    validate_packer_zip(packer_out)
+    if not packager_available():
+        print("imx500-package runs only on Raspberry Pi OS. Copy the zip to the Pi and run there:", file=sys.stderr)
+        for line in pi_commands(packer_out.name, out, color):
+            print(f"  {line}", file=sys.stderr)
+        raise ToolchainMissingError("imx500-package not found (run the commands above on the Pi).")
+    rpk = run_package(packer_out, out, color=color)
+    typer.echo(str(rpk))
