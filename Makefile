@@ -9,11 +9,11 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma  := ,
 DEMO_OUT ?= picosam3_default_imx500
 
-.PHONY: setup java demo test lint clean bench
+.PHONY: setup java demo test lint clean bench test-deps
 
 setup: $(STAMP) java
 
-$(STAMP): pyproject.toml constraints.txt Makefile
+$(STAMP): pyproject.toml constraints.txt Makefile | test-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	@# torch first (a CPU build where one is at hand), then the rest under constraints that hold it.
@@ -29,6 +29,20 @@ java:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; \
 	else \
 		echo "Java 17 or newer is required by imxconv-pt. Run: sudo apt-get install -y openjdk-17-jre-headless" >&2; exit 5; \
+	fi
+
+# System packages the dev extra and the tests need: libcap-dev (pip builds python-prctl for picamera2),
+# libarchive13 (libarchive-c, picamera2's .rpk reader), openssh-server/-client (flash tests on a loopback sshd).
+TEST_SYSDEPS := libcap-dev libarchive13 openssh-server openssh-client
+test-deps:
+	@command -v dpkg >/dev/null || exit 0; \
+	missing=$$(for p in $(TEST_SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		echo "installing system packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else \
+		echo "Missing system packages:" $$missing ". Run: sudo apt-get install -y" $$missing >&2; exit 5; \
 	fi
 
 demo: setup
