@@ -389,7 +389,8 @@ def intrinsics_problem(value: Any) -> str | None:
     import jsonschema
 
     try:
-        jsonschema.validate(value, INTRINSICS_SCHEMA)
+        # Draft 7, as the schema's $schema says (picamera2 lets jsonschema guess from an unlisted URL).
+        jsonschema.Draft7Validator(INTRINSICS_SCHEMA).validate(value)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
         return f"{where}: {exc.message}"
