@@ -41,6 +41,7 @@ NETWORK_INTRINSICS = "network_intrinsics"
 IMX500_REGS = "imx500_regs"
 MAX_RPK_BYTES = 256 * 1024 * 1024  # far above any IMX500 network (8 MiB SRAM); refuses to slurp huge files
 MAX_ENTRY_NAME = 255
+_NORM_KEYS = tuple(f"inputTensorNorm_K{k}" for k in ("00", "02", "03", "11", "13", "20", "22", "23"))
 _NAME_OK = re.compile(r"^[A-Za-z0-9._+-]+$")
 
 
@@ -334,6 +335,16 @@ def parse_network_info(raw: bytes, *, offset: int = 0) -> dict[str, Any]:
             raise RpkFormatError(f"{NETWORK_INFO}: {key}={net0.get(key)!r} is not a positive integer", offset=offset)
     if not net0.get("inputTensorFormat"):
         raise RpkFormatError(f"{NETWORK_INFO}: inputTensorFormat is missing", offset=offset)
+    if net0["inputTensorFormat"] in ("RGB", "BGR"):  # picamera2 reads these normalisation keys for RGB/BGR
+        for key in _NORM_KEYS:
+            try:
+                int(net0.get(key, ""), 0)
+            except ValueError:
+                bad = net0.get(key)
+                raise RpkFormatError(f"{NETWORK_INFO}: {key}={bad!r} is not an integer", offset=offset) from None
+    for key in ("apParamSize", "networkNum"):
+        if key in top and not top[key].isdigit():
+            raise RpkFormatError(f"{NETWORK_INFO}: {key}={top[key]!r} is not a number", offset=offset)
     for key, value in net0.items():
         if key.startswith("outputTensor") and key != "outputTensorNum" and not value.isdigit():
             raise RpkFormatError(f"{NETWORK_INFO}: {key}={value!r} is not a number", offset=offset)
