@@ -19,6 +19,7 @@ _COMMAND_MODULES = [
     "rpk_intrinsics",
     "package",
     "flash",
+    "run",
 ]
 
 for _name in _COMMAND_MODULES:

@@ -1,0 +1,141 @@
+"""Output image <-> IMX500 sensor geometry (numpy + OpenCV).
+
+Three coordinate systems:
+- *sensor*: full-sensor pixels, 4056x3040 (``imx500_sam.facts.SENSOR_FULL_SIZE``). The inference ROI
+  (``IMX500.set_inference_roi_abs``) is given here.
+- *output*: pixels of the image the application sees (picamera2's ``main`` stream). It shows the
+  sensor region ``ScalerCrop`` scaled to ``output_size``, the mapping picamera2's ``get_roi_scaled``
+  applies: ``out = (sensor - crop.xy) * output_size / crop.size``.
+- *input*: the network's input tensor (96x96): the ROI scaled by the sensor.
+
+The square prompt ROI itself comes from ``imx500_sam.prompt.square_roi`` (box grown 10%), computed
+in sensor pixels because that is where the sensor crops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from imx500_sam.facts import SENSOR_FULL_SIZE
+from imx500_sam.prompt import GROW, ROI, square_roi
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class SensorGeometry:
+    """How the output image relates to the sensor: its size and the ``ScalerCrop`` it shows."""
+
+    output_size: tuple[int, int]
+    scaler_crop: tuple[int, int, int, int]
+    full_size: tuple[int, int] = SENSOR_FULL_SIZE
+
+    def __post_init__(self) -> None:
+        ow, oh = self.output_size
+        cx, cy, cw, ch = self.scaler_crop
+        fw, fh = self.full_size
+        if ow < 1 or oh < 1 or cw < 1 or ch < 1:
+            raise ValueError(f"empty geometry: output {self.output_size}, ScalerCrop {self.scaler_crop}")
+        if cx < 0 or cy < 0 or cx + cw > fw or cy + ch > fh:
+            raise ValueError(f"ScalerCrop {self.scaler_crop} is not inside the sensor {self.full_size}")
+
+    @classmethod
+    def for_output(cls, output_size: tuple[int, int], full_size: tuple[int, int] = SENSOR_FULL_SIZE) -> SensorGeometry:
+        """The largest centred sensor region with the output's aspect ratio (as libcamera picks ScalerCrop)."""
+        ow, oh = int(output_size[0]), int(output_size[1])
+        fw, fh = int(full_size[0]), int(full_size[1])
+        if ow < 1 or oh < 1:
+            raise ValueError(f"output size must be positive, got {output_size}")
+        if ow * fh >= oh * fw:  # output wider than the sensor: full width
+            cw, ch = fw, max(1, min(fh, round(fw * oh / ow)))
+        else:
+            cw, ch = max(1, min(fw, round(fh * ow / oh))), fh
+        return cls((ow, oh), ((fw - cw) // 2, (fh - ch) // 2, cw, ch), (fw, fh))
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Sensor pixels per output pixel, (x, y)."""
+        return (self.scaler_crop[2] / self.output_size[0], self.scaler_crop[3] / self.output_size[1])
+
+    def output_to_sensor(self, box: Box) -> Box:
+        """A box (x, y, w, h) in output pixels -> the same region in sensor pixels (floats)."""
+        sx, sy = self.scale
+        x, y, w, h = (float(v) for v in box)
+        return (self.scaler_crop[0] + x * sx, self.scaler_crop[1] + y * sy, w * sx, h * sy)
+
+    def sensor_to_output(self, rect: Box) -> Box:
+        """A rectangle (x, y, w, h) in sensor pixels -> output pixels (floats, not clipped)."""
+        sx, sy = self.scale
+        x, y, w, h = (float(v) for v in rect)
+        return ((x - self.scaler_crop[0]) / sx, (y - self.scaler_crop[1]) / sy, w / sx, h / sy)
+
+    def prompt_roi(self, box: Box, grow: float = GROW) -> ROI:
+        """The sensor ROI for a prompt box in output pixels: square, grown by ``grow``, inside the sensor."""
+        return square_roi(self.output_to_sensor(box), self.full_size, grow)
+
+    def roi_output_rect(self, roi: ROI) -> tuple[int, int, int, int]:
+        """The ROI in output pixels, rounded and clipped to the output image (like ``get_roi_scaled``)."""
+        x, y, w, h = self.sensor_to_output(roi.xywh)
+        ow, oh = self.output_size
+        x0, y0 = max(0, round(x)), max(0, round(y))
+        x1, y1 = min(ow, round(x + w)), min(oh, round(y + h))
+        return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+
+    def paste_mask(self, mask: np.ndarray, roi: ROI) -> np.ndarray:
+        """A network-resolution mask (logits or probabilities) of ``roi`` -> float32 (H, W) in output pixels.
+
+        Bilinear, pixel-centre aligned (as ``cv2.resize``), zero outside the ROI; an ROI partly
+        outside the output image is clipped, not squeezed.
+        """
+        m = np.asarray(mask, dtype=np.float32).squeeze()
+        if m.ndim != 2:
+            raise ValueError(f"mask must be 2-D, got shape {np.shape(mask)}")
+        mh, mw = m.shape
+        ow, oh = self.output_size
+        x, y, w, h = self.sensor_to_output(roi.xywh)
+        ax, ay = w / mw, h / mh
+        # dst = a * src + b with pixel centres at integers: (u + 0.5) * a + x - 0.5
+        affine = np.array([[ax, 0.0, 0.5 * ax + x - 0.5], [0.0, ay, 0.5 * ay + y - 0.5]], dtype=np.float64)
+        x0, y0 = max(0, int(np.ceil(x - 0.5))), max(0, int(np.ceil(y - 0.5)))
+        x1, y1 = min(ow, int(np.ceil(x + w - 0.5))), min(oh, int(np.ceil(y + h - 0.5)))
+        out = np.zeros((oh, ow), dtype=np.float32)
+        if x1 <= x0 or y1 <= y0:
+            return out
+        # Warp only the covered window (cheap for small ROIs in large images).
+        affine[0, 2] -= x0
+        affine[1, 2] -= y0
+        out[y0:y1, x0:x1] = cv2.warpAffine(
+            m, affine, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        return out
+
+
+def crop_source(image: np.ndarray, rect: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """Crop integer ``rect`` (x, y, w, h) from ``image`` and resize it to ``size`` (w, h).
+
+    Parts of ``rect`` outside the image are black (a region the source does not cover). Resampling
+    as ``imx500_sam.prompt.crop``: area averaging when shrinking, bilinear when enlarging.
+    """
+    x, y, w, h = (int(v) for v in rect)
+    if w < 1 or h < 1:
+        raise ValueError(f"empty crop rectangle {rect}")
+    ih, iw = image.shape[:2]
+    xa, ya, xb, yb = max(x, 0), max(y, 0), min(x + w, iw), min(y + h, ih)
+    if xa == x and ya == y and xb == x + w and yb == y + h:
+        patch = image[y : y + h, x : x + w]
+    else:
+        patch = np.zeros((h, w, *image.shape[2:]), dtype=image.dtype)
+        if xb > xa and yb > ya:
+            patch[ya - y : yb - y, xa - x : xb - x] = image[ya:yb, xa:xb]
+    interp = cv2.INTER_AREA if (w > size[0] or h > size[1]) else cv2.INTER_LINEAR
+    return cv2.resize(patch, (int(size[0]), int(size[1])), interpolation=interp)
+
+
+def roi_source_rect(geometry: SensorGeometry, roi: ROI) -> tuple[int, int, int, int]:
+    """The sensor ROI on the output image's pixel grid (rounded to whole pixels, may leave the image)."""
+    x, y, w, h = geometry.sensor_to_output(roi.xywh)
+    x0, y0 = round(x), round(y)
+    return (x0, y0, max(1, round(x + w) - x0), max(1, round(y + h) - y0))

@@ -1,0 +1,113 @@
+"""libcamera's IMX500 per-frame metadata, encoded and decoded (numpy + struct only).
+
+The layout is libcamera's (as read by picamera2 0.3.38, ``picamera2/devices/imx500/imx500.py``):
+
+- ``CnnOutputTensor``: every output tensor flattened in Fortran order and concatenated, float32
+  values (a list of floats, as the libcamera Python bindings hand it over).
+- ``CnnOutputTensorInfo``: a 712-byte little-endian struct ``CnnOutputTensorInfoExported``:
+  ``char network_name[64]; u32 num_tensors; {u32 tensor_data_num; u32 num_dimensions;
+  u16 size[16];}[16]; u8 frameCount`` (+3 bytes of struct padding). Handed over as a list of ints.
+- ``CnnKpiInfo``: ``[dnn_runtime_us, dsp_runtime_us]``.
+- ``ScalerCrop``: ``(x, y, w, h)`` in full-sensor pixels; ``SensorTimestamp``: ns.
+
+The emulator writes this format; the decoders here read it the way picamera2 does (tests check
+that picamera2's own ``IMX500.get_outputs`` / ``get_kpi_info`` get the same arrays back).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+NETWORK_NAME_LEN = 64
+MAX_NUM_TENSORS = 16
+MAX_NUM_DIMENSIONS = 16
+
+_TENSOR_FMT = f"II{MAX_NUM_DIMENSIONS}H"
+_INFO_FMT = f"<{NETWORK_NAME_LEN}sI" + _TENSOR_FMT * MAX_NUM_TENSORS + "B3x"
+TENSOR_INFO_SIZE = struct.calcsize(_INFO_FMT)  # 712, as ctypes lays out libcamera's struct
+
+OUTPUT_TENSOR = "CnnOutputTensor"
+OUTPUT_TENSOR_INFO = "CnnOutputTensorInfo"
+KPI_INFO = "CnnKpiInfo"
+SCALER_CROP = "ScalerCrop"
+SENSOR_TIMESTAMP = "SensorTimestamp"
+
+
+@dataclass(frozen=True)
+class OutputTensorInfo:
+    """Decoded ``CnnOutputTensorInfo``."""
+
+    network_name: str
+    shapes: tuple[tuple[int, ...], ...]
+    frame_count: int
+
+
+def pack_output_tensor_info(network_name: str, shapes: Sequence[Sequence[int]], frame_count: int = 0) -> bytes:
+    """The 712-byte ``CnnOutputTensorInfo`` struct for output tensors of ``shapes``."""
+    if not 1 <= len(shapes) <= MAX_NUM_TENSORS:
+        raise ValueError(f"1 to {MAX_NUM_TENSORS} output tensors supported, got {len(shapes)}")
+    fields: list[Any] = [network_name.encode("utf-8")[: NETWORK_NAME_LEN - 1], len(shapes)]
+    for i in range(MAX_NUM_TENSORS):
+        shape = [int(s) for s in shapes[i]] if i < len(shapes) else []
+        if len(shape) > MAX_NUM_DIMENSIONS or any(not 0 < s < 65536 for s in shape):
+            raise ValueError(f"tensor shape {shape} does not fit libcamera's u16[{MAX_NUM_DIMENSIONS}] sizes")
+        fields += [int(np.prod(shape)) if shape else 0, len(shape), *shape, *([0] * (MAX_NUM_DIMENSIONS - len(shape)))]
+    fields.append(frame_count & 0xFF)
+    return struct.pack(_INFO_FMT, *fields)
+
+
+def unpack_output_tensor_info(info: bytes | bytearray | Sequence[int]) -> OutputTensorInfo:
+    """Parse a ``CnnOutputTensorInfo`` value (bytes or a list of byte values)."""
+    raw = bytes(info)
+    if len(raw) != TENSOR_INFO_SIZE:
+        raise ValueError(f"tensor info length {len(raw)} does not match expected size {TENSOR_INFO_SIZE}")
+    values = struct.unpack(_INFO_FMT, raw)
+    name = values[0].split(b"\x00", 1)[0].decode("utf-8", errors="replace")
+    num = values[1]
+    per = 2 + MAX_NUM_DIMENSIONS
+    shapes = []
+    for i in range(min(num, MAX_NUM_TENSORS)):
+        rec = values[2 + i * per : 2 + (i + 1) * per]
+        shapes.append(tuple(int(s) for s in rec[2 : 2 + rec[1]]))
+    return OutputTensorInfo(network_name=name, shapes=tuple(shapes), frame_count=int(values[-1]))
+
+
+def encode_output_tensor(outputs: Sequence[np.ndarray]) -> list[float]:
+    """``CnnOutputTensor``: the tensors flattened in Fortran order, concatenated, as float32 values."""
+    flat = np.concatenate([np.asarray(o, dtype=np.float32).ravel(order="F") for o in outputs])
+    return flat.tolist()
+
+
+def decode_outputs(metadata: dict[str, Any]) -> list[np.ndarray] | None:
+    """The output tensors of a frame (as ``IMX500.get_outputs``), or None when it carries none."""
+    tensor = metadata.get(OUTPUT_TENSOR)
+    info = metadata.get(OUTPUT_TENSOR_INFO)
+    if tensor is None or len(tensor) == 0 or info is None:
+        return None
+    flat = np.asarray(tensor, dtype=np.float32)
+    outputs, offset = [], 0
+    for shape in unpack_output_tensor_info(info).shapes:
+        size = int(np.prod(shape))
+        if offset + size > flat.size:
+            raise ValueError(f"CnnOutputTensor holds {flat.size} values, the tensor info needs more")
+        outputs.append(flat[offset : offset + size].reshape(shape, order="F"))
+        offset += size
+    return outputs
+
+
+def kpi_value(dnn_us: float, dsp_us: float) -> list[int]:
+    """``CnnKpiInfo``: [dnn_runtime, dsp_runtime] in whole microseconds."""
+    return [int(round(dnn_us)), int(round(dsp_us))]
+
+
+def decode_kpi(metadata: dict[str, Any]) -> tuple[float, float] | None:
+    """(dnn_ms, dsp_ms) from ``CnnKpiInfo`` (as ``IMX500.get_kpi_info``), or None."""
+    kpi = metadata.get(KPI_INFO)
+    if kpi is None:
+        return None
+    return kpi[0] / 1000, kpi[1] / 1000

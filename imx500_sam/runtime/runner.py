@@ -1,0 +1,225 @@
+"""``imx500-sam run``: open a sensor (camera or emulator), prompt it, save overlays / masks, report per frame."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from imx500_sam.errors import BadInputError, ToolchainMissingError
+from imx500_sam.runtime.geometry import Box
+from imx500_sam.runtime.overlay import draw_overlay, status_text
+from imx500_sam.runtime.sensor import Sensor
+from imx500_sam.runtime.session import MaskResult, PromptSession
+
+IMAGE_OUT = (".png", ".jpg", ".jpeg", ".bmp")
+VIDEO_OUT = {".mp4": "mp4v", ".avi": "MJPG"}
+
+
+@dataclass
+class RunOptions:
+    """Everything ``imx500-sam run`` takes (either ``rpk`` or ``emulate``)."""
+
+    rpk: Path | None = None
+    emulate: Path | None = None
+    source: str | None = None
+    boxes: list[Box] = field(default_factory=list)
+    select: bool = False
+    track: bool = False
+    save: Path | None = None
+    save_masks: Path | None = None
+    frames: int | None = None
+    threads: int | None = None
+
+
+@dataclass
+class RunSummary:
+    """What a run did: frame count, mean sensor DNN time and mean frame rate."""
+
+    frames: int
+    mean_dnn_ms: float | None
+    fps: float | None
+    saved: Path | None
+    masks_dir: Path | None
+
+
+def parse_box(text: str) -> Box:
+    """'x,y,w,h' -> (x, y, w, h) floats; BadInputError otherwise."""
+    try:
+        vals = tuple(float(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != 4 or vals[2] <= 0 or vals[3] <= 0:
+        raise BadInputError(f"--box {text!r}: expected x,y,w,h with a positive width and height.")
+    return vals  # type: ignore[return-value]
+
+
+def open_sensor(options: RunOptions) -> Sensor:
+    """The IMX500 (``--rpk``) or the emulated IMX500 (``--emulate``)."""
+    if (options.rpk is None) == (options.emulate is None):
+        raise BadInputError("give exactly one of --rpk network.rpk (camera) or --emulate CONVERT_DIR (emulator).")
+    if options.rpk is not None:
+        if options.source is not None:
+            raise BadInputError("--source is for the emulator; with --rpk the frames come from the AI Camera.")
+        from imx500_sam.runtime.picamera import IMX500Sensor
+
+        return IMX500Sensor(options.rpk)
+    if options.source is None:
+        raise BadInputError("--emulate needs --source PATH (image, folder, video) or a webcam index.")
+    from imx500_sam.runtime.emulator import EmulatedIMX500
+    from imx500_sam.runtime.sources import FrameSource
+
+    source = FrameSource(options.source)
+    if source.is_still and (options.frames or 1) > 1:
+        source.repeat = True
+    return EmulatedIMX500(options.emulate, source, threads=options.threads)
+
+
+def select_box(image: np.ndarray) -> Box:
+    """Let a person draw the box on ``image`` (needs an OpenCV built with GUI support)."""
+    try:
+        x, y, w, h = cv2.selectROI("imx500-sam: draw a box, then ENTER", image, showCrosshair=True)
+        cv2.destroyAllWindows()
+    except cv2.error as exc:
+        raise ToolchainMissingError(
+            "--select needs an OpenCV with GUI support (this one has none).",
+            hint="Install opencv-python (not -headless) or python3-opencv, or pass --box x,y,w,h.",
+        ) from exc
+    if w <= 0 or h <= 0:
+        raise BadInputError("--select: no box drawn.", hint="Drag a box around the object, then press ENTER.")
+    return (float(x), float(y), float(w), float(h))
+
+
+class _Outputs:
+    """Overlay image/video and mask PNGs, written to temporary paths and renamed at the end."""
+
+    def __init__(self, save: Path | None, masks_dir: Path | None, fps: float) -> None:
+        self.save, self.masks_dir, self.fps = save, masks_dir, fps
+        self._writer: cv2.VideoWriter | None = None
+        self._last: np.ndarray | None = None
+        self._tmp_save: Path | None = None
+        self._tmp_masks: Path | None = None
+        if save is not None:
+            suffix = save.suffix.lower()
+            if suffix not in IMAGE_OUT and suffix not in VIDEO_OUT:
+                raise BadInputError(f"--save {save}: use .png/.jpg for one frame or .mp4/.avi for video.")
+            if not save.parent.is_dir():
+                raise BadInputError(f"--save {save}: folder {save.parent} does not exist.")
+            fd, name = tempfile.mkstemp(prefix=f".{save.stem}.", suffix=save.suffix, dir=save.parent)
+            os.close(fd)
+            self._tmp_save = Path(name)
+        if masks_dir is not None:
+            if masks_dir.exists() and (not masks_dir.is_dir() or any(masks_dir.iterdir())):
+                raise BadInputError(f"--save-masks {masks_dir}: exists and is not an empty folder.")
+            parent = masks_dir.resolve().parent
+            if not parent.is_dir():
+                raise BadInputError(f"--save-masks {masks_dir}: folder {parent} does not exist.")
+            self._tmp_masks = Path(tempfile.mkdtemp(prefix=f".{masks_dir.name}.", dir=parent))
+
+    def add(self, result: MaskResult, overlay: np.ndarray | None) -> None:
+        if self._tmp_masks is not None:
+            name = self._tmp_masks / f"mask_{result.frame:06d}.png"
+            if not cv2.imwrite(str(name), result.mask.astype(np.uint8) * 255):
+                raise BadInputError(f"cannot write {name}.")
+        if overlay is None or self._tmp_save is None:
+            return
+        if self.save is not None and self.save.suffix.lower() in VIDEO_OUT:
+            if self._writer is None:
+                fourcc = cv2.VideoWriter_fourcc(*VIDEO_OUT[self.save.suffix.lower()])
+                size = (overlay.shape[1], overlay.shape[0])
+                self._writer = cv2.VideoWriter(str(self._tmp_save), fourcc, self.fps, size)
+                if not self._writer.isOpened():
+                    raise ToolchainMissingError(f"--save {self.save}: OpenCV cannot write this video format here.")
+            self._writer.write(overlay)
+        else:
+            self._last = overlay
+
+    def finish(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+        if self._tmp_save is not None and self.save is not None:
+            if self._last is not None and not cv2.imwrite(str(self._tmp_save), self._last):
+                raise BadInputError(f"--save {self.save}: cannot write the image.")
+            os.replace(self._tmp_save, self.save)
+            self._tmp_save = None
+        if self._tmp_masks is not None and self.masks_dir is not None:
+            if self.masks_dir.is_dir():
+                self.masks_dir.rmdir()  # empty, checked at the start
+            os.replace(self._tmp_masks, self.masks_dir)
+            self._tmp_masks = None
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+        if self._tmp_save is not None:
+            self._tmp_save.unlink(missing_ok=True)
+        if self._tmp_masks is not None:
+            shutil.rmtree(self._tmp_masks, ignore_errors=True)
+
+
+def run(options: RunOptions, on_result: Callable[[MaskResult], None] | None = None) -> RunSummary:
+    """Run prompts on a sensor for ``options.frames`` frames (default: all; one for a still image)."""
+    if options.frames is not None and options.frames < 1:
+        raise BadInputError("--frames must be at least 1.")
+    if not options.boxes and not options.select:
+        raise BadInputError("no prompt given.", hint="Give --box x,y,w,h (repeat for several objects) or --select.")
+    sensor = open_sensor(options)
+    outputs: _Outputs | None = None
+    try:
+        boxes: list[Sequence[float]] = list(options.boxes)
+        if options.select:
+            peek = getattr(sensor, "peek_image", None)
+            image = peek() if callable(peek) else sensor.capture().image  # type: ignore[union-attr]
+            boxes.append(select_box(image))
+        session = PromptSession(sensor, boxes, track=options.track)
+        source = getattr(sensor, "source", None)
+        limit = options.frames
+        if limit is None and source is not None and source.is_still:
+            limit = 1
+        fps_out = float(getattr(source, "fps", None) or 10.0)
+        outputs = _Outputs(options.save, options.save_masks, fps_out)
+        last: dict[int, MaskResult] = {}
+        count, dnn_total, dnn_n = 0, 0.0, 0
+        for result in session:
+            last[result.prompt] = result
+            overlay = None
+            if options.save is not None:
+                n = len(session.prompts)
+                overlay = draw_overlay(
+                    result.image,
+                    [last[i].mask if i in last else None for i in range(n)],
+                    [last[i].roi_output if i in last else None for i in range(n)],
+                    [last[i].lost if i in last else False for i in range(n)],
+                    status_text(result.fps, result.dnn_ms, result.dsp_ms),
+                )
+            outputs.add(result, overlay)
+            if on_result is not None:
+                on_result(result)
+            count += 1
+            if result.dnn_ms is not None:
+                dnn_total += result.dnn_ms
+                dnn_n += 1
+            if limit is not None and count >= limit:
+                break
+        if count == 0:
+            raise BadInputError(f"{options.source}: the source gave no frames.")
+        outputs.finish()
+        return RunSummary(
+            frames=count,
+            mean_dnn_ms=dnn_total / dnn_n if dnn_n else None,
+            fps=session.fps,
+            saved=options.save,
+            masks_dir=options.save_masks,
+        )
+    except BaseException:
+        if outputs is not None:
+            outputs.abort()
+        raise
+    finally:
+        sensor.close()

@@ -1,0 +1,83 @@
+"""The sensor interface shared by the IMX500 (picamera2) and the emulated IMX500.
+
+A sensor runs a segmentation network on an inference ROI (square, full-sensor pixels) and hands
+back, per frame, the output image (BGR, OpenCV's order) and libcamera-style metadata with the
+network's output tensors. Light module: numpy only.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from imx500_sam.errors import BadInputError
+from imx500_sam.prompt import ROI
+from imx500_sam.runtime.geometry import SensorGeometry
+
+SEGMENTATION_TASK = "segmentation"
+
+
+@dataclass
+class SensorFrame:
+    """One frame from a sensor.
+
+    ``roi`` is the sensor ROI the frame's tensor was computed on (None when unknown), ``outputs``
+    the decoded output tensors (None when the frame carries none), ``dnn_ms`` / ``dsp_ms`` the
+    sensor's own timing (``CnnKpiInfo``), ``timestamp_ns`` the ``SensorTimestamp``.
+    """
+
+    index: int
+    image: np.ndarray
+    metadata: dict[str, Any]
+    geometry: SensorGeometry
+    roi: ROI | None
+    outputs: list[np.ndarray] | None
+    dnn_ms: float | None = None
+    dsp_ms: float | None = None
+    timestamp_ns: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # host stage timings (ms, emulator), roi_scaled (Pi)
+
+
+class Sensor(abc.ABC):
+    """An IMX500-like sensor: set the inference ROI, capture frames with the network's outputs."""
+
+    #: network input (width, height), e.g. (96, 96)
+    input_size: tuple[int, int]
+    #: the name the network reports in ``CnnOutputTensorInfo``
+    network_name: str
+
+    @property
+    @abc.abstractmethod
+    def geometry(self) -> SensorGeometry:
+        """The current output-image <-> sensor mapping."""
+
+    @abc.abstractmethod
+    def set_roi(self, roi: ROI) -> None:
+        """Set the inference ROI in full-sensor pixels (``IMX500.set_inference_roi_abs``)."""
+
+    @abc.abstractmethod
+    def capture(self) -> SensorFrame | None:
+        """The next frame, or None when the source has ended."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the camera / source."""
+
+    def __enter__(self) -> Sensor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_segmentation_intrinsics(intrinsics: dict[str, Any] | None, where: str) -> None:
+    """BadInputError unless the network's intrinsics say ``task: segmentation``."""
+    task = (intrinsics or {}).get("task")
+    if task != SEGMENTATION_TASK:
+        found = f"task {task!r}" if task else "no task"
+        raise BadInputError(
+            f"{where}: network intrinsics give {found}, a PicoSAM3 network must be a segmentation network.",
+            hint='Package it with intrinsics {"task": "segmentation"} (imx500-sam package / imx500-sam intrinsics).',
+        )

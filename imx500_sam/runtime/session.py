@@ -1,0 +1,219 @@
+"""A prompt session over any sensor: box prompts -> on-sensor ROIs -> masks in output-image pixels.
+
+Each prompt is a box (x, y, w, h) in output-image pixels. Its ROI is the square around the box,
+grown 10%, in sensor pixels (``SensorGeometry.prompt_roi`` -> ``imx500_sam.prompt.square_roi``). Several
+prompts take turns, one ROI per frame (round robin). With ``track=True`` the next ROI of a prompt
+comes from its current mask's box (largest connected part, smoothed); when the mask vanishes the
+prompt is reported ``lost`` and its ROI stays where the object was last seen until it is found again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from imx500_sam.errors import BadInputError
+from imx500_sam.prompt import GROW, ROI, mask_bbox
+from imx500_sam.runtime.geometry import Box, SensorGeometry
+from imx500_sam.runtime.sensor import Sensor, SensorFrame
+
+
+@dataclass
+class PromptState:
+    """One prompt: its current box (output pixels), ROI (sensor pixels) and tracking status."""
+
+    box: Box
+    roi: ROI
+    track: bool
+    lost: bool = False
+    lost_frames: int = 0
+    mask: np.ndarray | None = None  # the latest mask (bool, output pixels)
+
+
+@dataclass
+class MaskResult:
+    """The mask of one prompt on one frame, in output-image pixels, with its timing."""
+
+    frame: int
+    prompt: int
+    roi: ROI
+    roi_output: tuple[int, int, int, int]
+    mask: np.ndarray
+    bbox: tuple[int, int, int, int] | None
+    mask_area: int
+    lost: bool
+    dnn_ms: float | None
+    dsp_ms: float | None
+    host_ms: float
+    fps: float | None
+    image: np.ndarray
+    sensor_frame: SensorFrame = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The per-frame JSON record (``imx500-sam run --json``)."""
+        return {
+            "frame": self.frame,
+            "prompt": self.prompt,
+            "roi": list(self.roi.xywh),
+            "roi_output": list(self.roi_output),
+            "mask_area": self.mask_area,
+            "bbox": list(self.bbox) if self.bbox else None,
+            "lost": self.lost,
+            "dnn_ms": None if self.dnn_ms is None else round(self.dnn_ms, 3),
+            "dsp_ms": None if self.dsp_ms is None else round(self.dsp_ms, 3),
+            "host_ms": round(self.host_ms, 3),
+            "fps": None if self.fps is None else round(self.fps, 2),
+        }
+
+
+def clip_box(box: Sequence[float], size: tuple[int, int]) -> Box:
+    """Clip a box (x, y, w, h) to an image of ``size`` (w, h); BadInputError if nothing is left."""
+    if len(box) != 4:
+        raise BadInputError(f"box {tuple(box)}: give four numbers x,y,w,h.")
+    x, y, w, h = (float(v) for v in box)
+    if not np.isfinite([x, y, w, h]).all() or w <= 0 or h <= 0:
+        raise BadInputError(f"box {tuple(box)}: width and height must be positive.", hint="Use --box x,y,w,h.")
+    x0, y0 = max(0.0, x), max(0.0, y)
+    x1, y1 = min(float(size[0]), x + w), min(float(size[1]), y + h)
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        raise BadInputError(
+            f"box {tuple(box)} is not inside the {size[0]}x{size[1]} output image.",
+            hint="Boxes are x,y,w,h in output-image pixels.",
+        )
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def main_component_bbox(mask: np.ndarray, window: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+    """Box (output pixels) of the largest connected part of ``mask`` inside ``window`` (x, y, w, h)."""
+    x, y, w, h = window
+    sub = mask[y : y + h, x : x + w].astype(np.uint8)
+    if w < 1 or h < 1 or not sub.any():
+        return None
+    n, _, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
+    if n <= 2:
+        bx, by, bw, bh = mask_bbox(sub)  # type: ignore[misc]
+    else:
+        best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        bx, by, bw, bh = (int(v) for v in stats[best, :4])
+    return (x + bx, y + by, bw, bh)
+
+
+class PromptSession:
+    """Prompts on a sensor; iterate to get one ``MaskResult`` per frame.
+
+    ``threshold`` is on the network's logits (mask = logit > threshold); ``smoothing`` (0..1) is the
+    weight of the previous box when tracking; a mask smaller than ``min_area_fraction`` of its ROI
+    means the object is lost.
+    """
+
+    def __init__(
+        self,
+        sensor: Sensor,
+        boxes: Sequence[Sequence[float]],
+        track: bool = False,
+        threshold: float = 0.0,
+        smoothing: float = 0.3,
+        min_area_fraction: float = 0.002,
+        grow: float = GROW,
+    ) -> None:
+        if not boxes:
+            raise BadInputError("no prompt given.", hint="Give --box x,y,w,h (repeat for several objects) or --select.")
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+        self.sensor = sensor
+        self.track = track
+        self.threshold = float(threshold)
+        self.smoothing = float(smoothing)
+        self.min_area_fraction = float(min_area_fraction)
+        self.grow = grow
+        geometry = self._geometry()
+        self.prompts: list[PromptState] = []
+        for b in boxes:
+            box = clip_box(b, geometry.output_size)
+            self.prompts.append(PromptState(box=box, roi=geometry.prompt_roi(box, grow), track=track))
+        self._turn = 0
+        self._last_time: float | None = None
+        self._fps: float | None = None
+
+    @property
+    def fps(self) -> float | None:
+        """Smoothed results per second so far (None before the second frame)."""
+        return self._fps
+
+    def _geometry(self) -> SensorGeometry:
+        peek = getattr(self.sensor, "peek_geometry", None)
+        return peek() if callable(peek) else self.sensor.geometry
+
+    def __iter__(self) -> Iterator[MaskResult]:
+        while True:
+            result = self.step()
+            if result is None:
+                return
+            yield result
+
+    def step(self) -> MaskResult | None:
+        """Set the next prompt's ROI, capture a frame, return its mask (None when the source ends)."""
+        index = self._turn % len(self.prompts)
+        state = self.prompts[index]
+        self.sensor.set_roi(state.roi)
+        frame = self.sensor.capture()
+        if frame is None:
+            return None
+        t0 = time.perf_counter()
+        roi = frame.roi or state.roi
+        geometry = frame.geometry
+        if not frame.outputs:
+            logits = None
+            mask = np.zeros((geometry.output_size[1], geometry.output_size[0]), dtype=bool)
+        else:
+            logits = geometry.paste_mask(frame.outputs[0], roi)
+            mask = logits > self.threshold
+        roi_out = geometry.roi_output_rect(roi)
+        window_box = main_component_bbox(mask, roi_out)
+        area = int(mask.sum())
+        roi_area = max(1, roi_out[2] * roi_out[3])
+        lost = logits is not None and area < max(4.0, self.min_area_fraction * roi_area)
+        state.mask = mask
+        state.lost = lost
+        if lost:
+            state.lost_frames += 1
+        else:
+            state.lost_frames = 0
+            if state.track and window_box is not None:
+                state.box = self._smooth(state.box, window_box)
+                state.roi = geometry.prompt_roi(state.box, self.grow)
+        now = time.perf_counter()
+        if self._last_time is not None:
+            inst = 1.0 / max(1e-9, now - self._last_time)
+            self._fps = inst if self._fps is None else 0.9 * self._fps + 0.1 * inst
+        self._last_time = now
+        self._turn += 1
+        return MaskResult(
+            frame=frame.index,
+            prompt=index,
+            roi=roi,
+            roi_output=roi_out,
+            mask=mask,
+            bbox=mask_bbox(mask),
+            mask_area=area,
+            lost=lost,
+            dnn_ms=frame.dnn_ms,
+            dsp_ms=frame.dsp_ms,
+            host_ms=(now - t0) * 1e3,
+            fps=self._fps,
+            image=frame.image,
+            sensor_frame=frame,
+        )
+
+    def _smooth(self, old: Box, new: tuple[int, int, int, int]) -> Box:
+        s = self.smoothing
+        ocx, ocy = old[0] + old[2] / 2, old[1] + old[3] / 2
+        ncx, ncy = new[0] + new[2] / 2, new[1] + new[3] / 2
+        cx, cy = s * ocx + (1 - s) * ncx, s * ocy + (1 - s) * ncy
+        w, h = s * old[2] + (1 - s) * new[2], s * old[3] + (1 - s) * new[3]
+        return (cx - w / 2, cy - h / 2, w, h)
