@@ -16,15 +16,27 @@ def rpk_fixture_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def converted_default(tmp_path_factory: pytest.TempPathFactory):
-    """A real ``imx500-sam convert`` of the bundled default model (real MCT + real imxconv-pt).
-
-    Returns a ``converter.artifacts.ConvertOutput``. Shared by every test that needs a convert output.
-    """
-    from converter.pipeline import ConvertOptions, run_convert
+def default_convert_run(tmp_path_factory: pytest.TempPathFactory):
+    """``imx500-sam convert --json`` of the bundled default model, through the real CLI, real MCT and real
+    imxconv-pt. Returns (ConvertOutput, stdout)."""
+    import contextlib
+    import io
 
     from converter.artifacts import ConvertOutput
+    from imx500_sam.cli import main
 
     out = tmp_path_factory.mktemp("convert") / "default_imx500"
-    run_convert(ConvertOptions(model=None, out=out, calib_count=32, quiet=True))
-    return ConvertOutput.load(out)
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        rc = main(["convert", "-o", str(out), "--calib-count", "32", "--json"])
+    assert rc == 0, f"convert failed with exit code {rc}"
+    return ConvertOutput.load(out), stdout.getvalue()
+
+
+@pytest.fixture(scope="session")
+def converted_default(default_convert_run):
+    """A real convert output of the bundled default model (``converter.artifacts.ConvertOutput``).
+
+    Shared by every test that needs one; the conversion runs once per test session.
+    """
+    return default_convert_run[0]

@@ -12,12 +12,16 @@ from imx500_sam.cli.app import app
 
 @app.command()
 def convert(
-    model: Path = typer.Argument(None, help="PicoSAM3 checkpoint (.pt). Default: the bundled model."),
+    model: str = typer.Argument(
+        None,
+        help="PicoSAM3 checkpoint (.pt), or py:package.module:factory (runs your code). Default: the bundled model.",
+    ),
     out: Path = typer.Option(None, "-o", "--out", help="Output directory. Default: ./<model-stem>_imx500/."),
     calib: Path = typer.Option(
         None, "--calib", help="Folder of photos for calibration crops. Default: bundled real photos."
     ),
-    calib_count: int = typer.Option(160, "--calib-count", min=8, help="Number of calibration crops."),
+    calib_count: int = typer.Option(96, "--calib-count", help="Number of calibration crops (>= 8)."),
+    input_size: int = typer.Option(None, "--input-size", help="Input side for py: models (default 96)."),
     gptq: bool = typer.Option(False, "--gptq", help="Gradient-based PTQ (slower, sometimes more accurate)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
@@ -32,6 +36,7 @@ def convert(
             out=out,
             calib_dir=calib,
             calib_count=calib_count,
+            input_size=input_size,
             gptq=gptq,
             overwrite=overwrite,
             quiet=quiet or as_json,

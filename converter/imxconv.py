@@ -1,0 +1,130 @@
+"""Sony's converter ``imxconv-pt`` (imx500-converter[pt]): find it, run it, read what it wrote.
+
+Runs with an argument list (never a shell), with its temporary files under a directory we own and
+remove, and its whole output in a log file. Exit codes seen (shared/notes/toolchain.md): 0 success,
+1 out of memory or back-end error, 2 unsupported operator.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from converter.artifacts import DNN_PARAMS, MEMORY_REPORT_GLOB, PACKER_OUT, ConverterOutput, DnnParams, MemoryReport
+from imx500_sam.errors import OverBudgetError, ToolchainMissingError, ToolFailedError, UnsupportedOperatorError
+
+JAVA_MIN = 17
+_USOP = re.compile(r"unsupported ops?:\s*([^\[\n]+)", re.IGNORECASE)
+
+
+def java_version() -> int | None:
+    """Major version of ``java`` on PATH, or None."""
+    java = shutil.which("java")
+    if java is None:
+        return None
+    try:
+        proc = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', proc.stderr + proc.stdout)
+    if not m:
+        return None
+    major = int(m.group(1))
+    return int(m.group(2) or 0) if major == 1 else major
+
+
+def find_imxconv() -> Path:
+    """Path of ``imxconv-pt`` (PATH, then beside this Python); ToolchainMissingError if absent or Java < 17."""
+    exe = shutil.which("imxconv-pt") or shutil.which("imxconv-pt", path=str(Path(sys.executable).parent))
+    if exe is None:
+        raise ToolchainMissingError(
+            "imxconv-pt not found.",
+            hint="Install the converter: pip install 'imx500-sam[convert]' (or `make setup`).",
+        )
+    version = java_version()
+    if version is None or version < JAVA_MIN:
+        found = "no java on PATH" if version is None else f"java {version}"
+        raise ToolchainMissingError(
+            f"imxconv-pt needs Java {JAVA_MIN} or newer ({found}).",
+            hint="Run: sudo apt-get install -y openjdk-17-jre-headless",
+        )
+    return Path(exe)
+
+
+def _tail(log: Path, n: int = 40) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def run_imxconv(
+    onnx_path: Path, out_dir: Path, log_path: Path, memory_report_only: bool = False, timeout_s: float = 1800
+) -> ConverterOutput | MemoryReport:
+    """Run imxconv-pt on an MCTQ ONNX; ConverterOutput (or MemoryReport with ``memory_report_only``).
+
+    Raises UnsupportedOperatorError (exit 2 of the tool), OverBudgetError (memory report says it does
+    not fit) or ToolFailedError naming ``log_path``.
+    """
+    exe = find_imxconv()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args = [str(exe), "-i", str(onnx_path), "-o", str(out_dir), "--overwrite-output", "--report-size-unit", "B"]
+    if memory_report_only:
+        args.append("--memory-report")
+    with tempfile.TemporaryDirectory(prefix="imxconv-") as tmp:
+        env = dict(os.environ, TMPDIR=tmp, TMP=tmp, TEMP=tmp)
+        try:
+            with open(log_path, "w") as log:
+                proc = subprocess.run(
+                    args, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout_s, check=False, cwd=tmp
+                )
+        except subprocess.TimeoutExpired as exc:
+            raise ToolFailedError(f"imxconv-pt timed out after {timeout_s:.0f} s; log: {log_path}.") from exc
+    text = log_path.read_text(errors="replace")
+    reports = sorted(out_dir.glob(MEMORY_REPORT_GLOB))
+    report = MemoryReport.from_json(reports[0]) if reports else None
+    if report is not None and not report.fit_in_chip:
+        raise OverBudgetError(
+            f"the network needs {report.usage_bytes:,} B of IMX500 memory, {report.available_bytes:,} B available "
+            f"({report.utilization:.0%}: weights {report.weights_bytes:,} B, runtime {report.runtime_bytes:,} B).",
+            hint="Use fewer channels or a smaller input size.",
+        )
+    if proc.returncode == 2 or "[USOP]" in text:
+        m = _USOP.search(text)
+        ops = m.group(1).strip() if m else "see the log"
+        raise UnsupportedOperatorError(
+            f"imxconv-pt: the network contains operators the IMX500 does not support: {ops} (log: {log_path}).",
+            hint="Run `imx500-sam check MODEL` to find them in your code and what to use instead.",
+        )
+    if proc.returncode != 0:
+        last = next((ln for ln in reversed(text.splitlines()) if "ERROR" in ln or "Error" in ln), "")
+        raise ToolFailedError(
+            f"imxconv-pt failed with exit code {proc.returncode}"
+            + (f": {last.strip()[:200]}" if last else "")
+            + f" (log: {log_path}).",
+        )
+    if report is None:
+        raise ToolFailedError(f"imxconv-pt wrote no memory report (log: {log_path}).")
+    if memory_report_only:
+        return report
+    packer = out_dir / PACKER_OUT
+    if not packer.is_file() or not (out_dir / DNN_PARAMS).is_file():
+        raise ToolFailedError(f"imxconv-pt exited 0 but wrote no {PACKER_OUT} (log: {log_path}).")
+    return ConverterOutput(
+        packer_out=packer, memory_report=report, dnn_params=DnnParams.from_xml(out_dir / DNN_PARAMS), log=log_path
+    )
+
+
+def converter_version() -> str | None:
+    """Installed imx500-converter version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("imx500-converter")
+    except PackageNotFoundError:
+        return None

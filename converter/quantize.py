@@ -1,0 +1,77 @@
+"""MCT INT8 post-training quantization for the IMX500, and the two ONNX exports.
+
+MCTQ ONNX (custom ``mct_quantizers`` ops) is what ``imxconv-pt`` takes; the FAKELY_QUANT
+export is a standard QuantizeLinear/DequantizeLinear ONNX of the same network, which
+onnxruntime runs fast on a host (emulator, evaluation).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from converter.artifacts import MCTQ_ONNX, QDQ_ONNX, QuantizedArtifacts
+from imx500_sam.compat import import_mct, legacy_onnx_export
+from imx500_sam.errors import ToolFailedError
+
+RepresentativeData = Callable[[], Iterator[list[np.ndarray]]]
+
+
+def _quiet_mct() -> None:
+    logging.getLogger("Model Compression Toolkit").setLevel(logging.ERROR)
+
+
+def imx500_tpc():
+    """MCT's target-platform capabilities for the IMX500."""
+    return import_mct().get_target_platform_capabilities("pytorch", "imx500", target_platform_version=None)
+
+
+def quantize(model: torch.nn.Module, data: RepresentativeData, gptq: bool = False, gptq_epochs: int = 50):
+    """Quantize ``model`` to INT8 for the IMX500 with MCT PTQ (or GPTQ). Returns MCT's quantized module."""
+    mct = import_mct()
+    _quiet_mct()
+    model = model.eval()
+    try:
+        if gptq:
+            cfg = mct.gptq.get_pytorch_gptq_config(n_epochs=gptq_epochs)
+            q, _ = mct.gptq.pytorch_gradient_post_training_quantization(
+                model, data, gptq_config=cfg, target_platform_capabilities=imx500_tpc()
+            )
+        else:
+            q, _ = mct.ptq.pytorch_post_training_quantization(
+                in_module=model, representative_data_gen=data, target_platform_capabilities=imx500_tpc()
+            )
+    except Exception as exc:  # MCT raises many kinds; name the tool and the first line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ToolFailedError(
+            f"MCT quantization failed: {type(exc).__name__}: {first}.",
+            hint="Run `imx500-sam check MODEL` to find operators the IMX500 toolchain cannot take.",
+        ) from exc
+    return q
+
+
+def export(quantized: torch.nn.Module, out_dir: Path, data: RepresentativeData) -> QuantizedArtifacts:
+    """Export the quantized network twice (MCTQ for imxconv-pt, QDQ for onnxruntime) into ``out_dir``."""
+    mct = import_mct()
+    from model_compression_toolkit.exporter import PytorchExportSerializationFormat, QuantizationFormat
+
+    _quiet_mct()
+    paths = {QuantizationFormat.MCTQ: out_dir / MCTQ_ONNX, QuantizationFormat.FAKELY_QUANT: out_dir / QDQ_ONNX}
+    try:
+        with legacy_onnx_export():
+            for fmt, path in paths.items():
+                mct.exporter.pytorch_export_model(
+                    quantized,
+                    save_model_path=str(path),
+                    repr_dataset=data,
+                    serialization_format=PytorchExportSerializationFormat.ONNX,
+                    quantization_format=fmt,
+                )
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ToolFailedError(f"MCT ONNX export failed: {type(exc).__name__}: {first}.") from exc
+    return QuantizedArtifacts(mctq_onnx=paths[QuantizationFormat.MCTQ], qdq_onnx=paths[QuantizationFormat.FAKELY_QUANT])
