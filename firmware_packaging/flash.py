@@ -5,11 +5,11 @@ the camera's RP2040 caches the last network), with the upload progress bar; ``ve
 reads frames until one carries an output tensor and checks it against the rpk's network_info and that KPI
 timing is present.
 
-Remote: for each host, over OpenSSH (``ssh`` with host-key checking on: ``BatchMode=yes``,
-``StrictHostKeyChecking=yes``; an unknown or changed host key is refused, never accepted blindly):
-1. upload to a temporary name in the remote directory (``cat >`` over the SSH channel);
-2. compare the SHA-256 on the far side (``sha256sum -c``), then rename into place;
-3. run ``imx500-sam flash FILE [--verify]`` there.
+Remote: for each host, one OpenSSH connection (``ssh`` with host-key checking on: ``BatchMode=yes``,
+``StrictHostKeyChecking=yes``; an unknown or changed host key is refused, never accepted blindly) that
+1. uploads to a temporary name in the remote directory (``cat >`` over the SSH channel);
+2. compares the SHA-256 on the far side (``sha256sum -c``), then renames into place;
+3. runs ``imx500-sam flash FILE [--verify]`` there.
 Hosts run in parallel; one host's failure (down, refusing, bad checksum, flash error) never stops the others.
 All processes are started with argument lists; remote commands are built with ``shlex.quote``.
 """
@@ -275,6 +275,10 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
+_EXIT_COPY = 96
+_EXIT_CHECKSUM = 97
+
+
 def flash_remote_one(rpk_path: Path, sha256: str, host: HostSpec, opts: SshOptions, verify: bool = False) -> HostResult:
     """Copy, checksum on the far side, flash there; every failure becomes a HostResult, never an exception."""
     start = time.perf_counter()
@@ -306,32 +310,28 @@ def flash_remote_one(rpk_path: Path, sha256: str, host: HostSpec, opts: SshOptio
             return result(status, f"{hint} ({_last_line(proc.stderr)})", proc.stderr)
         return proc
 
-    # 1. upload
-    upload = f"umask 022 && mkdir -p {rdir} && cat > {rdir}/{shlex.quote(tmp_name)}"
-    with open(rpk_path, "rb") as fh:
-        proc = run(upload, stdin=fh)
-    if isinstance(proc, HostResult):
-        return proc
-    if proc.returncode != 0:
-        return result("copy-failed", f"upload failed (exit {proc.returncode}): {_last_line(proc.stderr)}", proc.stderr)
-    # 2. checksum on the far side, then rename into place
-    check = (
-        f"cd {rdir} && printf '%s  %s\\n' {sha256} {shlex.quote(tmp_name)} | sha256sum -c --status"
-        f" && mv -f {shlex.quote(tmp_name)} {shlex.quote(name)}"
-        f" || {{ rm -f {shlex.quote(tmp_name)}; exit 3; }}"
-    )
-    proc = run(check)
-    if isinstance(proc, HostResult):
-        return proc
-    if proc.returncode != 0:
-        return result("checksum", f"SHA-256 differs on the far side (expected {sha256[:12]}...)", proc.stderr)
-    # 3. flash there
+    # One connection per host: upload, compare the SHA-256 on the far side, rename into place, flash.
+    # Exit codes 96/97 mark the copy and checksum stages; the flash's own exit code passes through.
+    tmp_q, name_q = shlex.quote(tmp_name), shlex.quote(name)
     words = [_remote_word(w) for w in shlex.split(opts.remote_command)]
-    flash = " ".join([*words, "flash", f"{rdir}/{shlex.quote(name)}", *(["--verify"] if verify else [])])
-    proc = run(flash)
+    flash_cmd = " ".join([*words, "flash", f"{rdir}/{name_q}", *(["--verify"] if verify else [])])
+    script = (
+        f"umask 022; mkdir -p {rdir} && cat > {rdir}/{tmp_q} || exit {_EXIT_COPY}; "
+        f"cd {rdir} || exit {_EXIT_COPY}; "
+        f"printf '%s  %s\\n' {sha256} {tmp_q} | sha256sum -c --status"
+        f" || {{ rm -f {tmp_q}; exit {_EXIT_CHECKSUM}; }}; "
+        f"mv -f {tmp_q} {name_q} || exit {_EXIT_COPY}; "
+        f"cd; {flash_cmd}"
+    )
+    with open(rpk_path, "rb") as fh:
+        proc = run(script, stdin=fh)
     if isinstance(proc, HostResult):
         return proc
     output = proc.stdout + proc.stderr
+    if proc.returncode == _EXIT_COPY:
+        return result("copy-failed", f"could not write {remote_path}: {_last_line(proc.stderr)}", output)
+    if proc.returncode == _EXIT_CHECKSUM:
+        return result("checksum", f"SHA-256 differs on the far side (expected {sha256[:12]}...)", output)
     if proc.returncode == 127:
         return result("flash-failed", f"{opts.remote_command} not found on the Pi (install imx500-sam there)", output)
     if proc.returncode != 0:
