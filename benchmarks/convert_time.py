@@ -1,0 +1,111 @@
+"""Wall time of each `imx500-sam convert` stage, and of the bare MCT and imxconv-pt calls, in one run.
+
+The bare run does only what a hand-written script must do: PTQ, MCTQ export, imxconv-pt, on the
+same model and the same calibration crops. The toolkit's overhead is its total minus the bare total.
+
+    .venv/bin/python -m benchmarks.convert_time [--calib-count 96] [--repeats 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks._common import write_result
+
+
+def bare_run(work: Path, calib_count: int) -> dict[str, float]:
+    """PTQ + MCTQ export + imxconv-pt, called directly (the same calls the toolkit makes)."""
+    t0 = time.perf_counter()
+    from converter.calibration import load_photos, prompt_crops, representative_dataset, to_batch
+    from imx500_sam.compat import import_mct, legacy_onnx_export
+    from imx500_sam.model import DEFAULT_CHECKPOINT, load_checkpoint
+
+    mct = import_mct()
+    from model_compression_toolkit.exporter import PytorchExportSerializationFormat, QuantizationFormat
+
+    model = load_checkpoint(DEFAULT_CHECKPOINT)
+    data = representative_dataset(to_batch(prompt_crops(load_photos(None), calib_count, 96, seed=0)))
+    t_setup = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    tpc = mct.get_target_platform_capabilities("pytorch", "imx500", target_platform_version=None)
+    q, _ = mct.ptq.pytorch_post_training_quantization(
+        in_module=model, representative_data_gen=data, target_platform_capabilities=tpc
+    )
+    t_ptq = time.perf_counter() - t
+
+    t = time.perf_counter()
+    onnx_path = work / "bare_mctq.onnx"
+    with legacy_onnx_export():
+        mct.exporter.pytorch_export_model(
+            q,
+            save_model_path=str(onnx_path),
+            repr_dataset=data,
+            serialization_format=PytorchExportSerializationFormat.ONNX,
+            quantization_format=QuantizationFormat.MCTQ,
+        )
+    t_export = time.perf_counter() - t
+
+    t = time.perf_counter()
+    exe = shutil.which("imxconv-pt")
+    subprocess.run(
+        [exe, "-i", str(onnx_path), "-o", str(work / "bare_out"), "--overwrite-output"],
+        check=True,
+        capture_output=True,
+    )
+    t_conv = time.perf_counter() - t
+    return {
+        "setup_untimed": t_setup,
+        "ptq": t_ptq,
+        "export_mctq": t_export,
+        "imxconv_pt": t_conv,
+        "total": t_ptq + t_export + t_conv,
+    }
+
+
+def toolkit_run(work: Path, calib_count: int) -> dict[str, float]:
+    """The whole toolkit pipeline (run_convert); its own stage timings plus the outer wall time."""
+    from converter.pipeline import ConvertOptions, run_convert
+
+    t = time.perf_counter()
+    result = run_convert(ConvertOptions(out=work / "toolkit_out", calib_count=calib_count, quiet=True))
+    wall = time.perf_counter() - t
+    return {**{k: float(v) for k, v in result.report["timings_s"].items()}, "wall": wall}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calib-count", type=int, default=96)
+    ap.add_argument("--repeats", type=int, default=1)
+    args = ap.parse_args()
+    runs = []
+    for i in range(args.repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            bare = bare_run(work, args.calib_count)
+            tool = toolkit_run(work, args.calib_count)
+        overhead = tool["wall"] - bare["total"]
+        runs.append({"bare": bare, "toolkit": tool, "overhead_s": overhead, "overhead_ratio": overhead / bare["total"]})
+        print(f"run {i}: bare {bare['total']:.1f} s, toolkit {tool['wall']:.1f} s, overhead {overhead:+.1f} s")
+    ratios = [r["overhead_ratio"] for r in runs]
+    path = write_result(
+        "convert_time",
+        {
+            "model": "bundled default PicoSAM3 (1.37M params, 96x96)",
+            "calib_count": args.calib_count,
+            "goal": "toolkit wall time at most 10% over the bare MCT + imxconv-pt calls",
+            "runs": runs,
+            "overhead_ratio_median": statistics.median(ratios),
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
