@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from firmware_packaging.rpk import read_rpk, set_intrinsics_file, validate_intrinsics
+from firmware_packaging.rpk import RpkFormatError, read_rpk, set_intrinsics_file, validate_intrinsics
 from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError
 from imx500_sam.facts import fact
 
@@ -187,7 +187,10 @@ def package(
                 f"{PACKAGER} failed (exit {proc.returncode}); its log is in {kept}.",
                 hint="Check that imx500-tools is up to date (sudo apt full-upgrade).",
             )
-        read_rpk(rpk)  # what the packager wrote must be a valid rpk
+        try:
+            read_rpk(rpk)  # what the packager wrote must be a valid rpk
+        except RpkFormatError as exc:
+            raise ToolFailedError(f"{PACKAGER} wrote a bad network.rpk: {exc.reason} (byte {exc.offset}).") from None
         set_intrinsics_file(rpk, intr)
         final = out / RPK_NAME
         os.replace(rpk, final)
