@@ -194,3 +194,19 @@ def test_real_packer_out_zip_validates(converted_default) -> None:
     """The packerOut.zip from a real imxconv-pt run passes the checks (manifest target, md5s, sizes)."""
     manifest = P.validate_packer_zip(converted_default.packer_out)
     assert manifest["Target"] == "IMX500"
+
+
+def test_firmware_packaging_imports_no_torch_or_mct() -> None:
+    """A Pi has neither torch nor MCT: firmware_packaging and its CLI commands must not import them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import firmware_packaging.rpk, firmware_packaging.packager, firmware_packaging.flash\n"
+        "import imx500_sam.cli.rpk_inspect, imx500_sam.cli.rpk_intrinsics\n"
+        "import imx500_sam.cli.package, imx500_sam.cli.flash\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'model_compression_toolkit', 'onnx'))\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
