@@ -195,8 +195,10 @@ def parse_rpk(data: bytes) -> Rpk:
     if intr is not None:
         try:
             value = json.loads(intr.data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise RpkFormatError(f"{NETWORK_INTRINSICS} is not JSON ({exc})", offset=intr.offset) from None
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise RpkFormatError(
+                f"{NETWORK_INTRINSICS} is not JSON ({type(exc).__name__})", offset=intr.offset
+            ) from None
         problem = intrinsics_problem(value)
         if problem:
             raise RpkFormatError(f"{NETWORK_INTRINSICS} fails picamera2's schema: {problem}", offset=intr.offset)
@@ -407,6 +409,10 @@ def intrinsics_problem(value: Any) -> str | None:
         return f"{where}: {exc.message}"
     except (RecursionError, TypeError, ValueError) as exc:  # absurdly nested or non-JSON values
         return f"invalid value ({type(exc).__name__})"
+    try:
+        json.dumps(value, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        return "not plain JSON (NaN, infinity or a non-JSON type)"
     return None
 
 
@@ -510,6 +516,8 @@ def set_intrinsics_file(
     rpk = read_rpk(src)
     data = with_intrinsics(rpk, intrinsics)
     dest = Path(out) if out is not None else Path(src)
+    if dest.is_dir():
+        raise BadInputError(f"{dest} is a directory.", hint="Give the output file name, e.g. -o network.rpk.")
     if not dest.parent.is_dir():
         raise BadInputError(f"output directory {dest.parent} does not exist.", hint="Create it or choose another -o.")
     return write_atomic(dest, data)

@@ -246,3 +246,11 @@ def test_read_refuses_huge_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(R, "MAX_RPK_BYTES", 1000)
     with pytest.raises(R.RpkFormatError):
         R.read_rpk(rpk_path(DEEPLAB))
+
+
+def test_cli_intrinsics_refuses_non_finite_and_directory_output(tmp_path: Path) -> None:
+    src = str(rpk_path(DEEPLAB))
+    assert main(["intrinsics", src, "--set", "inference_rate=nan", "-o", str(tmp_path / "a.rpk")]) == 2
+    assert main(["intrinsics", src, "--from", '{"inference_rate": Infinity}', "-o", str(tmp_path / "a.rpk")]) == 2
+    assert main(["intrinsics", src, "--set", "inference_rate=5", "-o", str(tmp_path)]) == 2
+    assert list(tmp_path.iterdir()) == []

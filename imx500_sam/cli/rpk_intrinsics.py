@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ def _value(key: str, raw: str, kind: type) -> Any:
             number = float(raw)
         except ValueError:
             raise BadInputError(f"--set {key}={raw}: expected a number.") from None
+        if not math.isfinite(number):
+            raise BadInputError(f"--set {key}={raw}: expected a finite number.")
         return int(number) if number.is_integer() and "." not in raw else number
     if kind is list:
         return [s.strip() for s in raw.split(",") if s.strip()]
