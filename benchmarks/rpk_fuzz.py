@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 from firmware_packaging import rpk as R  # noqa: E402
 from tests.conftest import rpk_fixture_dir  # noqa: E402
 from tests.support.picamera2_host import picamera2_read_rpk  # noqa: E402
-from tests.support.rpk_fuzz import exercise, mutated  # noqa: E402
+from tests.support.rpk_fuzz import apply_plan, exercise, mutation_plans  # noqa: E402
 
 
 def main() -> int:
@@ -53,8 +53,9 @@ def main() -> int:
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(mutated(bases))
-    def run(data: bytes) -> None:
+    @given(mutation_plans(bases))
+    def run(plan: tuple) -> None:
+        data = apply_plan(bases, plan)
         try:
             outcome = exercise(data)
         except Exception as exc:  # the bug class we look for: record it, keep going

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 
 from firmware_packaging import rpk as R
 from tests.rpk_fixtures import DEEPLAB, HIGHERHRNET, rpk_path
-from tests.support.rpk_fuzz import exercise, mutated
+from tests.support.rpk_fuzz import apply_plan, exercise, mutation_plans
 
 EXAMPLES = int(os.environ.get("IMX500_SAM_FUZZ_EXAMPLES", "3000"))
 
@@ -25,9 +25,9 @@ def test_mutated_rpks_only_raise_the_format_error() -> None:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         database=None,
     )
-    @given(mutated(bases))
-    def run(data: bytes) -> None:
-        outcomes[exercise(data)] += 1  # anything but RpkFormatError propagates and fails the test
+    @given(mutation_plans(bases))
+    def run(plan: tuple) -> None:
+        outcomes[exercise(apply_plan(bases, plan))] += 1  # anything but RpkFormatError fails the test
 
     run()
     # the mutants were neither all rejected nor all accepted: both paths were exercised

@@ -2,16 +2,23 @@
 
 Mutations are biased toward the bytes a parser reads: block headers and footers, the CPIO headers and the
 network_info / network_intrinsics payloads, plus plain random flips, truncations, insertions and deletions.
+The strategy draws a small *plan* (base file + operations); ``apply_plan`` builds the mutant bytes. Hypothesis
+keeps every drawn value around, so drawing multi-megabyte mutants directly would cost gigabytes of memory.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from hypothesis import strategies as st
 
 from firmware_packaging import rpk as R
 
+Plan = tuple[str, tuple[tuple[Any, ...], ...]]
+OPS = ("flip", "u32", "hex", "text", "truncate", "insert", "delete", "lockbit")
 
-def hot_offsets(rpk: R.Rpk) -> list[tuple[int, int]]:
+
+def hot_spans(rpk: R.Rpk) -> list[tuple[int, int]]:
     """(start, end) byte ranges a parser looks at."""
     spans = []
     for b in rpk.blocks:
@@ -24,14 +31,11 @@ def hot_offsets(rpk: R.Rpk) -> list[tuple[int, int]]:
 
 
 @st.composite
-def position(draw: st.DrawFn, rpk: R.Rpk, n: int) -> int:
-    """A byte offset, usually inside a hot span of ``rpk`` (clamped to the current length ``n``)."""
-    if n == 0:
-        return 0
+def _position(draw: st.DrawFn, rpk: R.Rpk) -> int:
     if draw(st.integers(0, 9)) == 0:
-        return draw(st.integers(0, n - 1))
-    a, b = draw(st.sampled_from(hot_offsets(rpk)))
-    return min(draw(st.integers(a, b - 1)), n - 1)
+        return draw(st.integers(0, len(rpk.data) - 1))
+    a, b = draw(st.sampled_from(hot_spans(rpk)))
+    return draw(st.integers(a, b - 1))
 
 
 _U32 = st.sampled_from([0, 1, 3, 44, 0x7FFFFFFF, 0xFFFFFFFF, 0xFFFFFFC0, 1048512]) | st.integers(0, 2**32 - 1)
@@ -44,32 +48,56 @@ _TEXT = st.sampled_from(
 
 
 @st.composite
-def mutated(draw: st.DrawFn, bases: dict[str, R.Rpk]) -> bytes:
-    """One mutant: a real rpk with 1-4 structure-aware mutations."""
-    rpk = bases[draw(st.sampled_from(sorted(bases)))]
-    data = bytearray(rpk.data)
+def mutation_plans(draw: st.DrawFn, bases: dict[str, R.Rpk]) -> Plan:
+    """A base file name and 1-4 mutations (op, position, argument)."""
+    name = draw(st.sampled_from(sorted(bases)))
+    rpk = bases[name]
+    ops = []
     for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "u32", "hex", "text", "truncate", "insert", "delete", "lockbit"]))
-        pos = draw(position(rpk, len(data)))
-        if op == "flip" and data:
-            data[pos] ^= 1 << draw(st.integers(0, 7))
+        op = draw(st.sampled_from(OPS))
+        pos = draw(_position(rpk))
+        arg: Any = None
+        if op == "flip":
+            arg = draw(st.integers(0, 7))
         elif op == "u32":
-            data[pos : pos + 4] = draw(_U32).to_bytes(4, "big")
+            arg = draw(_U32)
         elif op == "hex":
-            data[pos : pos + 8] = draw(_HEX8)
+            arg = draw(_HEX8)
         elif op == "text":
-            chunk = draw(_TEXT)
-            data[pos : pos + len(chunk)] = chunk
+            arg = draw(_TEXT)
+        elif op == "insert":
+            arg = draw(st.binary(min_size=1, max_size=64))
+        elif op == "delete":
+            arg = draw(st.integers(1, 64))
+        elif op == "lockbit":
+            arg = draw(st.integers(0, len(rpk.blocks) - 1))
+        ops.append((op, pos, arg))
+    return name, tuple(ops)
+
+
+def apply_plan(bases: dict[str, R.Rpk], plan: Plan) -> bytes:
+    """The mutant bytes for ``plan`` (positions are clamped to the current length)."""
+    name, ops = plan
+    rpk = bases[name]
+    data = bytearray(rpk.data)
+    for op, pos, arg in ops:
+        pos = min(pos, max(len(data) - 1, 0))
+        if op == "flip" and data:
+            data[pos] ^= 1 << arg
+        elif op == "u32":
+            data[pos : pos + 4] = arg.to_bytes(4, "big")
+        elif op in ("hex", "text"):
+            data[pos : pos + len(arg)] = arg
         elif op == "truncate":
             del data[pos:]
         elif op == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=64))
+            data[pos:pos] = arg
         elif op == "delete":
-            del data[pos : pos + draw(st.integers(1, 64))]
-        elif op == "lockbit" and rpk.blocks:
-            b = draw(st.sampled_from(rpk.blocks))
-            if b.offset + 14 < len(data):
-                data[b.offset + 14] ^= 0x01
+            del data[pos : pos + arg]
+        elif op == "lockbit":
+            flag = rpk.blocks[arg].offset + 8 + R.DEVICE_LOCK_FLAG_INDEX
+            if flag < len(data):
+                data[flag] ^= 0x01
     return bytes(data)
 
 
