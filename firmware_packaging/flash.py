@@ -1,9 +1,9 @@
 """Load a network .rpk onto the IMX500: on this Pi (picamera2) or on many Pis over SSH in parallel.
 
-Local (on a Pi): the file is validated, handed to picamera2's ``IMX500`` (which uploads it to the sensor;
-the camera's RP2040 caches the last network), with the upload progress bar; ``verify`` then starts the camera,
-reads frames until one carries an output tensor and checks it against the rpk's network_info and that KPI
-timing is present.
+Local (on a Pi): the file is validated and handed to picamera2's ``IMX500``; the camera is started (the
+driver uploads the network then, with picamera2's progress bar; the camera's RP2040 caches the last network)
+and frames are read until one carries an output tensor. ``verify`` checks that frame against the rpk's
+network_info and that KPI timing is present.
 
 Remote: for each host, one OpenSSH connection (``ssh`` with host-key checking on: ``BatchMode=yes``,
 ``StrictHostKeyChecking=yes``; an unknown or changed host key is refused, never accepted blindly) that
@@ -83,9 +83,15 @@ def flash_local(
     verify: bool = False,
     expect_sha256: str | None = None,
     progress: bool = True,
-    timeout_s: float = 120.0,
+    timeout_s: float = 300.0,
 ) -> dict[str, Any]:
-    """Validate ``rpk_path`` and load it onto this Pi's IMX500; with ``verify`` check one inference frame."""
+    """Validate ``rpk_path`` and load it onto this Pi's IMX500.
+
+    The IMX500 driver uploads the network when the camera starts streaming, so this follows picamera2's own
+    examples: ``IMX500(file)``, ``Picamera2(imx500.camera_num)``, the progress bar, ``start()``, then frames
+    are read until one carries an output tensor (the network is on the sensor and running). With ``verify``
+    that frame is checked against the rpk's network_info and must carry KPI timing.
+    """
     rpk = read_rpk(rpk_path)
     digest = rpk.sha256()
     if expect_sha256 and digest != expect_sha256.lower():
@@ -99,29 +105,32 @@ def flash_local(
             f"picamera2 could not load {rpk_path} onto the IMX500: {exc}.",
             hint="Check the AI Camera is connected and `sudo apt install imx500-all` is done (then reboot).",
         ) from None
-    if progress:
-        imx.show_network_fw_progress_bar()
+    frame = _first_inference(imx, picamera2_cls, rpk, timeout_s, progress)
     result: dict[str, Any] = {
         "file": str(rpk_path),
         "sha256": digest,
         "input_tensor": rpk.input_tensor,
-        "loaded": True,
+        "loaded": "output_shapes" in frame,
         "load_s": round(time.perf_counter() - start, 3),
+        "frame": frame,
     }
+    if not result["loaded"]:
+        raise ToolFailedError(f"{rpk_path}: {frame['problems'][0]}.", hint="Check the camera with rpicam-hello.")
     if verify:
-        result["verify"] = _verify(imx, picamera2_cls, rpk, timeout_s)
-        if result["verify"]["problems"]:
-            raise ToolFailedError(
-                f"{rpk_path} loaded but verification failed: {'; '.join(result['verify']['problems'])}."
-            )
+        result["verify"] = frame
+        if frame["problems"]:
+            raise ToolFailedError(f"{rpk_path} loaded but verification failed: {'; '.join(frame['problems'])}.")
     return result
 
 
-def _verify(imx: Any, picamera2_cls: Any, rpk: Rpk, timeout_s: float) -> dict[str, Any]:
-    """Start the camera, wait for a frame with an output tensor (the upload may still be running), check it."""
+def _first_inference(imx: Any, picamera2_cls: Any, rpk: Rpk, timeout_s: float, progress: bool) -> dict[str, Any]:
+    """Start the camera, wait for a frame with an output tensor (the upload runs meanwhile), describe it."""
     picam2 = picamera2_cls(imx.camera_num)
     try:
-        picam2.start(picam2.create_preview_configuration(buffer_count=12), show_preview=False)
+        config = picam2.create_preview_configuration(buffer_count=12)
+        if progress:
+            imx.show_network_fw_progress_bar()
+        picam2.start(config, show_preview=False)
         deadline = time.monotonic() + timeout_s
         frames = 0
         while time.monotonic() < deadline:

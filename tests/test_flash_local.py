@@ -52,6 +52,10 @@ def fake_picamera(mod: Any, shapes: list[tuple[int, ...]], kpi: bool = True, emp
             self._IMX500__camera_num = 0
             events.append(f"load {Path(network_file).name}")
 
+        def show_network_fw_progress_bar(self) -> None:
+            events.append("progress")
+            super().show_network_fw_progress_bar()  # picamera2's: no debugfs here, so no bar
+
     class Picamera2:
         def __init__(self, num: int) -> None:
             self.frames = 0
@@ -102,7 +106,15 @@ def test_verify_passes_for_matching_network(mod: Any, monkeypatch: pytest.Monkey
     v = res["verify"]
     assert v["problems"] == [] and v["output_shapes"] == [[320, 320]] and v["frames_read"] == 3
     assert v["kpi_ms"] == {"dnn": 11.82, "dsp": 0.95}
-    assert events == [f"load {DEEPLAB}", "camera 0", "start", "stop", "close"]
+    # picamera2's order: IMX500 before Picamera2, progress bar, start (the driver uploads the network then)
+    assert events == [f"load {DEEPLAB}", "camera 0", "progress", "start", "stop", "close"]
+
+
+def test_flash_without_verify_waits_for_the_network_but_does_not_judge(mod: Any, monkeypatch) -> None:
+    events = _use(monkeypatch, fake_picamera(mod, [(96, 96)], kpi=False))
+    res = fl.flash_local(rpk_path(DEEPLAB), progress=False)
+    assert res["loaded"] and res["frame"]["frames_read"] == 3 and "verify" not in res
+    assert "progress" not in events and events[-2:] == ["stop", "close"]
 
 
 def test_verify_catches_wrong_shape_and_missing_kpi(mod: Any, monkeypatch: pytest.MonkeyPatch) -> None:
