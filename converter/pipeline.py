@@ -50,6 +50,7 @@ class ConvertOptions:
     quiet: bool = False
     seed: int = 0
     color_format: str = "RGB"
+    skip_check: bool = False  # skip the operator/SRAM gate and let MCT / imxconv-pt decide
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
     if opts.calib_count < 8:
         raise BadInputError(f"--calib-count {opts.calib_count}: need at least 8 calibration crops.")
 
-    progress = StageProgress(total=7, quiet=opts.quiet)
+    progress = StageProgress(total=7 if opts.skip_check else 8, quiet=opts.quiet)
     t_start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -177,6 +178,14 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
         source = load_model(opts.model, opts.input_size)
         model = source.module
         height, width = source.input_size
+
+    gate = None
+    if not opts.skip_check:
+        with progress.stage("Checking operators and SRAM (imx500-sam check)", "check"):
+            from converter.gate import check_module
+
+            gate = check_module(model, (height, width), name=source.name)
+            gate.raise_for_verdict()
 
     with progress.stage("Making calibration crops", "calibration"):
         from converter.calibration import load_photos, prompt_crops, representative_dataset, to_batch
@@ -263,6 +272,7 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
             "max_abs_logit_diff": agreement.max_abs_logit_diff,
             "note": "IoU of float vs INT8 (QDQ ONNX, onnxruntime) masks on held-out prompt crops",
         },
+        "check": gate.to_dict() if gate is not None else None,
         "timings_s": dict(progress.timings),
         "artifacts": {
             "packer_out": final(work / PACKER_OUT),

@@ -70,30 +70,66 @@ def test_int8_network_tracks_float(converted_default: ConvertOutput) -> None:
     assert np.abs(got - ref).max() <= 0.1 * scale + 1e-3
 
 
-@pytest.mark.slow
-def test_unsupported_operator_exits_3_and_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _only_failure_logs(out: Path) -> bool:
+    return not out.exists() or all(p.name.startswith("FAILED-") for p in out.iterdir())
+
+
+def test_unsupported_operator_stops_at_the_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """convert runs the operator check first: exit 3 before MCT, naming the module and the source line."""
     out = tmp_path / "cumsum_out"
-    rc = run_cli("convert", "py:tests.support.convert_models:cumsum_net", "-o", str(out), "--calib-count", "8", "-q")
+    rc = run_cli("convert", "py:tests.support.convert_models:cumsum_net", "-o", str(out), "-q")
     err = capsys.readouterr().err
     assert rc == ExitCode.UNSUPPORTED_OPERATOR, err
-    assert "cumsum" in err.lower()
+    assert "cumsum" in err.lower() and "convert_models.py" in err
     assert len(err.strip().splitlines()) == 1
-    assert not (out / "packerOut.zip").exists()
-    assert [p.name for p in out.iterdir()] and all(p.name.startswith("FAILED-") for p in out.iterdir())
+    assert not out.exists()
 
 
 @pytest.mark.slow
-def test_over_sram_budget_exits_4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """PicoSAM3 at 192x192 needs more than the IMX500's 8 MiB (activations dominate)."""
+def test_unsupported_operator_real_converter_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With the gate skipped, MCT quantizes and the real imxconv-pt rejects CumSum: still exit 3, log kept."""
+    out = tmp_path / "cumsum_out"
+    rc = run_cli(
+        "convert",
+        "py:tests.support.convert_models:cumsum_net",
+        "-o",
+        str(out),
+        "--calib-count",
+        "8",
+        "-q",
+        "--no-check",
+    )
+    err = capsys.readouterr().err
+    assert rc == ExitCode.UNSUPPORTED_OPERATOR, err
+    assert "CumSum" in err and "FAILED-imxconv-pt.log" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (out / "FAILED-imxconv-pt.log").is_file() and _only_failure_logs(out)
+
+
+def test_over_budget_stops_at_the_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """PicoSAM3 at 192x192 needs more than the IMX500's 8 MiB (activations dominate): exit 4 before MCT."""
     ckpt = tmp_path / "picosam3_192.pt"
     torch.manual_seed(0)
     save_checkpoint(PicoSAM3(PicoSAM3Config(input_size=192)), ckpt)
     out = tmp_path / "big_out"
-    rc = run_cli("convert", str(ckpt), "-o", str(out), "--calib-count", "8", "-q")
+    rc = run_cli("convert", str(ckpt), "-o", str(out), "-q")
     err = capsys.readouterr().err
     assert rc == ExitCode.OVER_BUDGET, err
     assert "8,388,480" in err
-    assert not (out / "packerOut.zip").exists()
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_over_budget_real_converter_exits_4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """~9.4M INT8 weights: the real imxconv-pt reports it does not fit; convert exits 4 with the figures."""
+    out = tmp_path / "wide_out"
+    rc = run_cli(
+        "convert", "py:tests.support.convert_models:wide_net", "-o", str(out), "--calib-count", "8", "-q", "--no-check"
+    )
+    err = capsys.readouterr().err
+    assert rc == ExitCode.OVER_BUDGET, err
+    assert "8,388,480 B available" in err
+    assert not (out / "packerOut.zip").exists() and _only_failure_logs(out)
 
 
 def _bad_checkpoints(tmp: Path) -> dict[str, Path]:

@@ -24,6 +24,9 @@ def convert(
     input_size: int = typer.Option(None, "--input-size", help="Input side for py: models (default 96)."),
     gptq: bool = typer.Option(False, "--gptq", help="Gradient-based PTQ (slower, sometimes more accurate)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    no_check: bool = typer.Option(
+        False, "--no-check", help="Skip the operator/SRAM gate (let MCT and imxconv-pt decide)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout."),
 ) -> None:
@@ -39,6 +42,7 @@ def convert(
             input_size=input_size,
             gptq=gptq,
             overwrite=overwrite,
+            skip_check=no_check,
             quiet=quiet or as_json,
         )
     )

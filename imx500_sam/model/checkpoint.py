@@ -8,7 +8,6 @@ so a PicoSAM3 trained with other widths loads too.
 from __future__ import annotations
 
 import pickle
-import zipfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,9 @@ def _read(path: Path) -> Any:
             f"plain tensors ({str(exc).splitlines()[0][:120]}).",
             hint="Save it as a plain state_dict: torch.save(model.state_dict(), path).",
         ) from exc
-    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+    except Exception as exc:  # torch.load on arbitrary bytes raises many kinds (KeyError, EOFError, ...)
         raise BadInputError(
-            f"{path}: not a PyTorch checkpoint ({str(exc).splitlines()[0][:120]}).",
+            f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}).",
             hint="Give a file written by torch.save(model.state_dict(), path).",
         ) from exc
 
