@@ -15,6 +15,7 @@ from imx500_sam.errors import ExitCode, ImxSamError
 
 _COMMAND_MODULES = [
     "convert",
+    "check",
     "rpk_inspect",
     "rpk_intrinsics",
     "package",

@@ -32,6 +32,11 @@ def fact(name: str) -> Fact:
     return Fact(name=name, value=entry["value"], source=entry["source"])
 
 
+def operator_table() -> dict[str, Any]:
+    """The IMX500 operator table (operators.json): sources, conditions and one entry per operator family."""
+    return _load("operators.json")
+
+
 def all_facts() -> list[Fact]:
     """Every fact in imx500.json."""
     return [fact(k) for k in _load("imx500.json") if not k.startswith("_")]

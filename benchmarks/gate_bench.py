@@ -1,0 +1,208 @@
+"""Gate benchmark: the gate's verdict and SRAM estimate against the real MCT + imxconv-pt on the corpus.
+
+    .venv/bin/python -m benchmarks.gate_bench corpus [--only NAME ...] [--work DIR]
+        -> benchmarks/results/gate_corpus.json (gate verdict vs real outcome for every corpus model,
+           estimate vs the converter's "Memory Usage"); about 1 min per model on 2 cores.
+    .venv/bin/python -m benchmarks.gate_bench speed
+        -> benchmarks/results/gate_speed.json (`imx500-sam check` wall time vs `imxconv-pt --memory-report`
+           on the default model).
+
+Real outcome: "unsupported" when MCT fails or imxconv-pt rejects or crashes on an operator,
+"over_budget" when the converter's memory report says it does not fit, "pass" when it converts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import RESULTS, write_result
+from benchmarks.gate_corpus import CORPUS, CorpusModel
+
+VERDICT = {0: "pass", 2: "bad_input", 3: "unsupported", 4: "over_budget"}
+
+
+def gate_verdict(model: CorpusModel) -> dict[str, Any]:
+    """Run the gate (library API) on one corpus model."""
+    from converter.gate import check_module
+
+    report = check_module(model.build(), (model.input_size, model.input_size), name=model.name)
+    m = report.memory
+    return {
+        "verdict": VERDICT[int(report.exit_code)],
+        "findings": [f.message() for f in report.findings],
+        "estimate_bytes": m.total_bytes if m else None,
+        "estimate_weights_bytes": m.weights_bytes if m else None,
+        "estimate_runtime_bytes": m.runtime_bytes if m else None,
+        "seconds": round(report.seconds, 3),
+    }
+
+
+def real_outcome(model: CorpusModel, work: Path) -> dict[str, Any]:
+    """MCT PTQ (2 random batches) -> MCTQ ONNX -> full imxconv-pt conversion; classify what happened."""
+    from converter.artifacts import MEMORY_REPORT_GLOB, MemoryReport
+    from converter.gate.full import mctq_onnx
+    from converter.imxconv import run_imxconv
+    from imx500_sam.errors import ImxSamError, OverBudgetError, ToolFailedError, UnsupportedOperatorError
+
+    work.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    try:
+        onnx_path = mctq_onnx(model.build(), (model.input_size, model.input_size), work)
+    except Exception as exc:  # MCT raises anything
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        cause = exc.__cause__
+        detail = f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}" if cause else first
+        return {
+            "outcome": "unsupported",
+            "stage": "mct",
+            "error": detail,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+    out["mct_seconds"] = round(time.perf_counter() - t0, 1)
+    t1 = time.perf_counter()
+    conv_dir = work / "imxconv"
+    try:
+        run_imxconv(onnx_path, conv_dir, work / "imxconv-pt.log")
+        out.update(outcome="pass", stage="converted")
+    except OverBudgetError as exc:
+        out.update(outcome="over_budget", stage="imxconv-pt", error=str(exc)[:300])
+    except (UnsupportedOperatorError, ToolFailedError) as exc:
+        out.update(outcome="unsupported", stage="imxconv-pt", error=str(exc)[:300])
+    except ImxSamError as exc:
+        out.update(outcome="error", stage="imxconv-pt", error=str(exc)[:300])
+    out["imxconv_seconds"] = round(time.perf_counter() - t1, 1)
+    reports = sorted(conv_dir.glob(MEMORY_REPORT_GLOB))
+    if reports:
+        r = MemoryReport.from_json(reports[0])
+        out.update(
+            usage_bytes=r.usage_bytes,
+            weights_bytes=r.weights_bytes,
+            runtime_bytes=r.runtime_bytes,
+            fit_in_chip=r.fit_in_chip,
+        )
+    return out
+
+
+def run_corpus(only: list[str] | None, work_root: Path) -> Path:
+    """Gate + real toolchain on the corpus; merges into an existing results file (so --only updates rows)."""
+    path = RESULTS / "gate_corpus.json"
+    rows: dict[str, Any] = {}
+    if path.is_file():
+        rows = {r["name"]: r for r in json.loads(path.read_text()).get("models", [])}
+    for model in CORPUS:
+        if only and model.name not in only:
+            continue
+        log = io.StringIO()
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            gate = gate_verdict(model)
+            real = real_outcome(model, work_root / model.name)
+        row = {"name": model.name, "family": model.family, "input_size": model.input_size, "gate": gate, "real": real}
+        row["agree"] = gate["verdict"] == real["outcome"]
+        if real.get("usage_bytes") and gate["estimate_bytes"]:
+            row["estimate_error"] = round(gate["estimate_bytes"] / real["usage_bytes"] - 1, 4)
+        rows[model.name] = row
+        print(
+            f"{model.name:22s} gate={gate['verdict']:12s} real={real['outcome']:12s} err={row.get('estimate_error')}",
+            flush=True,
+        )
+        _write(rows)
+    return _write(rows)
+
+
+def _write(rows: dict[str, Any]) -> Path:
+    order = [m.name for m in CORPUS]
+    models = [rows[n] for n in order if n in rows]
+    errors = [abs(r["estimate_error"]) for r in models if "estimate_error" in r]
+    summary = {
+        "models": len(models),
+        "verdicts_agree": sum(r["agree"] for r in models),
+        "memory_reports": len(errors),
+        "estimate_abs_error_max": max(errors) if errors else None,
+        "estimate_abs_error_mean": round(sum(errors) / len(errors), 4) if errors else None,
+        "goal": "gate verdict == real outcome on every model; |estimate error| <= 10%",
+    }
+    return write_result("gate_corpus", {"summary": summary, "models": models})
+
+
+def run_speed(repeats: int = 3) -> Path:
+    """`imx500-sam check` (CLI, cold process) vs `imxconv-pt --memory-report` on the default model."""
+    from converter.gate.full import mctq_onnx
+    from converter.imxconv import find_imxconv
+    from imx500_sam.model import DEFAULT_CHECKPOINT, load_checkpoint
+
+    cli = str(Path(sys.executable).with_name("imx500-sam"))
+    check_s = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([cli, "check", str(DEFAULT_CHECKPOINT)], check=True, capture_output=True)
+        check_s.append(time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory() as tmp:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            t0 = time.perf_counter()
+            onnx_path = mctq_onnx(load_checkpoint(DEFAULT_CHECKPOINT), (96, 96), Path(tmp))
+            mct_s = time.perf_counter() - t0
+        conv_s = []
+        for i in range(repeats):
+            t0 = time.perf_counter()
+            subprocess.run(
+                [
+                    str(find_imxconv()),
+                    "-i",
+                    str(onnx_path),
+                    "-o",
+                    f"{tmp}/m{i}",
+                    "--overwrite-output",
+                    "--report-size-unit",
+                    "B",
+                    "--memory-report",
+                ],
+                check=True,
+                capture_output=True,
+            )
+            conv_s.append(time.perf_counter() - t0)
+    check_med, conv_med = sorted(check_s)[len(check_s) // 2], sorted(conv_s)[len(conv_s) // 2]
+    return write_result(
+        "gate_speed",
+        {
+            "model": "bundled default PicoSAM3, 96x96",
+            "check_cli_seconds": [round(x, 2) for x in check_s],
+            "imxconv_memory_report_seconds": [round(x, 2) for x in conv_s],
+            "mct_quantize_export_seconds_not_counted": round(mct_s, 2),
+            "check_median_s": round(check_med, 2),
+            "imxconv_memory_report_median_s": round(conv_med, 2),
+            "ratio": round(check_med / conv_med, 3),
+            "goal": "ratio <= 0.1 (check includes Python + torch start-up; imxconv-pt excludes the MCT run it needs)",
+        },
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("corpus")
+    c.add_argument("--only", nargs="*")
+    c.add_argument("--work", type=Path, default=None)
+    s = sub.add_parser("speed")
+    s.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args(argv)
+    if args.cmd == "corpus":
+        with tempfile.TemporaryDirectory(prefix="gate-corpus-") as tmp:
+            print(run_corpus(args.only, args.work or Path(tmp)))
+    else:
+        print(run_speed(args.repeats))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

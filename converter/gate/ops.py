@@ -1,0 +1,467 @@
+"""Trace a model into a flat op list (torch.fx for nn.Modules, the graph for ONNX) and check every op.
+
+Both front ends produce the same ``OpNode`` list, in execution (topological) order, with output
+shapes: the operator check looks each op up in the table, the SRAM estimate walks the same list.
+torch is imported inside the torch front end only; the ONNX front end needs only ``onnx``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import operator
+import os
+import re
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from converter.gate.report import Finding, SourceLoc
+from converter.gate.table import OpEntry, OperatorTable, load_table
+from imx500_sam.errors import BadInputError
+
+
+@dataclass
+class OpNode:
+    """One operation of the traced model."""
+
+    name: str
+    key: str  # table key: "nn.Conv2d", "F.relu", "torch.cat", "Tensor.view", "operator.add" or ONNX op type
+    inputs: list[str]  # producer OpNode names (activations only)
+    shape: tuple[int, ...] | None  # first output's shape
+    module_path: str = ""
+    source: SourceLoc | None = None
+    params: int = 0  # weight elements (conv / linear)
+    out_channels: int = 0
+    frontend: str = "torch"  # "torch" | "onnx"
+    role: str = "op"  # "op" | "input" | "const"
+    is_output: bool = False
+    attrs: dict[str, Any] = field(default_factory=dict)
+    entry: OpEntry | None = None  # filled by lookup
+
+
+@dataclass
+class TracedModel:
+    """The op list of one model and its input shape."""
+
+    name: str
+    nodes: list[OpNode]
+    input_shape: tuple[int, ...]
+    findings: list[Finding] = field(default_factory=list)  # tracing problems
+
+
+# --------------------------------------------------------------------------- torch front end
+
+
+def _torch_dir() -> str:
+    import torch
+
+    return os.path.dirname(torch.__file__) + os.sep
+
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+), in ')
+
+
+def _user_frame(stack_trace: str | None, torch_dir: str) -> SourceLoc | None:
+    """Last frame of a recorded stack that is not inside torch: the user's line."""
+    if not stack_trace:
+        return None
+    frames = [(f, int(n)) for f, n in _FRAME.findall(stack_trace) if not f.startswith(torch_dir)]
+    if not frames:
+        return None
+    return SourceLoc(_short(frames[-1][0]), frames[-1][1])
+
+
+def _short(path: str) -> str:
+    """Path relative to the working directory when inside it (for annotations)."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+@dataclass(frozen=True)
+class _TorchKeys:
+    by_id: dict[int, str]
+
+
+def _torch_keys(table: OperatorTable) -> _TorchKeys:
+    """Resolve every function key of the table to the Python object fx records."""
+    import torch
+    import torch.nn.functional as F
+
+    roots = {"F": F, "torch": torch, "operator": operator, "builtins": builtins}
+    by_id: dict[int, str] = {}
+    for key in table.by_torch:
+        head, _, rest = key.partition(".")
+        if head in ("nn", "Tensor") or head not in roots:
+            continue
+        obj: Any = roots[head]
+        try:
+            for part in rest.split("."):
+                obj = getattr(obj, part)
+        except AttributeError:
+            continue
+        by_id.setdefault(id(obj), key)
+    return _TorchKeys(by_id)
+
+
+def _function_key(fn: Any, keys: _TorchKeys) -> str:
+    if id(fn) in keys.by_id:
+        return keys.by_id[id(fn)]
+    module = getattr(fn, "__module__", None) or ""
+    name = getattr(fn, "__name__", repr(fn))
+    for prefix, short in (("torch.nn.functional", "F"), ("_operator", "operator"), ("torch._C._nn", "F")):
+        if module == prefix:
+            module = short
+    return f"{module}.{name}" if module else name
+
+
+def _module_key(mod: Any, table: OperatorTable) -> str:
+    for cls in type(mod).__mro__:
+        if cls.__module__.startswith("torch.nn.modules"):
+            key = f"nn.{cls.__name__}"
+            if table.torch(key) is not None:
+                return key
+    cls = type(mod)
+    if cls.__module__.startswith("torch.nn.modules"):
+        return f"nn.{cls.__name__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _exception_source(exc: BaseException, torch_dir: str) -> SourceLoc | None:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(torch_dir)]
+    frames = [f for f in frames if "/converter/gate/" not in f.filename.replace(os.sep, "/")]
+    if not frames:
+        return None
+    return SourceLoc(_short(frames[-1].filename), frames[-1].lineno or 0)
+
+
+def trace_module(module: Any, input_shape: tuple[int, ...], name: str = "model") -> TracedModel:
+    """Trace an nn.Module with torch.fx (as MCT does) and propagate shapes with a zero input."""
+    import torch
+    from torch import fx
+
+    table = load_table()
+    torch_dir = _torch_dir()
+    module = module.eval()
+    tracer = fx.Tracer()
+    tracer.record_stack_traces = True
+    try:
+        graph = tracer.trace(module)
+    except Exception as exc:  # any tracing failure: MCT would fail the same way
+        first = " ".join(str(exc).split())[:200]
+        finding = Finding(
+            status="untraceable",
+            op=type(exc).__name__,
+            module_path="",
+            source=_exception_source(exc, torch_dir),
+            reason=f"torch.fx cannot trace the model, so MCT cannot quantize it ({first})",
+            replacement="remove data-dependent Python control flow and tensor-to-Python conversions from forward()",
+        )
+        return TracedModel(name=name, nodes=[], input_shape=input_shape, findings=[finding])
+    gm = fx.GraphModule(module, graph)
+    try:
+        with torch.no_grad():
+            _propagate_shapes(gm, input_shape)
+    except Exception as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise BadInputError(
+            f"{name}: the model does not run on a {'x'.join(map(str, input_shape))} input ({detail}).",
+            hint="Check --input-size and that the model takes 3-channel NCHW RGB.",
+        ) from exc
+    keys = _torch_keys(table)
+    nodes: list[OpNode] = []
+    const_names: set[str] = set()
+    by_name: dict[str, OpNode] = {}
+    for n in gm.graph.nodes:
+        meta = n.meta.get("tensor_meta")
+        shape = _meta_shape(meta)
+        stack = n.meta.get("nn_module_stack") or {}
+        module_path = next(reversed(stack.values()))[0] if stack else ""
+        source = _user_frame(n.stack_trace, torch_dir)
+        if n.op == "output":
+            for arg in n.all_input_nodes:
+                if arg.name in by_name:
+                    by_name[arg.name].is_output = True
+            continue
+        if n.op == "placeholder":
+            node = OpNode(name=n.name, key="input", inputs=[], shape=shape, role="input")
+        elif n.op == "get_attr":
+            const_names.add(n.name)
+            node = OpNode(name=n.name, key="const", inputs=[], shape=shape, role="const", module_path=module_path)
+        else:
+            inputs = [a.name for a in n.all_input_nodes if a.name not in const_names]
+            attrs: dict[str, Any] = {}
+            params = out_ch = 0
+            if n.op == "call_module":
+                mod = gm.get_submodule(n.target)
+                key = _module_key(mod, table)
+                module_path = str(n.target)
+                weight = getattr(mod, "weight", None)
+                if isinstance(weight, torch.Tensor) and weight.dim() >= 2:
+                    params = int(weight.numel())
+                    out_ch = int(getattr(mod, "out_channels", 0) or getattr(mod, "out_features", 0) or weight.shape[0])
+                    attrs["weight"] = _weight_layout(key, tuple(weight.shape), int(getattr(mod, "groups", 1)))
+                elif not isinstance(weight, torch.Tensor):
+                    params = sum(int(p.numel()) for p in mod.parameters())
+                attrs["mode"] = getattr(mod, "mode", None)
+                attrs["output_size"] = getattr(mod, "output_size", None)
+            elif n.op == "call_function":
+                key = _function_key(n.target, keys)
+                attrs["mode"] = n.kwargs.get("mode", "nearest") if "interpolate" in key or "upsample" in key else None
+                attrs["output_size"] = n.kwargs.get("output_size", n.args[1] if len(n.args) > 1 else None)
+                if key in ("F.conv2d", "F.linear", "F.conv_transpose2d") and len(n.args) > 1:
+                    w = n.args[1]
+                    if hasattr(w, "name") and w.name in const_names:
+                        wt = gm.get_parameter(w.target) if w.op == "get_attr" else None
+                        if wt is not None:
+                            params, out_ch = int(wt.numel()), int(wt.shape[0])
+                            groups = n.kwargs.get("groups", n.args[6] if len(n.args) > 6 else 1)
+                            attrs["weight"] = _weight_layout(key, tuple(wt.shape), int(groups))
+            else:  # call_method
+                key = f"Tensor.{n.target}"
+            if key.endswith("pow") or key.endswith("square"):
+                exponent = n.args[1] if len(n.args) > 1 else n.kwargs.get("exponent", 2)
+                base = n.args[0] if n.args else None
+                attrs["constant_exponent"] = not (
+                    _is_activation(exponent, const_names) and _is_activation(base, const_names)
+                )
+            in_shapes = [by_name[i].shape for i in inputs if i in by_name]
+            attrs["input_shape"] = in_shapes[0] if in_shapes else None
+            node = OpNode(
+                name=n.name,
+                key=key,
+                inputs=inputs,
+                shape=shape,
+                module_path=module_path,
+                source=source,
+                params=params,
+                out_channels=out_ch,
+                attrs=attrs,
+            )
+        nodes.append(node)
+        by_name[node.name] = node
+    return TracedModel(name=name, nodes=nodes, input_shape=input_shape)
+
+
+def _weight_layout(key: str, shape: tuple[int, ...], groups: int = 1) -> tuple[int, int, int, bool]:
+    """(out channels, in channels per group, kernel elements, depthwise) of a conv / linear weight."""
+    k = 1
+    for d in shape[2:]:
+        k *= int(d)
+    if "Transpose" in key or "transpose" in key:  # (Cin, Cout/groups, kh, kw)
+        cout, cin_pg = int(shape[1]) * groups, int(shape[0]) // max(groups, 1)
+    elif key in ("MatMul",):  # ONNX MatMul weight (in, out)
+        cout, cin_pg = int(shape[-1]), int(shape[0])
+    else:
+        cout, cin_pg = int(shape[0]), int(shape[1]) if len(shape) > 1 else 1
+    return (cout, cin_pg, k, groups > 1 and cin_pg == 1)
+
+
+def _propagate_shapes(gm: Any, input_shape: tuple[int, ...]) -> None:
+    """ShapeProp with fake tensors (no arithmetic: milliseconds even at 640x640); real tensors as a fallback."""
+    import torch
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    try:
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        mode = FakeTensorMode(allow_non_fake_inputs=True)
+        ShapeProp(gm, fake_mode=mode).propagate(mode.from_tensor(torch.zeros(input_shape)))
+    except Exception:
+        ShapeProp(gm).propagate(torch.zeros(input_shape))
+
+
+def _is_activation(arg: Any, const_names: set[str]) -> bool:
+    return hasattr(arg, "op") and getattr(arg, "name", None) not in const_names
+
+
+def _meta_shape(meta: Any) -> tuple[int, ...] | None:
+    if meta is None:
+        return None
+    if hasattr(meta, "shape"):
+        return tuple(int(d) for d in meta.shape)
+    if isinstance(meta, (tuple, list)) and meta:
+        return _meta_shape(meta[0])
+    if isinstance(meta, dict) and meta:
+        return _meta_shape(next(iter(meta.values())))
+    return None
+
+
+# --------------------------------------------------------------------------- ONNX front end
+
+_FOLD_ROOTS = {"Constant", "Shape", "Range", "ConstantOfShape"}
+
+
+def trace_onnx(path: Path, input_size: tuple[int, int] | None = None) -> TracedModel:
+    """Read an ONNX file into the op list; constant subgraphs fold (as the converter's simplifier does)."""
+    import onnx
+    from onnx import numpy_helper, shape_inference
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:
+        raise BadInputError(f"{path}: not an ONNX model ({str(exc)[:120]}).", hint="Give a .onnx file.") from exc
+    graph = model.graph
+    init = {t.name: tuple(int(d) for d in t.dims) for t in graph.initializer}
+    real_inputs = [i for i in graph.input if i.name not in init]
+    if len(real_inputs) != 1:
+        raise BadInputError(f"{path}: the IMX500 takes one input tensor, this model has {len(real_inputs)}.")
+    inp = real_inputs[0]
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+    if len(dims) == 4 and input_size is not None:
+        for axis, value in ((2, input_size[0]), (3, input_size[1])):
+            if dims[axis] is None:
+                inp.type.tensor_type.shape.dim[axis].dim_value = value
+                dims[axis] = value
+    if len(dims) == 4 and dims[0] is None:
+        inp.type.tensor_type.shape.dim[0].dim_value = 1
+        dims[0] = 1
+    if any(d is None for d in dims):
+        raise BadInputError(f"{path}: input '{inp.name}' has an unknown size {dims}.", hint="Pass --input-size H,W.")
+    try:
+        inferred = shape_inference.infer_shapes(model)
+    except Exception:
+        inferred = model
+    shapes: dict[str, tuple[int, ...]] = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
+        d = vi.type.tensor_type.shape.dim
+        if d and all(x.HasField("dim_value") for x in d):
+            shapes[vi.name] = tuple(int(x.dim_value) for x in d)
+    const: dict[str, tuple[int, ...]] = dict(init)
+    producer: dict[str, str] = {inp.name: inp.name}
+    nodes = [OpNode(name=inp.name, key="input", inputs=[], shape=tuple(dims), role="input", frontend="onnx")]
+    outputs = {o.name for o in graph.output}
+    src = SourceLoc(_short(str(path)), 0)
+    for i, n in enumerate(graph.node):
+        data_inputs = [x for x in n.input if x]
+        if n.op_type in _FOLD_ROOTS or all(x in const for x in data_inputs):
+            for o in n.output:
+                const[o] = shapes.get(o, const.get(data_inputs[0], ()) if data_inputs else ())
+            continue
+        name = n.name or f"{n.op_type}_{i}"
+        parts = [p for p in name.split("/") if p]
+        attrs: dict[str, Any] = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        if isinstance(attrs.get("mode"), bytes):
+            attrs["mode"] = attrs["mode"].decode()
+        if n.op_type == "Pow":
+            attrs["constant_exponent"] = len(n.input) > 1 and n.input[1] in const
+        if n.op_type == "Resize" and attrs.get("mode") == "linear":
+            attrs["mode"] = "bilinear"
+        params = out_ch = 0
+        if n.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul") and len(n.input) > 1 and n.input[1] in const:
+            wshape = const[n.input[1]] or _initializer_shape(graph, n.input[1], numpy_helper)
+            if wshape:
+                params = 1
+                for d in wshape:
+                    params *= d
+                groups = int(attrs.get("group", 1))
+                if n.op_type == "Gemm" and not attrs.get("transB", 0):
+                    wshape = (wshape[1], wshape[0])
+                attrs["weight"] = _weight_layout(n.op_type, tuple(wshape), groups)
+                out_ch = attrs["weight"][0]
+        node = OpNode(
+            name=name,
+            key=n.op_type,
+            inputs=[producer[x] for x in data_inputs if x in producer],
+            shape=shapes.get(n.output[0]) if n.output else None,
+            module_path=".".join(parts[:-1][-1:]) if len(parts) > 1 else "",
+            source=src,
+            params=params,
+            out_channels=out_ch,
+            frontend="onnx",
+            is_output=any(o in outputs for o in n.output),
+            attrs=attrs,
+        )
+        if node.inputs:
+            first = next(x for x in nodes if x.name == node.inputs[0])
+            node.attrs["input_shape"] = first.shape
+        for o in n.output:
+            producer[o] = name
+        nodes.append(node)
+    return TracedModel(name=str(path), nodes=nodes, input_shape=tuple(dims))
+
+
+def _initializer_shape(graph: Any, name: str, numpy_helper: Any) -> tuple[int, ...] | None:
+    for t in graph.initializer:
+        if t.name == name:
+            return tuple(numpy_helper.to_array(t).shape)
+    return None
+
+
+# --------------------------------------------------------------------------- the check
+
+
+def _condition_holds(entry: OpEntry, node: OpNode) -> tuple[bool, str]:
+    """Evaluate a conditional entry's named condition on one node."""
+    cond = entry.condition
+    if cond == "constant_exponent":
+        return bool(node.attrs.get("constant_exponent", True)), "the exponent is an activation (pow of two tensors)"
+    if cond == "resize_mode":
+        mode = node.attrs.get("mode") or "nearest"
+        return mode in ("nearest", "bilinear"), f"resize mode '{mode}' (only nearest and bilinear convert)"
+    if cond == "pool_divides_input":
+        size = node.attrs.get("output_size")
+        shape = node.attrs.get("input_shape")
+        sizes = [size] * 2 if isinstance(size, int) else list(size or [])
+        if not sizes or all(s == 1 for s in sizes if s is not None):
+            return True, ""
+        if shape and len(shape) == 4:
+            ok = all(s is None or (d % s == 0) for s, d in zip(sizes, shape[2:], strict=False))
+            return ok, f"adaptive pool to {size} does not divide the input {shape[2:]}"
+        return False, f"adaptive pool to {size} on an input of unknown size"
+    return False, f"unknown condition {cond!r}"
+
+
+def check_ops(traced: TracedModel, table: OperatorTable | None = None) -> list[Finding]:
+    """Look every op up; return one Finding per unsupported, failed-conditional or unknown op."""
+    table = table or load_table()
+    findings = list(traced.findings)
+    for node in traced.nodes:
+        if node.role != "op":
+            continue
+        entry = table.onnx(node.key) if node.frontend == "onnx" else table.torch(node.key)
+        node.entry = entry
+        op = f"onnx:{node.key}" if node.frontend == "onnx" else node.key
+        if entry is None:
+            findings.append(
+                Finding(
+                    status="unknown",
+                    op=op,
+                    module_path=node.module_path,
+                    source=node.source,
+                    reason="not in the IMX500 operator table, so the gate cannot vouch for it",
+                    replacement="a supported operator (see imx500_sam/facts/operators.json); if it converts, add it "
+                    "there with its source",
+                )
+            )
+        elif entry.status == "unsupported":
+            findings.append(
+                Finding(
+                    status="unsupported",
+                    op=op,
+                    module_path=node.module_path,
+                    source=node.source,
+                    reason=f"not supported on the IMX500 ({entry.source})",
+                    replacement=entry.replacement,
+                    table_source=entry.source,
+                )
+            )
+        elif entry.status == "conditional":
+            ok, why = _condition_holds(entry, node)
+            if not ok:
+                findings.append(
+                    Finding(
+                        status="unsupported",
+                        op=op,
+                        module_path=node.module_path,
+                        source=node.source,
+                        reason=f"{why}; supported only when {table.conditions.get(entry.condition or '', '')} "
+                        f"({entry.source})",
+                        replacement=entry.replacement,
+                        table_source=entry.source,
+                    )
+                )
+    return findings

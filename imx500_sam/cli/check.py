@@ -1,0 +1,47 @@
+"""``imx500-sam check``: the operator and SRAM gate (seconds, no MCT, no converter unless --full)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from imx500_sam.cli.app import app
+
+
+@app.command()
+def check(
+    model: str = typer.Argument(
+        None,
+        help="PicoSAM3 checkpoint (.pt, default: the bundled model), a float .onnx file, or "
+        "py:package.module:factory (imports and runs YOUR code to build the nn.Module: explicit opt-in).",
+    ),
+    input_size: str = typer.Option(None, "--input-size", help="H or H,W in pixels. Default: the model's own."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text | json | github | junit"),
+    junit_path: Path = typer.Option(
+        Path("imx500-check.xml"), "--junit-path", help="Where --format junit writes its XML report."
+    ),
+    full: bool = typer.Option(
+        False, "--full", help="Also quantize with MCT and run `imxconv-pt --memory-report` for the exact figure."
+    ),
+) -> None:
+    """Check operators, input limits and SRAM against the IMX500. Exit 0 pass, 2 bad input, 3 operator, 4 memory."""
+    from converter.gate import check_model
+    from converter.gate.formats import FORMATS, render_github, render_json, render_text, write_junit
+    from converter.gate.load import parse_input_size
+    from imx500_sam.errors import BadInputError
+
+    if fmt not in FORMATS:
+        raise BadInputError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}.")
+    report = check_model(model, parse_input_size(input_size), full=full)
+    if fmt == "json":
+        typer.echo(render_json(report))
+    elif fmt == "github":
+        typer.echo(render_github(report))
+    elif fmt == "junit":
+        path = write_junit(report, junit_path)
+        typer.echo(render_text(report))
+        typer.echo(f"JUnit report: {path}")
+    else:
+        typer.echo(render_text(report))
+    raise typer.Exit(int(report.exit_code))
