@@ -140,6 +140,14 @@ class PromptSession:
         self._last_time: float | None = None
         self._fps: float | None = None
 
+    def set_box(self, index: int, box: Sequence[float]) -> None:
+        """Re-prompt prompt ``index`` with a new box (output pixels); clears its lost state."""
+        geometry = self._geometry()
+        state = self.prompts[index]
+        state.box = clip_box(box, geometry.output_size)
+        state.roi = geometry.prompt_roi(state.box, self.grow)
+        state.lost, state.lost_frames = False, 0
+
     @property
     def fps(self) -> float | None:
         """Smoothed results per second so far (None before the second frame)."""
