@@ -3,7 +3,8 @@
 Each prompt is a box (x, y, w, h) in output-image pixels. Its ROI is the square around the box,
 grown 10%, in sensor pixels (``SensorGeometry.prompt_roi`` -> ``imx500_sam.prompt.square_roi``). Several
 prompts take turns, one ROI per frame (round robin). With ``track=True`` the next ROI of a prompt
-comes from its current mask's box (largest connected part, smoothed); when the mask vanishes the
+comes from its current mask's box (largest connected part; size smoothed, centre moved on by the
+object's smoothed motion); when the mask vanishes the
 prompt is reported ``lost`` and its ROI stays where the object was last seen until it is found again.
 """
 
@@ -32,6 +33,8 @@ class PromptState:
     track: bool
     lost: bool = False
     lost_frames: int = 0
+    velocity: tuple[float, float] = (0.0, 0.0)  # centre motion per turn (output pixels)
+    last_centre: tuple[float, float] | None = None
     mask: np.ndarray | None = None  # the latest mask (bool, output pixels)
 
 
@@ -147,6 +150,7 @@ class PromptSession:
         state.box = clip_box(box, geometry.output_size)
         state.roi = geometry.prompt_roi(state.box, self.grow)
         state.lost, state.lost_frames = False, 0
+        state.velocity, state.last_centre = (0.0, 0.0), None
 
     @property
     def fps(self) -> float | None:
@@ -190,10 +194,11 @@ class PromptSession:
         state.lost = lost
         if lost:
             state.lost_frames += 1
+            state.velocity, state.last_centre = (0.0, 0.0), None
         else:
             state.lost_frames = 0
             if state.track and window_box is not None:
-                state.box = self._smooth(state.box, window_box)
+                state.box = self._follow(state, window_box, roi_out)
                 state.roi = geometry.prompt_roi(state.box, self.grow)
         now = time.perf_counter()
         if self._last_time is not None:
@@ -218,10 +223,30 @@ class PromptSession:
             sensor_frame=frame,
         )
 
-    def _smooth(self, old: Box, new: tuple[int, int, int, int]) -> Box:
+    def _follow(self, state: PromptState, meas: tuple[int, int, int, int], window: tuple[int, int, int, int]) -> Box:
+        """Next box of a tracked prompt from its mask's box ``meas`` inside the ROI ``window``.
+
+        Centre: the measured centre plus the smoothed motion per turn (the object moves while the
+        next frame is taken). Size: smoothed; a side where the mask touches the ROI's edge is cut
+        off by the ROI, so the box does not shrink along that axis.
+        """
         s = self.smoothing
-        ocx, ocy = old[0] + old[2] / 2, old[1] + old[3] / 2
-        ncx, ncy = new[0] + new[2] / 2, new[1] + new[3] / 2
-        cx, cy = s * ocx + (1 - s) * ncx, s * ocy + (1 - s) * ncy
-        w, h = s * old[2] + (1 - s) * new[2], s * old[3] + (1 - s) * new[3]
-        return (cx - w / 2, cy - h / 2, w, h)
+        old = state.box
+        mx, my, mw, mh = (float(v) for v in meas)
+        cx, cy = mx + mw / 2, my + mh / 2
+        wx, wy, ww, wh = window
+        cut_x = mx <= wx + 1 or mx + mw >= wx + ww - 1
+        cut_y = my <= wy + 1 or my + mh >= wy + wh - 1
+        w = s * old[2] + (1 - s) * mw
+        h = s * old[3] + (1 - s) * mh
+        if cut_x:
+            w = max(w, old[2])
+        if cut_y:
+            h = max(h, old[3])
+        if state.last_centre is not None:
+            vx = s * state.velocity[0] + (1 - s) * (cx - state.last_centre[0])
+            vy = s * state.velocity[1] + (1 - s) * (cy - state.last_centre[1])
+            state.velocity = (vx, vy)
+        state.last_centre = (cx, cy)
+        px, py = cx + state.velocity[0], cy + state.velocity[1]
+        return (px - w / 2, py - h / 2, w, h)
