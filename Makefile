@@ -4,21 +4,27 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 TORCH_VERSION := 2.13.0
-EXTRAS ?= convert,train,dev
-STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
-comma  := ,
 DEMO_OUT ?= picosam3_default_imx500
+STAMP     := $(VENV)/.installed-host
+STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: setup java demo test lint clean bench test-deps
+.PHONY: setup setup-dev java demo test lint clean bench test-deps
 
+# Host toolchain: torch first (a CPU build where one is at hand), then the rest under constraints that hold it.
 setup: $(STAMP) java
 
-$(STAMP): pyproject.toml constraints.txt Makefile | test-deps
+$(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	@# torch first (a CPU build where one is at hand), then the rest under constraints that hold it.
 	$(PIP) install -q torch==$(TORCH_VERSION)
-	$(PIP) install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	$(PIP) install -q -c constraints.txt -e ".[convert,train]"
+	@touch $@
+
+# Test tools on top (picamera2 for its own decoding code, libarchive-c, pytest, hypothesis, ruff).
+setup-dev: setup test-deps $(STAMP_DEV)
+
+$(STAMP_DEV): $(STAMP)
+	$(PIP) install -q -c constraints.txt -e ".[convert,train,dev]"
 	@touch $@
 
 java:
@@ -48,10 +54,10 @@ test-deps:
 demo: setup
 	$(VENV)/bin/imx500-sam convert --overwrite -o $(DEMO_OUT)
 
-test: setup
+test: setup-dev
 	$(PY) -m pytest -q tests
 
-lint: setup
+lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 

@@ -108,26 +108,6 @@ def _publish(work: Path, out: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def package_commands(out_dir: str, color_format: str = "RGB") -> list[str]:
-    """Shell lines to run on a Raspberry Pi to turn OUT/packerOut.zip into network.rpk."""
-    return [
-        "sudo apt install imx500-tools",
-        f'echo \'{{"inputTensorFormat": "{color_format}"}}\' > input_format.json',
-        f"imx500-package -i {out_dir}/{PACKER_OUT} -o {out_dir} -f input_format.json",
-    ]
-
-
-def picosam3_intrinsics() -> dict[str, Any]:
-    """network_intrinsics for PicoSAM3 (picamera2 NetworkIntrinsics keys)."""
-    from imx500_sam.facts import fact
-
-    return {
-        "task": "segmentation",
-        "inference_rate": float(fact("default_inference_rate").value),
-        "input_aspect_ratio": {"width": 1, "height": 1},
-    }
-
-
 def run_convert(opts: ConvertOptions) -> ConvertResult:
     """Convert a PicoSAM3 checkpoint for the IMX500; see the module docstring."""
     stem = str(opts.model).split(":")[-1] if opts.model is not None else DEFAULT_CHECKPOINT.stem
@@ -221,15 +201,15 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
         shutil.move(str(extra), work / extra.name)
     (work / "imxconv").rmdir()
 
+    from firmware_packaging.packager import package, packager_available, pi_commands, picosam3_intrinsics
+
     intrinsics = picosam3_intrinsics()
     (work / INTRINSICS_JSON).write_text(json.dumps(intrinsics, indent=2) + "\n")
 
     with progress.stage("Packaging to network.rpk", "package"):
         rpk = None
-        available = shutil.which("imx500-package") is not None
+        available = packager_available()
         if available:
-            from firmware_packaging.packager import package
-
             rpk = package(work / PACKER_OUT, work, color=opts.color_format, intrinsics=intrinsics)
         else:
             progress.info("  imx500-package is not here (it runs only on a Raspberry Pi): see report.md")
@@ -285,7 +265,7 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
         },
         "packaging": {
             "packager_available": available,
-            "commands": [] if rpk else package_commands(str(out)),
+            "commands": [] if rpk else pi_commands(out / PACKER_OUT, out, opts.color_format, intrinsics),
         },
         "toolchain": {**toolchain_versions(), "imx500-sam-git": git_describe(Path(__file__).parent)},
     }
