@@ -265,7 +265,8 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
         },
         "packaging": {
             "packager_available": available,
-            "commands": [] if rpk else pi_commands(out / PACKER_OUT, out, opts.color_format, intrinsics),
+            # run inside the output folder once it is copied to the Pi
+            "commands": [] if rpk else [f"cd {out.name}", *pi_commands(PACKER_OUT, ".", opts.color_format, intrinsics)],
         },
         "toolchain": {**toolchain_versions(), "imx500-sam-git": git_describe(Path(__file__).parent)},
     }

@@ -98,7 +98,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [
             "## Next: package on the Raspberry Pi",
             "",
-            "`imx500-package` exists only on Raspberry Pi OS. Copy this folder to the Pi, then run:",
+            "`imx500-package` exists only on Raspberry Pi OS. Copy this folder to the Pi "
+            "(e.g. `scp -r` it), then run, from the folder that holds it:",
             "",
             "```bash",
             *pkg["commands"],
