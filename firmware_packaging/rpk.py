@@ -306,14 +306,18 @@ def parse_network_info(raw: bytes, *, offset: int = 0) -> dict[str, Any]:
     top: dict[str, Any] = {}
     networks: dict[int, dict[str, str]] = {}
     current: dict[str, str] | None = None
-    for line in text.splitlines():
+    # Lines end at "\n" only and every line must be exactly key=value, as picamera2 reads them.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for line in lines:
         line = line.strip()
-        if not line:
-            continue
         parts = line.split("=")
         if len(parts) != 2 or not parts[0]:
             raise RpkFormatError(f"{NETWORK_INFO} line {line[:40]!r} is not key=value", offset=offset)
         key, value = parts
+        if "networkOrdinal" in key and key != "networkOrdinal":
+            raise RpkFormatError(f"{NETWORK_INFO}: malformed key {key[:40]!r}", offset=offset)
         if key == "networkOrdinal":
             if not value.isdigit():
                 raise RpkFormatError(f"{NETWORK_INFO}: networkOrdinal {value!r} is not a number", offset=offset)

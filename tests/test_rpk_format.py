@@ -181,6 +181,16 @@ def _malformed(deeplab: R.Rpk) -> dict[str, tuple[bytes, int]]:
         e.raw if e is not ni else R._newc_entry(ni.name, ni.fields, bad_info) for e in deeplab.entries
     )
     cases["network_info count"] = (body + deeplab.trailer.raw, ni.offset)
+    # picamera2 splits lines at "\n" only and needs key=value on every line (found by the picamera2 differential)
+    for label, info in (
+        ("form feed is no line break", ni.data.replace(b"networkType=0\r\n", b"networkType=0\x0cfoo=1\r\n")),
+        ("blank line", ni.data.replace(b"networkType=0\r\n", b"networkType=0\r\n\r\n")),
+    ):
+        assert info != ni.data
+        body = deeplab.firmware + b"".join(
+            e.raw if e is not ni else R._newc_entry(ni.name, ni.fields, info) for e in deeplab.entries
+        )
+        cases[label] = (body + deeplab.trailer.raw, ni.offset)
     return cases
 
 
