@@ -153,3 +153,12 @@ def test_off_a_pi_exit_5(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
         fl.flash_local(rpk_path(DEEPLAB))
     assert main(["flash", str(rpk_path(DEEPLAB))]) == 5
     assert "--host" in capsys.readouterr().err
+
+
+def test_cli_flash_local(mod: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _use(monkeypatch, fake_picamera(mod, [(320, 320)]))
+    assert main(["flash", str(rpk_path(DEEPLAB)), "--verify"]) == 0
+    assert "verified: output shapes [[320, 320]]" in capsys.readouterr().out
+    _use(monkeypatch, fake_picamera(mod, [(96, 96)]))
+    assert main(["flash", str(rpk_path(DEEPLAB)), "--verify"]) == 6
+    assert "verification failed" in capsys.readouterr().err
