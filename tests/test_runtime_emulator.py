@@ -170,6 +170,22 @@ def test_emulated_run_matches_quantized_model_directly(converted_default, photos
     np.testing.assert_allclose(ious_emu, ious_direct, atol=1e-3)
 
 
+def test_pipelined_emulator_gives_the_same_masks(converted_default, photos, gt):
+    """Pipelined (the sensor computes the next frame meanwhile), each result still belongs to its prompt."""
+    from imx500_sam.runtime.emulator import EmulatedIMX500
+    from imx500_sam.runtime.session import PromptSession
+
+    boxes = [i.box for i in gt if i.photo == "voc"][:3]
+    with EmulatedIMX500(converted_default, photos["voc"], repeat=True) as emu:
+        sync = {r.prompt: r for _, r in zip(range(3), PromptSession(emu, boxes), strict=False)}
+    with EmulatedIMX500(converted_default, photos["voc"], repeat=True, pipelined=True) as emu:
+        piped = [r for _, r in zip(range(9), PromptSession(emu, boxes), strict=False)]
+    assert {r.prompt for r in piped} == {0, 1, 2}
+    for r in piped:
+        assert r.roi == sync[r.prompt].roi and r.sensor_frame.tag == r.prompt
+        np.testing.assert_array_equal(r.mask, sync[r.prompt].mask)
+
+
 def test_cli_json_save_png_and_masks(converted_default, photos, gt, tmp_path):
     inst = gt[15]
     box = ",".join(str(v) for v in inst.box)

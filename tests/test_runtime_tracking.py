@@ -55,7 +55,7 @@ class OracleSensor(Sensor):
     def geometry(self) -> SensorGeometry:
         return self._geometry
 
-    def set_roi(self, roi: ROI) -> None:
+    def set_roi(self, roi: ROI, tag: object = None) -> None:
         self._roi = roi
 
     def capture(self) -> SensorFrame | None:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from imx500_sam.runtime.geometry import SensorGeometry, crop_source, roi_source_
 from imx500_sam.runtime.sensor import Sensor, SensorFrame, check_segmentation_intrinsics
 from imx500_sam.runtime.sources import FrameSource
 
+_RoiSetting = tuple[ROI | None, tuple[int, int, int, int], Any]  # square ROI (if any), rectangle, tag
+
 
 class EmulatedIMX500(Sensor):
     """The IMX500 emulated with a convert output directory and an OpenCV frame source."""
@@ -41,6 +44,7 @@ class EmulatedIMX500(Sensor):
         output_size: tuple[int, int] | None = None,
         threads: int | None = None,
         repeat: bool = False,
+        pipelined: bool = False,
     ) -> None:
         out = convert_out if isinstance(convert_out, ConvertOutput) else ConvertOutput.load(convert_out)
         check_segmentation_intrinsics(out.intrinsics, str(out.out_dir / INTRINSICS_JSON))
@@ -68,10 +72,13 @@ class EmulatedIMX500(Sensor):
         self._frames = iter(self.source)
         self._output_size = tuple(int(v) for v in output_size) if output_size else None
         self._geometry: SensorGeometry | None = None
-        self._rect: tuple[int, int, int, int] = (0, 0, *SENSOR_FULL_SIZE)  # picamera2 starts on the full sensor
-        self._roi: ROI | None = None
+        # (ROI, rectangle, tag): picamera2 starts on the full sensor
+        self._setting: _RoiSetting = (None, (0, 0, *SENSOR_FULL_SIZE), None)
         self._index = 0
         self._pending: np.ndarray | None = None
+        self.pipelined = pipelined
+        self._worker: ThreadPoolExecutor | None = None
+        self._next: Future[SensorFrame | None] | None = None
 
     def _check_network(self) -> None:
         shape = self.network.input_shape
@@ -108,20 +115,19 @@ class EmulatedIMX500(Sensor):
             self.peek_image()
         return self.geometry
 
-    def set_roi(self, roi: ROI | tuple[int, int, int, int]) -> None:
-        """Set the inference ROI in full-sensor pixels, bounded to the sensor as picamera2 does."""
-        if isinstance(roi, ROI):
-            self._roi = roi
-            x, y, w, h = roi.xywh
-        else:
-            self._roi = None
-            x, y, w, h = (int(v) for v in roi)
+    def set_roi(self, roi: ROI | tuple[int, int, int, int], tag: Any = None) -> None:
+        """Set the inference ROI in full-sensor pixels, bounded to the sensor as picamera2 does.
+
+        ``tag`` comes back on the frames computed with this ROI (``SensorFrame.tag``).
+        """
+        square = roi if isinstance(roi, ROI) else None
+        x, y, w, h = roi.xywh if isinstance(roi, ROI) else (int(v) for v in roi)
         fw, fh = SENSOR_FULL_SIZE
         x0, y0 = min(max(x, 0), fw), min(max(y, 0), fh)
         x1, y1 = min(max(x + w, 0), fw), min(max(y + h, 0), fh)
         if x1 - x0 < 1 or y1 - y0 < 1:
             raise BadInputError(f"inference ROI {(x, y, w, h)} does not overlap the sensor {SENSOR_FULL_SIZE}.")
-        self._rect = (x0, y0, x1 - x0, y1 - y0)
+        self._setting = (square, (x0, y0, x1 - x0, y1 - y0), tag)
 
     def _next_image(self) -> np.ndarray | None:
         pending = self._pending
@@ -131,7 +137,24 @@ class EmulatedIMX500(Sensor):
         return next(self._frames, None)
 
     def capture(self) -> SensorFrame | None:
-        """Read a frame, run the network on the current ROI, return the frame with libcamera metadata."""
+        """The next frame with the network run on the ROI, and libcamera's metadata.
+
+        Pipelined, the emulated sensor computes the next frame (with the ROI set at that moment)
+        while the caller handles this one, as the IMX500 runs its network on chip: an ROI then takes
+        effect one frame later, and ``SensorFrame.roi`` / ``tag`` say which ROI a frame used.
+        """
+        if not self.pipelined:
+            return self._produce(self._setting)
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imx500-emulator")
+        if self._next is None:
+            self._next = self._worker.submit(self._produce, self._setting)
+        frame = self._next.result()
+        self._next = self._worker.submit(self._produce, self._setting) if frame is not None else None
+        return frame
+
+    def _produce(self, setting: _RoiSetting) -> SensorFrame | None:
+        """Read a frame and run the network on ``setting``'s ROI."""
         t0 = time.perf_counter()
         image = self._next_image()
         if image is None:
@@ -143,7 +166,7 @@ class EmulatedIMX500(Sensor):
             image = cv2.resize(image, self._output_size, interpolation=cv2.INTER_AREA)
         geometry = self.geometry
         t1 = time.perf_counter()
-        tensor = self.input_tensor(image, geometry)
+        tensor = self.input_tensor(image, geometry, setting)
         t2 = time.perf_counter()
         raw = self.network(tensor)
         t3 = time.perf_counter()
@@ -157,11 +180,12 @@ class EmulatedIMX500(Sensor):
             image=image,
             metadata=metadata,
             geometry=geometry,
-            roi=self._roi,
+            roi=setting[0],
             outputs=decoded,
             dnn_ms=kpi[0] if kpi else None,
             dsp_ms=kpi[1] if kpi else None,
             timestamp_ns=timestamp,
+            tag=setting[2],
             extra={
                 "source_ms": (t1 - t0) * 1e3,
                 "crop_quantise_ms": (t2 - t1) * 1e3,
@@ -173,17 +197,20 @@ class EmulatedIMX500(Sensor):
         self._index += 1
         return frame
 
-    def input_tensor(self, image: np.ndarray, geometry: SensorGeometry) -> np.ndarray:
-        """The network input for the current ROI: crop, scale to the input size, RGB, quantise (1xCxHxW)."""
-        if self._roi is not None:
-            rect = roi_source_rect(geometry, self._roi)
+    def input_tensor(
+        self, image: np.ndarray, geometry: SensorGeometry, setting: _RoiSetting | None = None
+    ) -> np.ndarray:
+        """The network input for an ROI (default: the current one): crop, scale, RGB, quantise (1xCxHxW)."""
+        roi, full_rect, _ = setting or self._setting
+        if roi is not None:
+            rect = roi_source_rect(geometry, roi)
         else:
-            x, y, w, h = geometry.sensor_to_output(self._rect)
+            x, y, w, h = geometry.sensor_to_output(full_rect)
             rect = (round(x), round(y), max(1, round(x + w) - round(x)), max(1, round(y + h) - round(y)))
         crop = crop_source(image, rect, self.input_size)
-        rgb = crop[:, :, ::-1]  # the network's input format is RGB
+        rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)  # the network's input format is RGB
         # The sensor hands the network its 8-bit pixels with dnnParams' scale: value = q * scale.
-        return (np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32) * self.input_scale)[None]
+        return np.multiply(rgb.transpose(2, 0, 1)[None], self.input_scale, dtype=np.float32)
 
     def _split_outputs(self, raw: np.ndarray) -> list[np.ndarray]:
         arr = np.asarray(raw, dtype=np.float32)[0]
@@ -199,12 +226,16 @@ class EmulatedIMX500(Sensor):
         info = md.pack_output_tensor_info(self.network_name, [o.shape for o in outputs], self._index)
         return {
             md.OUTPUT_TENSOR: md.encode_output_tensor(outputs),
-            md.OUTPUT_TENSOR_INFO: list(info),
+            md.OUTPUT_TENSOR_INFO: tuple(info),
             md.KPI_INFO: md.kpi_value(dnn_us, dsp_us),
             md.SCALER_CROP: tuple(geometry.scaler_crop),
             md.SENSOR_TIMESTAMP: ts,
         }
 
     def close(self) -> None:
-        """Release the frame source."""
+        """Stop the pipelined worker and release the frame source."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True, cancel_futures=True)
+            self._worker = None
+            self._next = None
         self.source.close()

@@ -77,11 +77,12 @@ class SensorGeometry:
         return square_roi(self.output_to_sensor(box), self.full_size, grow)
 
     def roi_output_rect(self, roi: ROI) -> tuple[int, int, int, int]:
-        """The ROI in output pixels, rounded and clipped to the output image (like ``get_roi_scaled``)."""
+        """The ROI in output pixels, whole pixels clipped to the output image (like ``get_roi_scaled``)."""
         x, y, w, h = self.sensor_to_output(roi.xywh)
         ow, oh = self.output_size
-        x0, y0 = max(0, round(x)), max(0, round(y))
-        x1, y1 = min(ow, round(x + w)), min(oh, round(y + h))
+        # the pixels whose centres lie inside the ROI: exactly where paste_mask writes
+        x0, y0 = max(0, int(np.ceil(x - 0.5))), max(0, int(np.ceil(y - 0.5)))
+        x1, y1 = min(ow, int(np.ceil(x + w - 0.5))), min(oh, int(np.ceil(y + h - 0.5)))
         return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
     def paste_mask(self, mask: np.ndarray, roi: ROI) -> np.ndarray:

@@ -3,11 +3,11 @@
 The layout is libcamera's (as read by picamera2 0.3.38, ``picamera2/devices/imx500/imx500.py``):
 
 - ``CnnOutputTensor``: every output tensor flattened in Fortran order and concatenated, float32
-  values (a list of floats, as the libcamera Python bindings hand it over).
+  values (a tuple of floats: libcamera's Python bindings turn array controls into tuples).
 - ``CnnOutputTensorInfo``: a 712-byte little-endian struct ``CnnOutputTensorInfoExported``:
   ``char network_name[64]; u32 num_tensors; {u32 tensor_data_num; u32 num_dimensions;
-  u16 size[16];}[16]; u8 frameCount`` (+3 bytes of struct padding). Handed over as a list of ints.
-- ``CnnKpiInfo``: ``[dnn_runtime_us, dsp_runtime_us]``.
+  u16 size[16];}[16]; u8 frameCount`` (+3 bytes of struct padding). A tuple of byte values.
+- ``CnnKpiInfo``: ``(dnn_runtime_us, dsp_runtime_us)``.
 - ``ScalerCrop``: ``(x, y, w, h)`` in full-sensor pixels; ``SensorTimestamp``: ns.
 
 The emulator writes this format; the decoders here read it the way picamera2 does (tests check
@@ -77,10 +77,10 @@ def unpack_output_tensor_info(info: bytes | bytearray | Sequence[int]) -> Output
     return OutputTensorInfo(network_name=name, shapes=tuple(shapes), frame_count=int(values[-1]))
 
 
-def encode_output_tensor(outputs: Sequence[np.ndarray]) -> list[float]:
+def encode_output_tensor(outputs: Sequence[np.ndarray]) -> tuple[float, ...]:
     """``CnnOutputTensor``: the tensors flattened in Fortran order, concatenated, as float32 values."""
     flat = np.concatenate([np.asarray(o, dtype=np.float32).ravel(order="F") for o in outputs])
-    return flat.tolist()
+    return tuple(flat.tolist())
 
 
 def decode_outputs(metadata: dict[str, Any]) -> list[np.ndarray] | None:
@@ -89,7 +89,7 @@ def decode_outputs(metadata: dict[str, Any]) -> list[np.ndarray] | None:
     info = metadata.get(OUTPUT_TENSOR_INFO)
     if tensor is None or len(tensor) == 0 or info is None:
         return None
-    flat = np.asarray(tensor, dtype=np.float32)
+    flat = np.fromiter(tensor, dtype=np.float32, count=len(tensor))
     outputs, offset = [], 0
     for shape in unpack_output_tensor_info(info).shapes:
         size = int(np.prod(shape))
@@ -100,9 +100,9 @@ def decode_outputs(metadata: dict[str, Any]) -> list[np.ndarray] | None:
     return outputs
 
 
-def kpi_value(dnn_us: float, dsp_us: float) -> list[int]:
-    """``CnnKpiInfo``: [dnn_runtime, dsp_runtime] in whole microseconds."""
-    return [int(round(dnn_us)), int(round(dsp_us))]
+def kpi_value(dnn_us: float, dsp_us: float) -> tuple[int, int]:
+    """``CnnKpiInfo``: (dnn_runtime, dsp_runtime) in whole microseconds."""
+    return (int(round(dnn_us)), int(round(dsp_us)))
 
 
 def decode_kpi(metadata: dict[str, Any]) -> tuple[float, float] | None:

@@ -78,6 +78,7 @@ class IMX500Sensor(Sensor):
         self.output_size = tuple(self.picam2.camera_configuration()["main"]["size"])
         self._geometry = SensorGeometry.for_output(self.output_size)
         self._roi: ROI | None = None
+        self._tag: Any = None
         self._settle = 0
         self._index = 0
 
@@ -86,8 +87,9 @@ class IMX500Sensor(Sensor):
         """Output-image <-> sensor mapping from the last frame's ``ScalerCrop``."""
         return self._geometry
 
-    def set_roi(self, roi: ROI) -> None:
+    def set_roi(self, roi: ROI, tag: Any = None) -> None:
         """``IMX500.set_inference_roi_abs`` in full-sensor pixels."""
+        self._tag = tag
         if roi != self._roi:
             self.imx500.set_inference_roi_abs(roi.xywh)
             self._roi = roi
@@ -116,6 +118,7 @@ class IMX500Sensor(Sensor):
                 metadata=metadata,
                 geometry=self._geometry,
                 roi=self._roi,
+                tag=self._tag,
                 outputs=outputs,
                 dnn_ms=kpi[0] if kpi else None,
                 dsp_ms=kpi[1] if kpi else None,

@@ -38,6 +38,7 @@ class SensorFrame:
     dnn_ms: float | None = None
     dsp_ms: float | None = None
     timestamp_ns: int = 0
+    tag: Any = None  # the tag given with the ROI this frame used (``Sensor.set_roi``)
     extra: dict[str, Any] = field(default_factory=dict)  # host stage timings (ms, emulator), roi_scaled (Pi)
 
 
@@ -55,8 +56,11 @@ class Sensor(abc.ABC):
         """The current output-image <-> sensor mapping."""
 
     @abc.abstractmethod
-    def set_roi(self, roi: ROI) -> None:
-        """Set the inference ROI in full-sensor pixels (``IMX500.set_inference_roi_abs``)."""
+    def set_roi(self, roi: ROI, tag: Any = None) -> None:
+        """Set the inference ROI in full-sensor pixels (``IMX500.set_inference_roi_abs``).
+
+        ``tag`` is handed back on the frames computed with this ROI (``SensorFrame.tag``).
+        """
 
     @abc.abstractmethod
     def capture(self) -> SensorFrame | None:

@@ -170,13 +170,15 @@ class PromptSession:
 
     def step(self) -> MaskResult | None:
         """Set the next prompt's ROI, capture a frame, return its mask (None when the source ends)."""
-        index = self._turn % len(self.prompts)
-        state = self.prompts[index]
-        self.sensor.set_roi(state.roi)
+        turn = self._turn % len(self.prompts)
+        self.sensor.set_roi(self.prompts[turn].roi, tag=turn)
         frame = self.sensor.capture()
         if frame is None:
             return None
         t0 = time.perf_counter()
+        # a sensor whose ROI takes effect later says which prompt's ROI the frame used
+        index = frame.tag if isinstance(frame.tag, int) and 0 <= frame.tag < len(self.prompts) else turn
+        state = self.prompts[index]
         roi = frame.roi or state.roi
         geometry = frame.geometry
         if not frame.outputs:
@@ -187,7 +189,12 @@ class PromptSession:
             mask = logits > self.threshold
         roi_out = geometry.roi_output_rect(roi)
         window_box = main_component_bbox(mask, roi_out)
-        area = int(mask.sum())
+        wx, wy, ww, wh = roi_out
+        window = mask[wy : wy + wh, wx : wx + ww]  # the mask is zero outside the ROI
+        area = int(np.count_nonzero(window))
+        bbox = mask_bbox(window)
+        if bbox is not None:
+            bbox = (bbox[0] + wx, bbox[1] + wy, bbox[2], bbox[3])
         roi_area = max(1, roi_out[2] * roi_out[3])
         lost = logits is not None and area < max(4.0, self.min_area_fraction * roi_area)
         state.mask = mask
@@ -212,7 +219,7 @@ class PromptSession:
             roi=roi,
             roi_output=roi_out,
             mask=mask,
-            bbox=mask_bbox(mask),
+            bbox=bbox,
             mask_area=area,
             lost=lost,
             dnn_ms=frame.dnn_ms,
