@@ -19,7 +19,7 @@ def check(
     input_size: str = typer.Option(None, "--input-size", help="H or H,W in pixels. Default: the model's own."),
     fmt: str = typer.Option("text", "--format", "-f", help="text | json | github | junit"),
     junit_path: Path = typer.Option(
-        Path("imx500-check.xml"), "--junit-path", help="Where --format junit writes its XML report."
+        None, "--junit-path", help="Also write a JUnit XML report here (--format junit: default imx500-check.xml)."
     ),
     full: bool = typer.Option(
         False, "--full", help="Also quantize with MCT and run `imxconv-pt --memory-report` for the exact figure."
@@ -34,14 +34,14 @@ def check(
     if fmt not in FORMATS:
         raise BadInputError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}.")
     report = check_model(model, parse_input_size(input_size), full=full)
+    if fmt == "junit" and junit_path is None:
+        junit_path = Path("imx500-check.xml")
     if fmt == "json":
         typer.echo(render_json(report))
     elif fmt == "github":
         typer.echo(render_github(report))
-    elif fmt == "junit":
-        path = write_junit(report, junit_path)
-        typer.echo(render_text(report))
-        typer.echo(f"JUnit report: {path}")
     else:
         typer.echo(render_text(report))
+    if junit_path is not None:
+        typer.echo(f"JUnit report: {write_junit(report, junit_path)}", err=fmt == "json")
     raise typer.Exit(int(report.exit_code))
