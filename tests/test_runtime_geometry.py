@@ -138,3 +138,13 @@ def test_roi_in_output_matches_picamera2_get_roi_scaled(output, crop):
         ours = geo.roi_output_rect(roi)
         # picamera2 truncates (x and width separately) where we round: at most 2 output pixels apart
         assert np.abs(np.array(theirs) - np.array(ours)).max() <= 2, (roi, theirs, ours)
+
+
+@SETTINGS
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**32 - 1), st.floats(0, 1))
+def test_fast_bbox_is_mask_bbox(h, w, seed, density):
+    from imx500_sam.prompt import mask_bbox
+    from imx500_sam.runtime.session import fast_bbox
+
+    m = np.random.default_rng(seed).random((h, w)) < density
+    assert fast_bbox(m) == mask_bbox(m)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from imx500_sam.errors import BadInputError
-from imx500_sam.prompt import GROW, ROI, mask_bbox
+from imx500_sam.prompt import GROW, ROI
 from imx500_sam.runtime.geometry import Box, SensorGeometry
 from imx500_sam.runtime.sensor import Sensor, SensorFrame
 
@@ -91,15 +91,23 @@ def clip_box(box: Sequence[float], size: tuple[int, int]) -> Box:
     return (x0, y0, x1 - x0, y1 - y0)
 
 
+def fast_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Bounding box (x, y, w, h) of the nonzero pixels of a 2-D mask (as ``prompt.mask_bbox``), or None."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+
+
 def main_component_bbox(mask: np.ndarray, window: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
     """Box (output pixels) of the largest connected part of ``mask`` inside ``window`` (x, y, w, h)."""
     x, y, w, h = window
-    sub = mask[y : y + h, x : x + w].astype(np.uint8)
+    sub = np.ascontiguousarray(mask[y : y + h, x : x + w]).view(np.uint8)
     if w < 1 or h < 1 or not sub.any():
         return None
     n, _, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
     if n <= 2:
-        bx, by, bw, bh = mask_bbox(sub)  # type: ignore[misc]
+        bx, by, bw, bh = fast_bbox(sub)  # type: ignore[misc]
     else:
         best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
         bx, by, bw, bh = (int(v) for v in stats[best, :4])
@@ -188,11 +196,10 @@ class PromptSession:
             logits = geometry.paste_mask(frame.outputs[0], roi)
             mask = logits > self.threshold
         roi_out = geometry.roi_output_rect(roi)
-        window_box = main_component_bbox(mask, roi_out)
         wx, wy, ww, wh = roi_out
         window = mask[wy : wy + wh, wx : wx + ww]  # the mask is zero outside the ROI
         area = int(np.count_nonzero(window))
-        bbox = mask_bbox(window)
+        bbox = fast_bbox(window)
         if bbox is not None:
             bbox = (bbox[0] + wx, bbox[1] + wy, bbox[2], bbox[3])
         roi_area = max(1, roi_out[2] * roi_out[3])
@@ -204,7 +211,8 @@ class PromptSession:
             state.velocity, state.last_centre = (0.0, 0.0), None
         else:
             state.lost_frames = 0
-            if state.track and window_box is not None:
+            window_box = main_component_bbox(mask, roi_out) if state.track else None
+            if window_box is not None:
                 state.box = self._follow(state, window_box, roi_out)
                 state.roi = geometry.prompt_roi(state.box, self.grow)
         now = time.perf_counter()
