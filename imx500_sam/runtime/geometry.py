@@ -76,41 +76,37 @@ class SensorGeometry:
         """The sensor ROI for a prompt box in output pixels: square, grown by ``grow``, inside the sensor."""
         return square_roi(self.output_to_sensor(box), self.full_size, grow)
 
-    def roi_output_rect(self, roi: ROI) -> tuple[int, int, int, int]:
-        """The ROI in output pixels, whole pixels clipped to the output image (like ``get_roi_scaled``)."""
+    def roi_rect(self, roi: ROI) -> tuple[int, int, int, int]:
+        """The ROI on the output image's pixel grid: edges rounded to whole pixels, not clipped."""
         x, y, w, h = self.sensor_to_output(roi.xywh)
+        x0, y0 = round(x), round(y)
+        return (x0, y0, max(1, round(x + w) - x0), max(1, round(y + h) - y0))
+
+    def roi_output_rect(self, roi: ROI) -> tuple[int, int, int, int]:
+        """The ROI in output pixels, clipped to the output image (like picamera2's ``get_roi_scaled``)."""
+        x, y, w, h = self.roi_rect(roi)
         ow, oh = self.output_size
-        # the pixels whose centres lie inside the ROI: exactly where paste_mask writes
-        x0, y0 = max(0, int(np.ceil(x - 0.5))), max(0, int(np.ceil(y - 0.5)))
-        x1, y1 = min(ow, int(np.ceil(x + w - 0.5))), min(oh, int(np.ceil(y + h - 0.5)))
+        x0, y0, x1, y1 = max(0, x), max(0, y), min(ow, x + w), min(oh, y + h)
         return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
     def paste_mask(self, mask: np.ndarray, roi: ROI) -> np.ndarray:
         """A network-resolution mask (logits or probabilities) of ``roi`` -> float32 (H, W) in output pixels.
 
-        Bilinear, pixel-centre aligned (as ``cv2.resize``), zero outside the ROI; an ROI partly
+        The mask is resized (bilinear, as ``imx500_sam.prompt.paste_mask``) onto the ROI's whole-pixel
+        rectangle (``roi_rect``: at most half a pixel from the exact ROI), zero elsewhere; an ROI partly
         outside the output image is clipped, not squeezed.
         """
         m = np.asarray(mask, dtype=np.float32).squeeze()
         if m.ndim != 2:
             raise ValueError(f"mask must be 2-D, got shape {np.shape(mask)}")
-        mh, mw = m.shape
         ow, oh = self.output_size
-        x, y, w, h = self.sensor_to_output(roi.xywh)
-        ax, ay = w / mw, h / mh
-        # dst = a * src + b with pixel centres at integers: (u + 0.5) * a + x - 0.5
-        affine = np.array([[ax, 0.0, 0.5 * ax + x - 0.5], [0.0, ay, 0.5 * ay + y - 0.5]], dtype=np.float64)
-        x0, y0 = max(0, int(np.ceil(x - 0.5))), max(0, int(np.ceil(y - 0.5)))
-        x1, y1 = min(ow, int(np.ceil(x + w - 0.5))), min(oh, int(np.ceil(y + h - 0.5)))
         out = np.zeros((oh, ow), dtype=np.float32)
+        x, y, w, h = self.roi_rect(roi)
+        x0, y0, x1, y1 = max(0, x), max(0, y), min(ow, x + w), min(oh, y + h)
         if x1 <= x0 or y1 <= y0:
             return out
-        # Warp only the covered window (cheap for small ROIs in large images).
-        affine[0, 2] -= x0
-        affine[1, 2] -= y0
-        out[y0:y1, x0:x1] = cv2.warpAffine(
-            m, affine, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        )
+        resized = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+        out[y0:y1, x0:x1] = resized[y0 - y : y1 - y, x0 - x : x1 - x]
         return out
 
 
@@ -136,7 +132,5 @@ def crop_source(image: np.ndarray, rect: tuple[int, int, int, int], size: tuple[
 
 
 def roi_source_rect(geometry: SensorGeometry, roi: ROI) -> tuple[int, int, int, int]:
-    """The sensor ROI on the output image's pixel grid (rounded to whole pixels, may leave the image)."""
-    x, y, w, h = geometry.sensor_to_output(roi.xywh)
-    x0, y0 = round(x), round(y)
-    return (x0, y0, max(1, round(x + w) - x0), max(1, round(y + h) - y0))
+    """The sensor ROI on the output image's pixel grid (whole pixels, may leave the image): the emulator's crop."""
+    return geometry.roi_rect(roi)

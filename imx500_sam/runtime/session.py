@@ -119,7 +119,7 @@ class PromptSession:
 
     ``threshold`` is on the network's logits (mask = logit > threshold); ``smoothing`` (0..1) is the
     weight of the previous box when tracking; a mask smaller than ``min_area_fraction`` of its ROI
-    means the object is lost.
+    means the object is lost; a tracked box changes size by at most ``max_scale_step`` per turn.
     """
 
     def __init__(
@@ -131,6 +131,7 @@ class PromptSession:
         smoothing: float = 0.3,
         min_area_fraction: float = 0.002,
         grow: float = GROW,
+        max_scale_step: float = 1.1,
     ) -> None:
         if not boxes:
             raise BadInputError("no prompt given.", hint="Give --box x,y,w,h (repeat for several objects) or --select.")
@@ -142,6 +143,9 @@ class PromptSession:
         self.smoothing = float(smoothing)
         self.min_area_fraction = float(min_area_fraction)
         self.grow = grow
+        if max_scale_step < 1.0:
+            raise ValueError(f"max_scale_step must be >= 1, got {max_scale_step}")
+        self.max_scale_step = float(max_scale_step)
         geometry = self._geometry()
         self.prompts: list[PromptState] = []
         for b in boxes:
@@ -258,6 +262,9 @@ class PromptSession:
             w = max(w, old[2])
         if cut_y:
             h = max(h, old[3])
+        k = self.max_scale_step  # objects do not change size fast: a bad mask cannot collapse or blow up the ROI
+        w = min(max(w, old[2] / k), old[2] * k)
+        h = min(max(h, old[3] / k), old[3] * k)
         if state.last_centre is not None:
             vx = s * state.velocity[0] + (1 - s) * (cx - state.last_centre[0])
             vy = s * state.velocity[1] + (1 - s) * (cy - state.last_centre[1])
