@@ -41,15 +41,20 @@ def test_fleet_copy_checksum_and_parallel(sshd: Sshd, tmp_path: Path) -> None:
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
     hosts = [sshd.host()] * 4
     before = len(sshd.calls())
-    results = fl.flash_remote(src, hosts, _opts(sshd, tmp_path / "far"), jobs=4)
+    sshd.expect_concurrent(4)
+    try:
+        results = fl.flash_remote(src, hosts, _opts(sshd, tmp_path / "far"), jobs=4)
+    finally:
+        sshd.expect_concurrent(1)
     assert [r.status for r in results] == ["ok"] * 4, [r.detail for r in results]
     remote = tmp_path / "far" / src.name
     assert remote.read_bytes() == src.read_bytes()  # copied byte for byte
     assert list((tmp_path / "far").iterdir()) == [remote]  # no temporary .part files left
     calls = sshd.calls()[before:]
     assert len(calls) == 4 and {c[2] for c in calls} == {digest}  # the far side flashed the same bytes
-    assert all(f"flash {remote}" in c[3] for c in calls)
-    # parallel: every stand-in flash (1.5 s each) overlapped all others
+    assert all(f"flash {remote}" in c[4] for c in calls)
+    # parallel: each far-side flash waited until all 4 were running at once (serial calls would time out)
+    assert [c[3] for c in calls] == ["met"] * 4
     assert max(c[0] for c in calls) < min(c[1] for c in calls)
 
 

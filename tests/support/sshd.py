@@ -1,8 +1,8 @@
 """A real OpenSSH sshd on 127.0.0.1 with throwaway keys, for transport tests (copy, checksum, parallelism).
 
 The far side's ``imx500-sam`` is a small shell stand-in (there is no camera here): it logs each call with
-start/end times and the SHA-256 of the file it was given, sleeps, and answers. Only the transport is tested
-with it; the real flash path is tested against picamera2's interface in test_flash_local.py.
+start/end times and the SHA-256 of the file it was given, waits at a barrier, and answers. Only the transport
+is tested with it; the real flash path is tested against picamera2's interface in test_flash_local.py.
 """
 
 from __future__ import annotations
@@ -50,11 +50,17 @@ def _keygen(path: Path) -> None:
 
 STANDIN = """#!/bin/sh
 # Stand-in for `imx500-sam flash FILE [--verify]` on a Pi (transport tests only; no camera here).
+# Barrier: waits (up to 30 s) until as many calls as barrier_n says have started: concurrent calls all get
+# through, serial ones time out, whatever the machine's load.
 [ "$1" = flash ] || {{ echo "stand-in: only 'flash' is supported" >&2; exit 2; }}
 start=$(date +%s.%N)
 sum=$(sha256sum "$2" | cut -d' ' -f1) || exit 2
-sleep {sleep}
-echo "$start $(date +%s.%N) $sum $*" >> {log}
+n=$(cat {root}/barrier_n 2>/dev/null || echo 1)
+mkdir -p {root}/barrier && touch {root}/barrier/$$
+i=0
+while [ "$(ls {root}/barrier | wc -l)" -lt "$n" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+if [ "$(ls {root}/barrier | wc -l)" -ge "$n" ]; then met=met; else met=timeout; fi
+echo "$start $(date +%s.%N) $sum $met $*" >> {log}
 echo "stand-in flash ok $sum"
 """
 
@@ -77,18 +83,25 @@ class Sshd:
     def host(self, user: str | None = None, port: int | None = None, name: str = "127.0.0.1") -> str:
         return f"{user or self.user}@{name}:{port or self.port}"
 
-    def calls(self) -> list[tuple[float, float, str, str]]:
-        """(start, end, sha256, args) for each stand-in flash call."""
+    def calls(self) -> list[tuple[float, float, str, str, str]]:
+        """(start, end, sha256, barrier 'met'/'timeout', args) for each stand-in flash call."""
         if not self.far_log.exists():
             return []
         out = []
         for line in self.far_log.read_text().splitlines():
-            start, end, digest, args = line.split(" ", 3)
-            out.append((float(start), float(end), digest, args))
+            start, end, digest, barrier, args = line.split(" ", 4)
+            out.append((float(start), float(end), digest, barrier, args))
         return out
 
+    def expect_concurrent(self, n: int) -> None:
+        """Make the next stand-in calls wait until ``n`` of them run at once (1: no waiting)."""
+        barrier = self.far_command.parent.parent / "barrier"
+        if barrier.exists():
+            shutil.rmtree(barrier)
+        (self.far_command.parent.parent / "barrier_n").write_text(f"{n}\n")
 
-def start_sshd(root: Path, standin_sleep_s: float = 1.5) -> Sshd:
+
+def start_sshd(root: Path) -> Sshd:
     """Start sshd on a free loopback port (keys, config and far-side stand-in under ``root``)."""
     sshd = find_or_install_sshd()
     root.mkdir(parents=True, exist_ok=True)
@@ -145,7 +158,7 @@ def start_sshd(root: Path, standin_sleep_s: float = 1.5) -> Sshd:
     far.mkdir(parents=True)
     far_log = root / "far" / "calls.log"
     far_command = far / "imx500-sam"
-    far_command.write_text(STANDIN.format(sleep=standin_sleep_s, log=far_log))
+    far_command.write_text(STANDIN.format(root=far.parent, log=far_log))
     far_command.chmod(0o755)
     return Sshd(port, user, root, client_key, other_key, known_hosts, ssh_config, far_command, far_log, proc)
 
