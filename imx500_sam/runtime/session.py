@@ -99,19 +99,35 @@ def fast_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
 
 
-def main_component_bbox(mask: np.ndarray, window: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
-    """Box (output pixels) of the largest connected part of ``mask`` inside ``window`` (x, y, w, h)."""
+def main_component_bbox(
+    mask: np.ndarray, window: tuple[int, int, int, int], prior: Box | None = None
+) -> tuple[int, int, int, int] | None:
+    """Box (output pixels) of the object's connected part of ``mask`` inside ``window`` (x, y, w, h).
+
+    The parts that overlap ``prior`` (the box the object was expected in), else the largest part.
+    """
     x, y, w, h = window
     sub = np.ascontiguousarray(mask[y : y + h, x : x + w]).view(np.uint8)
     if w < 1 or h < 1 or not sub.any():
         return None
-    n, _, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
     if n <= 2:
         bx, by, bw, bh = fast_bbox(sub)  # type: ignore[misc]
-    else:
-        best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-        bx, by, bw, bh = (int(v) for v in stats[best, :4])
-    return (x + bx, y + by, bw, bh)
+        return (x + bx, y + by, bw, bh)
+    keep = [1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))]  # default: the largest part
+    if prior is not None:
+        px0, py0 = max(0, int(prior[0]) - x), max(0, int(prior[1]) - y)
+        px1, py1 = min(w, int(prior[0] + prior[2]) - x), min(h, int(prior[1] + prior[3]) - y)
+        if px1 > px0 and py1 > py0:
+            inside = np.bincount(labels[py0:py1, px0:px1].ravel(), minlength=n)
+            overlapping = [k for k in range(1, n) if inside[k] > 0]
+            if overlapping:
+                keep = overlapping  # every part touching the expected box: objects come in pieces
+    x0 = min(int(stats[k, 0]) for k in keep)
+    y0 = min(int(stats[k, 1]) for k in keep)
+    x1 = max(int(stats[k, 0] + stats[k, 2]) for k in keep)
+    y1 = max(int(stats[k, 1] + stats[k, 3]) for k in keep)
+    return (x + x0, y + y0, x1 - x0, y1 - y0)
 
 
 class PromptSession:
@@ -215,7 +231,7 @@ class PromptSession:
             state.velocity, state.last_centre = (0.0, 0.0), None
         else:
             state.lost_frames = 0
-            window_box = main_component_bbox(mask, roi_out) if state.track else None
+            window_box = main_component_bbox(mask, roi_out, state.box) if state.track else None
             if window_box is not None:
                 state.box = self._follow(state, window_box, roi_out)
                 state.roi = geometry.prompt_roi(state.box, self.grow)
@@ -266,9 +282,11 @@ class PromptSession:
         w = min(max(w, old[2] / k), old[2] * k)
         h = min(max(h, old[3] / k), old[3] * k)
         if state.last_centre is not None:
+            # damped, and bounded by a quarter of the box per turn: a noisy mask must not fling the ROI away
+            lim_x, lim_y = 0.25 * w, 0.25 * h
             vx = s * state.velocity[0] + (1 - s) * (cx - state.last_centre[0])
             vy = s * state.velocity[1] + (1 - s) * (cy - state.last_centre[1])
-            state.velocity = (vx, vy)
+            state.velocity = (min(max(vx, -lim_x), lim_x), min(max(vy, -lim_y), lim_y))
         state.last_centre = (cx, cy)
         px, py = cx + state.velocity[0], cy + state.velocity[1]
         return (px - w / 2, py - h / 2, w, h)
