@@ -21,6 +21,8 @@ _COMMAND_MODULES = [
     "package",
     "flash",
     "run",
+    "distill",
+    "eval",
 ]
 
 for _name in _COMMAND_MODULES:

