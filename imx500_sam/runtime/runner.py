@@ -164,7 +164,11 @@ class _Outputs:
 
 
 def run(options: RunOptions, on_result: Callable[[MaskResult], None] | None = None) -> RunSummary:
-    """Run prompts on a sensor for ``options.frames`` frames (default: all; one for a still image)."""
+    """Run prompts on a sensor for ``options.frames`` frames (default: all; one for a still image).
+
+    A live camera run (the AI Camera, a webcam) without ``--frames`` ends with Ctrl-C, keeping its outputs;
+    for files, Ctrl-C aborts and leaves nothing partial.
+    """
     if options.frames is not None and options.frames < 1:
         raise BadInputError("--frames must be at least 1.")
     if not options.boxes and not options.select:
@@ -186,7 +190,17 @@ def run(options: RunOptions, on_result: Callable[[MaskResult], None] | None = No
         outputs = _Outputs(options.save, options.save_masks, fps_out)
         last: dict[int, MaskResult] = {}
         count, dnn_total, dnn_n = 0, 0.0, 0
-        for result in session:
+        live = options.rpk is not None or getattr(source, "kind", None) == "camera"
+        results = iter(session)
+        while limit is None or count < limit:
+            try:
+                result = next(results, None)
+            except KeyboardInterrupt:
+                if not live:
+                    raise
+                break  # Ctrl-C ends a live camera run normally: what was recorded is kept
+            if result is None:
+                break
             last[result.prompt] = result
             overlay = None
             if options.save is not None:
@@ -205,8 +219,6 @@ def run(options: RunOptions, on_result: Callable[[MaskResult], None] | None = No
             if result.dnn_ms is not None:
                 dnn_total += result.dnn_ms
                 dnn_n += 1
-            if limit is not None and count >= limit:
-                break
         if count == 0:
             raise BadInputError(f"{options.source}: the source gave no frames.")
         outputs.finish()
