@@ -148,3 +148,20 @@ def test_fast_bbox_is_mask_bbox(h, w, seed, density):
 
     m = np.random.default_rng(seed).random((h, w)) < density
     assert fast_bbox(m) == mask_bbox(m)
+
+
+def test_overlay_tints_mask_boxes_roi_and_keeps_the_rest():
+    from imx500_sam.runtime.overlay import colour, draw_overlay, status_text
+
+    img = np.full((120, 160, 3), 100, np.uint8)
+    img.flags.writeable = False  # frames are shared: drawing must copy
+    mask = np.zeros((120, 160), bool)
+    mask[40:80, 50:100] = True
+    out = draw_overlay(img, [mask, None], [(45, 35, 60, 50), (0, 0, 10, 10)], [False, True], status_text(30.0, 11.8))
+    assert out.shape == img.shape and (img == 100).all()
+    inner = out[50:70, 60:90].reshape(-1, 3)
+    expected = (np.array([100, 100, 100]) * 0.55 + np.array(colour(0)) * 0.45).astype(np.uint8)
+    assert (np.abs(inner.astype(int) - expected).max(axis=1) <= 1).all()
+    assert (out[100:118, 120:158] == 100).all()  # far from mask, ROI and text: untouched
+    assert tuple(out[35, 70]) == colour(0)  # the ROI's top edge
+    assert tuple(out[9, 5]) == (0, 0, 255)  # a lost prompt's ROI is red
