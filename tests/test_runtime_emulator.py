@@ -240,3 +240,17 @@ def test_cli_video_to_mp4_and_bad_input(converted_default, photos, gt, tmp_path)
         assert not bad_save.exists()
     rc, _, err = run_cli("--source", str(photos["voc"]), "--box", "1,1,5,5")
     assert rc == 2 and "--rpk" in err
+    rc, _, err = run_cli("--rpk", str(tmp_path / "n.rpk"), "--pipelined", "--box", "1,1,5,5")
+    assert rc == 2 and "emulator" in err
+
+
+def test_cli_pipelined(converted_default, photos):
+    rc, out, err = run_cli(
+        "--emulate", str(converted_default.out_dir), "--source", str(photos["voc"]), "--box", "220,255,40,90",
+        "--box", "300,60,120,150", "--frames", "5", "--pipelined", "--json",
+    )  # fmt: skip
+    assert rc == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == 5 and {r["prompt"] for r in records} == {0, 1}
+    by_prompt = {r["prompt"]: r["roi"] for r in records}
+    assert all(r["roi"] == by_prompt[r["prompt"]] for r in records)  # each mask labelled with its own ROI

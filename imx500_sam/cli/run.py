@@ -29,6 +29,9 @@ def run(
     save_masks: Path = typer.Option(None, "--save-masks", help="Write each frame's mask as DIR/mask_000000.png ..."),
     frames: int = typer.Option(None, "--frames", help="Stop after N frames (default: all; 1 for a photo)."),
     threads: int = typer.Option(None, "--threads", help="Emulator: onnxruntime threads (default: up to 4)."),
+    pipelined: bool = typer.Option(
+        False, "--pipelined", help="Emulator: compute the next frame meanwhile, as the sensor does (ROI 1 frame late)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per frame."),
 ) -> None:
     """Segment prompted objects per frame: box -> square ROI (+10%) on the sensor -> mask in the output image."""
@@ -46,6 +49,7 @@ def run(
         save_masks=save_masks,
         frames=frames,
         threads=threads,
+        pipelined=pipelined,
     )
 
     def emit(result: MaskResult) -> None:

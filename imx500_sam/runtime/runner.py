@@ -36,6 +36,7 @@ class RunOptions:
     save_masks: Path | None = None
     frames: int | None = None
     threads: int | None = None
+    pipelined: bool = False
 
 
 @dataclass
@@ -65,8 +66,10 @@ def open_sensor(options: RunOptions) -> Sensor:
     if (options.rpk is None) == (options.emulate is None):
         raise BadInputError("give exactly one of --rpk network.rpk (camera) or --emulate CONVERT_DIR (emulator).")
     if options.rpk is not None:
-        if options.source is not None:
-            raise BadInputError("--source is for the emulator; with --rpk the frames come from the AI Camera.")
+        if options.source is not None or options.pipelined:
+            raise BadInputError(
+                "--source and --pipelined are for the emulator; with --rpk the AI Camera delivers the frames."
+            )
         from imx500_sam.runtime.picamera import IMX500Sensor
 
         return IMX500Sensor(options.rpk)
@@ -78,7 +81,7 @@ def open_sensor(options: RunOptions) -> Sensor:
     source = FrameSource(options.source)
     if source.is_still and (options.frames or 1) > 1:
         source.repeat = True
-    return EmulatedIMX500(options.emulate, source, threads=options.threads)
+    return EmulatedIMX500(options.emulate, source, threads=options.threads, pipelined=options.pipelined)
 
 
 def select_box(image: np.ndarray) -> Box:
