@@ -8,9 +8,10 @@ torch is imported inside the torch front end only; the ONNX front end needs only
 from __future__ import annotations
 
 import builtins
+import math
 import operator
 import os
-import re
+import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,17 +60,41 @@ def _torch_dir() -> str:
     return os.path.dirname(torch.__file__) + os.sep
 
 
-_FRAME = re.compile(r'File "([^"]+)", line (\d+), in ')
+_GATE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-def _user_frame(stack_trace: str | None, torch_dir: str) -> SourceLoc | None:
-    """Last frame of a recorded stack that is not inside torch: the user's line."""
-    if not stack_trace:
-        return None
-    frames = [(f, int(n)) for f, n in _FRAME.findall(stack_trace) if not f.startswith(torch_dir)]
-    if not frames:
-        return None
-    return SourceLoc(_short(frames[-1][0]), frames[-1][1])
+def _user_frame(torch_dir: str) -> SourceLoc | None:
+    """The innermost calling frame outside torch and this package: the user's source line."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        file = frame.f_code.co_filename
+        if not file.startswith(torch_dir) and not file.startswith(_GATE_DIR) and not file.startswith("<"):
+            return SourceLoc(_short(file), frame.f_lineno)
+        frame = frame.f_back
+    return None
+
+
+def _source_tracer_class() -> type:
+    from torch import fx
+
+    class SourceTracer(fx.Tracer):
+        """fx.Tracer that records the user's file:line of every node (cheaper than record_stack_traces,
+        which imports torch._inductor)."""
+
+        def __init__(self, torch_dir: str) -> None:
+            super().__init__()
+            self._torch_dir = torch_dir
+
+        def create_node(self, *args: Any, **kwargs: Any) -> Any:
+            node = super().create_node(*args, **kwargs)
+            node.meta["user_source"] = _user_frame(self._torch_dir)
+            return node
+
+    return SourceTracer
+
+
+def _make_tracer(torch_dir: str) -> Any:
+    return _source_tracer_class()(torch_dir)
 
 
 def _short(path: str) -> str:
@@ -146,8 +171,7 @@ def trace_module(module: Any, input_shape: tuple[int, ...], name: str = "model")
     table = load_table()
     torch_dir = _torch_dir()
     module = module.eval()
-    tracer = fx.Tracer()
-    tracer.record_stack_traces = True
+    tracer = _make_tracer(torch_dir)
     try:
         graph = tracer.trace(module)
     except Exception as exc:  # any tracing failure: MCT would fail the same way
@@ -163,8 +187,7 @@ def trace_module(module: Any, input_shape: tuple[int, ...], name: str = "model")
         return TracedModel(name=name, nodes=[], input_shape=input_shape, findings=[finding])
     gm = fx.GraphModule(module, graph)
     try:
-        with torch.no_grad():
-            _propagate_shapes(gm, input_shape)
+        _propagate_shapes(gm, input_shape)
     except Exception as exc:
         detail = " ".join(str(exc).split())[:200]
         raise BadInputError(
@@ -180,7 +203,7 @@ def trace_module(module: Any, input_shape: tuple[int, ...], name: str = "model")
         shape = _meta_shape(meta)
         stack = n.meta.get("nn_module_stack") or {}
         module_path = next(reversed(stack.values()))[0] if stack else ""
-        source = _user_frame(n.stack_trace, torch_dir)
+        source = n.meta.get("user_source")
         if n.op == "output":
             for arg in n.all_input_nodes:
                 if arg.name in by_name:
@@ -215,8 +238,8 @@ def trace_module(module: Any, input_shape: tuple[int, ...], name: str = "model")
                 if key in ("F.conv2d", "F.linear", "F.conv_transpose2d") and len(n.args) > 1:
                     w = n.args[1]
                     if hasattr(w, "name") and w.name in const_names:
-                        wt = gm.get_parameter(w.target) if w.op == "get_attr" else None
-                        if wt is not None:
+                        wt = _fetch_attr(gm, str(w.target)) if w.op == "get_attr" else None
+                        if isinstance(wt, torch.Tensor) and wt.dim() >= 2:
                             params, out_ch = int(wt.numel()), int(wt.shape[0])
                             groups = n.kwargs.get("groups", n.args[6] if len(n.args) > 6 else 1)
                             attrs["weight"] = _weight_layout(key, tuple(wt.shape), int(groups))
@@ -260,18 +283,33 @@ def _weight_layout(key: str, shape: tuple[int, ...], groups: int = 1) -> tuple[i
     return (cout, cin_pg, k, groups > 1 and cin_pg == 1)
 
 
+REAL_SHAPEPROP_MAX_PIXELS = 256 * 256
+
+
 def _propagate_shapes(gm: Any, input_shape: tuple[int, ...]) -> None:
-    """ShapeProp with fake tensors (no arithmetic: milliseconds even at 640x640); real tensors as a fallback."""
+    """ShapeProp: real tensors for small inputs (a fraction of a second), fake tensors for large ones
+    (no arithmetic, but FakeTensorMode imports torch._dynamo, about 2 s); real tensors as a fallback."""
     import torch
     from torch.fx.passes.shape_prop import ShapeProp
 
-    try:
-        from torch._subclasses.fake_tensor import FakeTensorMode
+    if math.prod(input_shape[2:]) > REAL_SHAPEPROP_MAX_PIXELS:
+        try:
+            from torch._subclasses.fake_tensor import FakeTensorMode
 
-        mode = FakeTensorMode(allow_non_fake_inputs=True)
-        ShapeProp(gm, fake_mode=mode).propagate(mode.from_tensor(torch.zeros(input_shape)))
-    except Exception:
+            mode = FakeTensorMode(allow_non_fake_inputs=True)
+            ShapeProp(gm, fake_mode=mode).propagate(mode.from_tensor(torch.zeros(input_shape)))
+            return
+        except Exception:
+            pass
+    with torch.inference_mode():
         ShapeProp(gm).propagate(torch.zeros(input_shape))
+
+
+def _fetch_attr(gm: Any, target: str) -> Any:
+    obj = gm
+    for part in target.split("."):
+        obj = getattr(obj, part, None)
+    return obj
 
 
 def _is_activation(arg: Any, const_names: set[str]) -> bool:
