@@ -66,6 +66,9 @@ def resolve_model(spec: str | os.PathLike[str] | None) -> ResolvedModel:
         file = getattr(mod, "__file__", None)
     else:
         file = text or str(DEFAULT_CHECKPOINT)
+    if file:
+        rel = os.path.relpath(file)
+        file = file if rel.startswith("..") else rel
     return ResolvedModel(
         label=text or str(DEFAULT_CHECKPOINT), module=source.module, file=file, default_size=tuple(source.input_size)
     )

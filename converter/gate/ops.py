@@ -8,6 +8,8 @@ torch is imported inside the torch front end only; the ONNX front end needs only
 from __future__ import annotations
 
 import builtins
+import contextlib
+import io
 import math
 import operator
 import os
@@ -247,10 +249,7 @@ def trace_module(module: Any, input_shape: tuple[int, ...], name: str = "model")
                 key = f"Tensor.{n.target}"
             if key.endswith("pow") or key.endswith("square"):
                 exponent = n.args[1] if len(n.args) > 1 else n.kwargs.get("exponent", 2)
-                base = n.args[0] if n.args else None
-                attrs["constant_exponent"] = not (
-                    _is_activation(exponent, const_names) and _is_activation(base, const_names)
-                )
+                attrs["constant_exponent"] = not _is_activation(exponent, const_names)
             in_shapes = [by_name[i].shape for i in inputs if i in by_name]
             attrs["input_shape"] = in_shapes[0] if in_shapes else None
             node = OpNode(
@@ -287,11 +286,19 @@ REAL_SHAPEPROP_MAX_PIXELS = 256 * 256
 
 
 def _propagate_shapes(gm: Any, input_shape: tuple[int, ...]) -> None:
-    """ShapeProp: real tensors for small inputs (a fraction of a second), fake tensors for large ones
-    (no arithmetic, but FakeTensorMode imports torch._dynamo, about 2 s); real tensors as a fallback."""
+    """ShapeProp, cheapest first: an empty batch (no arithmetic at all), then fake tensors for large inputs
+    (FakeTensorMode imports torch._dynamo, about 2 s), then a real batch of one. Shapes keep batch 1."""
     import torch
     from torch.fx.passes.shape_prop import ShapeProp
 
+    empty = (0, *input_shape[1:])
+    try:  # ShapeProp prints the traceback of a failing node: keep it quiet, a fallback follows
+        with torch.inference_mode(), contextlib.redirect_stderr(io.StringIO()):
+            ShapeProp(gm).propagate(torch.zeros(empty))
+        if _all_batch_zero(gm):
+            return
+    except Exception:
+        pass
     if math.prod(input_shape[2:]) > REAL_SHAPEPROP_MAX_PIXELS:
         try:
             from torch._subclasses.fake_tensor import FakeTensorMode
@@ -303,6 +310,22 @@ def _propagate_shapes(gm: Any, input_shape: tuple[int, ...]) -> None:
             pass
     with torch.inference_mode():
         ShapeProp(gm).propagate(torch.zeros(input_shape))
+
+
+def _all_batch_zero(gm: Any) -> bool:
+    """True when every tensor of an empty-batch ShapeProp kept the batch axis first (so batch 1 is exact)."""
+    for n in gm.graph.nodes:
+        meta = n.meta.get("tensor_meta")
+        if meta is None or n.op == "output":
+            continue
+        metas = meta if isinstance(meta, (tuple, list)) else [meta]
+        for m in metas:
+            shape = getattr(m, "shape", None)
+            if shape is None:
+                continue
+            if len(shape) == 0 or shape[0] != 0:
+                return False
+    return True
 
 
 def _fetch_attr(gm: Any, target: str) -> Any:
@@ -320,7 +343,8 @@ def _meta_shape(meta: Any) -> tuple[int, ...] | None:
     if meta is None:
         return None
     if hasattr(meta, "shape"):
-        return tuple(int(d) for d in meta.shape)
+        dims = tuple(int(d) for d in meta.shape)
+        return (1, *dims[1:]) if dims and dims[0] == 0 else dims  # an empty-batch ShapeProp
     if isinstance(meta, (tuple, list)) and meta:
         return _meta_shape(meta[0])
     if isinstance(meta, dict) and meta:
