@@ -325,6 +325,10 @@ def test_full_reports_the_converters_exact_figure(tmp_path):
     assert abs(report.memory.total_bytes / report.converter.usage_bytes - 1) <= 0.10
     text = render_text(report)
     assert "imxconv-pt --memory-report" in text and f"{report.converter.usage_bytes:,} B" in text
+    # the MCTQ ONNX it quantized: same operators (MCT's quantizer nodes pass) and the same estimate
+    mctq = check_onnx(tmp_path / "work" / "model_mctq.onnx")
+    assert mctq.exit_code == ExitCode.OK, [f.message() for f in mctq.findings]
+    assert mctq.memory.total_bytes == report.memory.total_bytes
 
 
 @pytest.mark.slow

@@ -384,7 +384,7 @@ def trace_onnx(path: Path, input_size: tuple[int, int] | None = None) -> TracedM
     if any(d is None for d in dims):
         raise BadInputError(f"{path}: input '{inp.name}' has an unknown size {dims}.", hint="Pass --input-size H,W.")
     try:
-        inferred = shape_inference.infer_shapes(model)
+        inferred = shape_inference.infer_shapes(_for_shape_inference(model))
     except Exception:
         inferred = model
     shapes: dict[str, tuple[int, ...]] = {}
@@ -429,7 +429,7 @@ def trace_onnx(path: Path, input_size: tuple[int, int] | None = None) -> TracedM
             key=n.op_type,
             inputs=[producer[x] for x in data_inputs if x in producer],
             shape=shapes.get(n.output[0]) if n.output else None,
-            module_path=".".join(parts[:-1][-1:]) if len(parts) > 1 else "",
+            module_path=_onnx_module_path(parts),
             source=src,
             params=params,
             out_channels=out_ch,
@@ -444,6 +444,30 @@ def trace_onnx(path: Path, input_size: tuple[int, int] | None = None) -> TracedM
             producer[o] = name
         nodes.append(node)
     return TracedModel(name=str(path), nodes=nodes, input_shape=tuple(dims))
+
+
+def _onnx_module_path(parts: list[str]) -> str:
+    """'/enc_blocks.0/enc_blocks.0.3/Conv' -> 'enc_blocks.0.3'; MCT's '/x_bn/layer/Conv' -> 'x_bn'."""
+    scopes = [p for p in parts[:-1] if p != "layer"]
+    return scopes[-1] if scopes else ""
+
+
+def _for_shape_inference(model: Any) -> Any:
+    """A copy where MCT's quantizer nodes (custom domain, shape-preserving) are Identity, so ONNX
+    shape inference runs through an MCTQ export too."""
+    import copy
+
+    if not any(n.domain == "mct_quantizers" for n in model.graph.node):
+        return model
+    clone = copy.deepcopy(model)
+    for n in clone.graph.node:
+        if n.domain == "mct_quantizers":
+            first = n.input[0]
+            del n.input[:]
+            n.input.append(first)
+            del n.attribute[:]
+            n.op_type, n.domain = "Identity", ""
+    return clone
 
 
 def _initializer_shape(graph: Any, name: str, numpy_helper: Any) -> tuple[int, ...] | None:
