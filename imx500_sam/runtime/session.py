@@ -133,9 +133,10 @@ def main_component_bbox(
 class PromptSession:
     """Prompts on a sensor; iterate to get one ``MaskResult`` per frame.
 
-    ``threshold`` is on the network's logits (mask = logit > threshold); ``smoothing`` (0..1) is the
-    weight of the previous box when tracking; a mask smaller than ``min_area_fraction`` of its ROI
-    means the object is lost; a tracked box changes size by at most ``max_scale_step`` per turn.
+    ``threshold`` is on the network's logits (mask = logit > threshold); when tracking, ``smoothing``
+    (0..1) is the weight of the previous motion and ``size_smoothing`` that of the previous box size, and
+    the box changes size by at most ``max_scale_step`` per turn; a mask smaller than ``min_area_fraction``
+    of its ROI means the object is lost.
     """
 
     def __init__(
@@ -145,6 +146,7 @@ class PromptSession:
         track: bool = False,
         threshold: float = 0.0,
         smoothing: float = 0.3,
+        size_smoothing: float = 0.8,
         min_area_fraction: float = 0.002,
         grow: float = GROW,
         max_scale_step: float = 1.1,
@@ -157,6 +159,9 @@ class PromptSession:
         self.track = track
         self.threshold = float(threshold)
         self.smoothing = float(smoothing)
+        if not 0.0 <= size_smoothing < 1.0:
+            raise ValueError(f"size_smoothing must be in [0, 1), got {size_smoothing}")
+        self.size_smoothing = float(size_smoothing)
         self.min_area_fraction = float(min_area_fraction)
         self.grow = grow
         if max_scale_step < 1.0:
@@ -272,8 +277,9 @@ class PromptSession:
         wx, wy, ww, wh = window
         cut_x = mx <= wx + 1 or mx + mw >= wx + ww - 1
         cut_y = my <= wy + 1 or my + mh >= wy + wh - 1
-        w = s * old[2] + (1 - s) * mw
-        h = s * old[3] + (1 - s) * mh
+        z = self.size_smoothing
+        w = z * old[2] + (1 - z) * mw
+        h = z * old[3] + (1 - z) * mh
         if cut_x:
             w = max(w, old[2])
         if cut_y:
