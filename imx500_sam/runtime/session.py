@@ -3,8 +3,9 @@
 Each prompt is a box (x, y, w, h) in output-image pixels. Its ROI is the square around the box,
 grown 10%, in sensor pixels (``SensorGeometry.prompt_roi`` -> ``imx500_sam.prompt.square_roi``). Several
 prompts take turns, one ROI per frame (round robin). With ``track=True`` the next ROI of a prompt
-comes from its current mask's box (largest connected part; size smoothed, centre moved on by the
-object's smoothed motion); when the mask vanishes the
+comes from its current mask's box (the mask parts overlapping the expected box; size smoothed), its
+centre corrected by the object's motion in the image (mask-weighted phase correlation with the prompt's
+previous frame) and moved on by the smoothed motion; when the mask vanishes the
 prompt is reported ``lost`` and its ROI stays where the object was last seen until it is found again.
 """
 
@@ -36,6 +37,8 @@ class PromptState:
     velocity: tuple[float, float] = (0.0, 0.0)  # centre motion per turn (output pixels)
     last_centre: tuple[float, float] | None = None
     mask: np.ndarray | None = None  # the latest mask (bool, output pixels)
+    last_grey: np.ndarray | None = None  # the image of this prompt's last turn (tracking's motion cue)
+    prev_mask: np.ndarray | None = None  # the mask of that turn
 
 
 @dataclass
@@ -130,13 +133,40 @@ def main_component_bbox(
     return (x + x0, y + y0, x1 - x0, y1 - y0)
 
 
+def object_motion(
+    prev: np.ndarray, cur: np.ndarray, mask: np.ndarray, box: Box, margin: float = 0.3
+) -> tuple[float, float] | None:
+    """The object's shift (dx, dy) in pixels from grey image ``prev`` to ``cur``.
+
+    Phase correlation around ``box`` (grown by ``margin``), weighted by the object's mask in ``prev``,
+    so the object's motion wins over a still background. None when there is too little to go on.
+    """
+    h, w = prev.shape[:2]
+    bx, by, bw, bh = box
+    x0, y0 = max(0, int(bx - margin * bw)), max(0, int(by - margin * bh))
+    x1, y1 = min(w, int(bx + bw * (1 + margin)) + 1), min(h, int(by + bh * (1 + margin)) + 1)
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        return None
+    weight = cv2.GaussianBlur(mask[y0:y1, x0:x1].astype(np.float32), (0, 0), 2.0)
+    if weight.sum() < 16:
+        return None
+    weight *= cv2.createHanningWindow((x1 - x0, y1 - y0), cv2.CV_32F)
+    a = prev[y0:y1, x0:x1].astype(np.float32)
+    b = cur[y0:y1, x0:x1].astype(np.float32)
+    (dx, dy), response = cv2.phaseCorrelate(a, b, weight)
+    if response < 0.05 or abs(dx) > bw or abs(dy) > bh:
+        return None
+    return (float(dx), float(dy))
+
+
 class PromptSession:
     """Prompts on a sensor; iterate to get one ``MaskResult`` per frame.
 
     ``threshold`` is on the network's logits (mask = logit > threshold); when tracking, ``smoothing``
     (0..1) is the weight of the previous motion and ``size_smoothing`` that of the previous box size, and
-    the box changes size by at most ``max_scale_step`` per turn; a mask smaller than ``min_area_fraction``
-    of its ROI means the object is lost.
+    the box changes size by at most ``max_scale_step`` per turn; with ``motion`` the image motion of the
+    object moves its last position and ``motion_weight`` (0..1) is its weight against the mask's centre;
+    a mask smaller than ``min_area_fraction`` of its ROI means the object is lost.
     """
 
     def __init__(
@@ -150,6 +180,8 @@ class PromptSession:
         min_area_fraction: float = 0.002,
         grow: float = GROW,
         max_scale_step: float = 1.1,
+        motion: bool = True,
+        motion_weight: float = 0.5,
     ) -> None:
         if not boxes:
             raise BadInputError("no prompt given.", hint="Give --box x,y,w,h (repeat for several objects) or --select.")
@@ -167,6 +199,10 @@ class PromptSession:
         if max_scale_step < 1.0:
             raise ValueError(f"max_scale_step must be >= 1, got {max_scale_step}")
         self.max_scale_step = float(max_scale_step)
+        if not 0.0 <= motion_weight <= 1.0:
+            raise ValueError(f"motion_weight must be in [0, 1], got {motion_weight}")
+        self.motion = motion
+        self.motion_weight = float(motion_weight)
         geometry = self._geometry()
         self.prompts: list[PromptState] = []
         for b in boxes:
@@ -184,6 +220,7 @@ class PromptSession:
         state.roi = geometry.prompt_roi(state.box, self.grow)
         state.lost, state.lost_frames = False, 0
         state.velocity, state.last_centre = (0.0, 0.0), None
+        state.last_grey, state.prev_mask = None, None
 
     @property
     def fps(self) -> float | None:
@@ -238,7 +275,14 @@ class PromptSession:
             state.lost_frames = 0
             window_box = main_component_bbox(mask, roi_out, state.box) if state.track else None
             if window_box is not None:
-                state.box = self._follow(state, window_box, roi_out)
+                motion = None
+                grey = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY) if self.motion else None
+                if grey is not None and state.last_grey is not None and state.last_grey.shape == grey.shape:
+                    prev_mask = state.prev_mask if state.prev_mask is not None else mask
+                    motion = object_motion(state.last_grey, grey, prev_mask, state.box)
+                state.last_grey = grey
+                state.prev_mask = mask
+                state.box = self._follow(state, window_box, roi_out, motion)
                 state.roi = geometry.prompt_roi(state.box, self.grow)
         now = time.perf_counter()
         if self._last_time is not None:
@@ -263,7 +307,13 @@ class PromptSession:
             sensor_frame=frame,
         )
 
-    def _follow(self, state: PromptState, meas: tuple[int, int, int, int], window: tuple[int, int, int, int]) -> Box:
+    def _follow(
+        self,
+        state: PromptState,
+        meas: tuple[int, int, int, int],
+        window: tuple[int, int, int, int],
+        motion: tuple[float, float] | None = None,
+    ) -> Box:
         """Next box of a tracked prompt from its mask's box ``meas`` inside the ROI ``window``.
 
         Centre: the measured centre plus the smoothed motion per turn (the object moves while the
@@ -274,6 +324,11 @@ class PromptSession:
         old = state.box
         mx, my, mw, mh = (float(v) for v in meas)
         cx, cy = mx + mw / 2, my + mh / 2
+        if motion is not None and state.last_centre is not None:
+            # the image motion moves the object's last position; the mask's centre corrects it
+            f = self.motion_weight
+            ocx, ocy = state.last_centre[0] + motion[0], state.last_centre[1] + motion[1]
+            cx, cy = f * ocx + (1 - f) * cx, f * ocy + (1 - f) * cy
         wx, wy, ww, wh = window
         cut_x = mx <= wx + 1 or mx + mw >= wx + ww - 1
         cut_y = my <= wy + 1 or my + mh >= wy + wh - 1
