@@ -126,3 +126,29 @@ def test_tracked_iou_keeps_up_with_static_iou(converted_default, clip_dir):
         tracked = [iou(r.mask, m) for r, m in zip(PromptSession(emu, [boxes[0]], track=True), masks, strict=True)]
     assert len(tracked) == FRAMES
     assert np.mean(tracked) >= 0.8 * np.mean(static), (np.mean(tracked), np.mean(static))
+
+
+@pytest.mark.parametrize(("dx", "dy"), [(0, 0), (7, -3), (-12, 9)])
+def test_object_motion_measures_the_objects_shift(dx, dy):
+    """Mask-weighted phase correlation finds the object's shift over a still real background."""
+    from imx500_sam.runtime.session import object_motion
+
+    gt = instances()
+    voc = next(i for i in gt if i.photo == "voc")
+    bg = cv2.cvtColor(cv2.resize(voc.rgb, SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    obj = next(i for i in gt if i.photo == "arc2017" and i.index == 0)
+    x, y, w, h = obj.box
+    patch = cv2.cvtColor(obj.rgb[y : y + h, x : x + w], cv2.COLOR_RGB2GRAY)
+    pmask = obj.mask[y : y + h, x : x + w]
+    ox, oy = 200, 150
+
+    def place(px: int, py: int) -> tuple[np.ndarray, np.ndarray]:
+        img, m = bg.copy(), np.zeros_like(bg, bool)
+        img[py : py + h, px : px + w][pmask] = patch[pmask]
+        m[py : py + h, px : px + w] = pmask
+        return img, m
+
+    prev, prev_mask = place(ox, oy)
+    cur, _ = place(ox + dx, oy + dy)
+    got = object_motion(prev, cur, prev_mask, (ox, oy, w, h))
+    assert got is not None and abs(got[0] - dx) <= 1.0 and abs(got[1] - dy) <= 1.0, got
