@@ -183,7 +183,7 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
             with progress.stage(f"Quantizing to INT8 with MCT ({'GPTQ' if opts.gptq else 'PTQ'})", "ptq"):
                 quantized = quantize(model, data, gptq=opts.gptq)
             with progress.stage("Exporting MCTQ and QDQ ONNX", "export"):
-                artifacts = export(quantized, work, data)
+                artifacts = export(quantized, work, representative_dataset(calib[:1]))  # tracing needs one sample
     finally:
         (work / "logs" / MCT_LOG).write_text(mct_log.getvalue())
 
