@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -77,4 +78,5 @@ def distill(
             quiet=quiet,
         )
     )
-    typer.echo(str(result.checkpoint))
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(str(result.checkpoint))

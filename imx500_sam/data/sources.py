@@ -23,7 +23,7 @@ OPENCV_PHOTOS = (
     "apple.jpg", "baboon.jpg", "fruits.jpg", "messi5.jpg", "squirrel_cls.jpg", "butterfly.jpg",
     "building.jpg", "HappyFish.jpg", "aero1.jpg", "aero3.jpg", "basketball1.png", "board.jpg", "home.jpg",
     "orange.jpg", "smarties.png", "stuff.jpg", "starry_night.jpg", "leuvenA.jpg", "graf1.png",
-    "box_in_scene.png", "rubberwhale1.png", "chicky_512.png", "ela_original.jpg", "lena.jpg", "aloeL.jpg",
+    "box_in_scene.png", "rubberwhale1.png", "chicky_512.png", "ela_original.jpg", "aloeL.jpg",
 )  # fmt: skip
 SKIMAGE_PHOTOS = (
     "astronaut", "chelsea", "coffee", "rocket", "cat", "camera", "coins", "immunohistochemistry",
