@@ -105,3 +105,42 @@ def test_resume_continues_from_checkpoint(coffee_coco, full_run, tmp_path: Path)
     b = torch.load(resumed.checkpoint, weights_only=True)["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+def test_teacher_automatic_boxes_on_an_unlabelled_photo(teacher, tmp_path: Path) -> None:
+    """Unlabelled photo -> the teacher's automatic masks -> boxes + cached soft masks."""
+    import skimage.data
+
+    from imx500_sam.train.targets import load_targets, photo_targets
+
+    photo = tmp_path / "chelsea.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.chelsea(), cv2.COLOR_RGB2BGR))
+    (rec,) = photo_targets([photo], lambda: teacher, points_per_side=4, cache=tmp_path / "cache", log=lambda s: None)
+    assert len(rec) >= 1 and rec.gt is None
+    h, w = skimage.data.chelsea().shape[:2]
+    assert rec.teacher.shape == (len(rec), h, w) and rec.teacher.dtype == np.uint8
+    for box, soft in zip(rec.boxes, rec.teacher, strict=True):
+        ys, xs = np.nonzero(soft > 127)  # the box is the tight box of the teacher's mask
+        assert tuple(box) == (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    (cached,) = list((tmp_path / "cache" / "targets" / "mobilesam").glob("*.npz"))
+    assert np.array_equal(load_targets(cached).teacher, rec.teacher)
+
+
+def test_cut_and_paste_ground_truth_is_the_pasted_alpha(tmp_path: Path) -> None:
+    """Composite crops: ground-truth pixels are exactly where the (red) cut-out was pasted."""
+    from imx500_sam.train.samples import PasteSampler
+
+    rgba = np.zeros((60, 80, 4), np.uint8)
+    cv2.ellipse(rgba, (40, 30), (35, 25), 0, 0, 360, (255, 0, 0, 255), -1)
+    cv2.imwrite(str(tmp_path / "disc.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    cv2.imwrite(str(tmp_path / "bg.png"), np.full((200, 300, 3), 128, np.uint8))
+    sampler = PasteSampler([tmp_path / "disc.png"], [tmp_path / "bg.png"])
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        im, _, conf, gt, has = sampler.sample(rng)
+        assert im.shape == (96, 96, 3) and gt.shape == (96, 96) and has == 1.0 and conf == 0.0
+        inside = gt > 0.5
+        assert inside.mean() > 0.2  # the target fills a good part of its prompt crop
+        core = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        red = (im[..., 0].astype(int) - im[..., 1].astype(int)) > 60
+        assert red[core].mean() > 0.99  # every ground-truth pixel (away from the edge) is the cut-out
