@@ -162,6 +162,35 @@ def _lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
     return f
 
 
+class _Bar:
+    """A rich progress bar (loss, crops/s) on an interactive stderr; inactive otherwise (log lines instead)."""
+
+    def __init__(self, total: int, done: int, enabled: bool) -> None:
+        self.active = enabled and sys.stderr.isatty()
+        if self.active:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(file=sys.stderr),
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("distill", total=total, completed=done)
+
+    def advance(self, description: str) -> None:
+        """One step done."""
+        self.progress.update(self.task, advance=1, description=description)
+
+    def close(self) -> None:
+        """Stop drawing."""
+        if self.active:
+            self.progress.stop()
+
+
 def run_distill(opts: DistillOptions) -> DistillResult:
     """Train; returns the final checkpoint path. Resumable at epoch boundaries."""
     import torch
@@ -225,6 +254,7 @@ def run_distill(opts: DistillOptions) -> DistillResult:
 
     steps_done = 0
     per_rank_batch = max(1, opts.batch // world)
+    bar = _Bar(opts.epochs * opts.steps_per_epoch, start_epoch * opts.steps_per_epoch, is_main and not opts.quiet)
     for epoch in range(start_epoch, opts.epochs):
         rng = np.random.default_rng([opts.seed, epoch, rank])
         t0 = time.perf_counter()
@@ -253,7 +283,13 @@ def run_distill(opts: DistillOptions) -> DistillResult:
             sums["gt"] += parts["gt"]
             n += 1
             steps_done += 1
-            if (step + 1) % opts.log_every == 0 or step + 1 == opts.steps_per_epoch:
+            status = (
+                f"epoch {epoch + 1}/{opts.epochs} loss {sums['loss'] / n:.4f} "
+                f"{n * per_rank_batch * world / (time.perf_counter() - t0):.1f} crops/s"
+            )
+            if bar.active:
+                bar.advance(status)
+            elif (step + 1) % opts.log_every == 0 or step + 1 == opts.steps_per_epoch:
                 dt = time.perf_counter() - t0
                 log(
                     f"epoch {epoch + 1}/{opts.epochs} step {step + 1}/{opts.steps_per_epoch} "
@@ -289,6 +325,7 @@ def run_distill(opts: DistillOptions) -> DistillResult:
             log(f"epoch {epoch + 1} done: loss {entry['loss']:.4f}, checkpoint {final_path}")
         if not finished or (opts.max_steps is not None and steps_done >= opts.max_steps):
             break
+    bar.close()
     if distributed:
         dist.barrier()
     model.eval()
