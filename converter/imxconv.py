@@ -118,13 +118,3 @@ def run_imxconv(
     return ConverterOutput(
         packer_out=packer, memory_report=report, dnn_params=DnnParams.from_xml(out_dir / DNN_PARAMS), log=log_path
     )
-
-
-def converter_version() -> str | None:
-    """Installed imx500-converter version."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("imx500-converter")
-    except PackageNotFoundError:
-        return None

@@ -10,11 +10,13 @@ import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from imx500_sam.defaults import DEFAULT_CHECKPOINT
 from imx500_sam.errors import BadInputError
+
+if TYPE_CHECKING:
+    import torch
 
 PY_PREFIX = "py:"
 
@@ -45,6 +47,8 @@ def load_factory(spec: str) -> torch.nn.Module:
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
         raise BadInputError(f"{spec}: {mod_name} has no callable {attr}.")
+    import torch
+
     built = factory()
     if not isinstance(built, torch.nn.Module):
         raise BadInputError(f"{spec}: {attr}() returned {type(built).__name__}, not a torch.nn.Module.")

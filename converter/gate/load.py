@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from converter.gate.report import Finding
+from converter.model_source import PY_PREFIX, load_model
 from imx500_sam.defaults import DEFAULT_CHECKPOINT, DEFAULT_INPUT_SIZE
 from imx500_sam.errors import BadInputError
 from imx500_sam.facts import fact
-
-PY_PREFIX = "py:"
 
 
 @dataclass
@@ -57,7 +56,6 @@ def resolve_model(spec: str | os.PathLike[str] | None) -> ResolvedModel:
             )
         if path.suffix.lower() == ".onnx":
             return ResolvedModel(label=text, onnx_path=path, file=text)
-    from converter.model_source import load_model
 
     source = load_model(text)
     file = None
