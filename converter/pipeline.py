@@ -225,6 +225,7 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
             "name": source.name,
             "checkpoint": source.origin,
             "architecture": source.architecture,
+            "layout": source.layout,
             "params": count_parameters(model),
             "input_size": [height, width],
         },

@@ -16,7 +16,7 @@ import torch
 from converter.artifacts import ConvertOutput
 from imx500_sam.cli import main
 from imx500_sam.errors import ExitCode
-from imx500_sam.model import PicoSAM3, PicoSAM3Config, count_parameters, save_checkpoint
+from imx500_sam.model import PicoSAM3, PicoSAMConfig, count_parameters, save_checkpoint
 from imx500_sam.prompt import iou
 
 
@@ -114,7 +114,7 @@ def test_over_budget_stops_at_the_gate(tmp_path: Path, capsys: pytest.CaptureFix
     """PicoSAM3 at 192x192 needs more than the IMX500's 8 MiB (activations dominate): exit 4 before MCT."""
     ckpt = tmp_path / "picosam3_192.pt"
     torch.manual_seed(0)
-    save_checkpoint(PicoSAM3(PicoSAM3Config(input_size=192)), ckpt)
+    save_checkpoint(PicoSAM3(PicoSAMConfig(input_size=192)), ckpt)
     out = tmp_path / "big_out"
     rc = run_cli("convert", str(ckpt), "-o", str(out), "-q")
     err = capsys.readouterr().err
@@ -144,7 +144,7 @@ def _bad_checkpoints(tmp: Path) -> dict[str, Path]:
     torch.save({"conv.weight": torch.zeros(3, 3)}, tmp / "keys.pt")
     files["wrong_keys"] = tmp / "keys.pt"
     sd = PicoSAM3().state_dict()
-    sd["head.3.weight"] = torch.zeros(2, 40, 1, 1)
+    sd["refine.3.weight"] = torch.zeros(2, 40, 1, 1)
     torch.save(sd, tmp / "shapes.pt")
     files["wrong_shapes"] = tmp / "shapes.pt"
 
