@@ -716,15 +716,16 @@ def check_fw_upload(env: DoctorEnv) -> Row:
     subdevs = find_imx500_subdevs(env)
     if not subdevs:
         return Row("firmware upload (debugfs)", "ok", "no sensor (see above)", None, False, "pi")
-    path = env.file(spec["fw_progress"].format(device=subdevs[0][1]))
+    shown = spec["fw_progress"].format(device=subdevs[0][1])
+    path = env.file(shown)
     try:
         fields = path.read_text().split()
     except PermissionError:
         return Row(
-            "firmware upload (debugfs)", "ok", f"{path} is readable by root only (sudo to see it)", None, False, "pi"
+            "firmware upload (debugfs)", "ok", f"{shown} is readable by root only (sudo to see it)", None, False, "pi"
         )
     except OSError:
-        return Row("firmware upload (debugfs)", "ok", f"{path} not present (debugfs not mounted?)", None, False, "pi")
+        return Row("firmware upload (debugfs)", "ok", f"{shown} not present (debugfs not mounted?)", None, False, "pi")
     try:
         stage, done, size = (int(x) for x in fields[:3])
     except ValueError:
@@ -761,7 +762,7 @@ def check_vcgencmd(env: DoctorEnv) -> Row:
     proc = run([exe, "pmic_read_adc"], env, 15)
     rails = len(re.findall(r"current\(\d+\)=", proc.stdout))
     if proc.returncode == 0 and rails:
-        return Row("vcgencmd (power)", "ok", f"pmic_read_adc: {rails} rails with current readings", None, False, "pi")
+        return Row("vcgencmd (power)", "ok", f"pmic_read_adc: {rails} rail current(s) readable", None, False, "pi")
     return Row(
         "vcgencmd (power)",
         "warn",
@@ -786,8 +787,8 @@ def pi_rows(env: DoctorEnv) -> list[Row]:
     ]
     if interp.modules.get("picamera2", {}).get("ok"):
         rows.append(_import_row("picamera2 IMX500 class", "picamera2.devices.imx500", apt["picamera2"], interp, env))
+        rows.append(check_picamera2_version(interp))
     rows += [
-        check_picamera2_version(interp),
         check_firmware(env),
         check_sensor(env),
         check_fw_upload(env),
@@ -857,7 +858,8 @@ def render_table(report: DoctorReport) -> Any:
         table.add_row(_STYLE[r.status], name, text)
     if report.failed:
         summary = Text(
-            f"{len(report.failed)} required check(s) failed: {', '.join(r.name for r in report.failed)} (exit 5).",
+            f"{len(report.failed)} required check(s) failed: {', '.join(r.name for r in report.failed)} (exit 5)."
+            " * optional check.",
             style="bold red",
         )
     else:

@@ -356,3 +356,46 @@ def test_old_picamera2_warns_and_readable_fw_progress(pi) -> None:
     row = rows["picamera2 version"]
     assert row.status == "warn" and "0.3.30" in row.found and "0.3.32" in row.found
     assert rows["firmware upload (debugfs)"].found.startswith("last upload: network firmware, complete")
+
+
+def test_pip_picamera2_shadowing_apt_warns(pi) -> None:
+    env = pi()
+    site = next(Path(env.python).parent.parent.glob("lib/python3*/site-packages"))
+    (site / "picamera2").symlink_to(SITE / "picamera2")  # what `pip install picamera2` in the venv leaves
+    row = by_name(D.run_doctor(env).rows)["picamera2"]
+    assert row.status == "warn" and "shadowing the apt package" in row.found
+    assert row.fix == f"{env.python} -m pip uninstall -y picamera2"
+
+
+def test_vcgencmd_power_rails(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "vcgencmd"
+    # `vcgencmd pmic_read_adc` output lines as a Pi 5 prints them (shared/notes/imx500-runtime.md)
+    tool.write_text(
+        '#!/bin/sh\n[ "$1" = pmic_read_adc ] || exit 1\n'
+        "echo '  VDD_CORE_A current(7)=1.42880000A'\necho '  VDD_CORE_V volt(15)=0.72000000V'\n"
+        "echo '     EXT5V_V volt(24)=5.05716000V'\n"
+    )
+    tool.chmod(0o755)
+    row = D.check_vcgencmd(D.DoctorEnv(root=tmp_path, path=str(bin_dir)))
+    assert row.status == "ok" and row.found == "pmic_read_adc: 1 rail current(s) readable"
+
+
+def test_doctor_on_a_pi_imports_no_host_toolchain(pi) -> None:
+    """The Pi has no torch, MCT or converter: the doctor's Pi path must not import them."""
+    env = pi()
+    code = (
+        "import json, sys; from pathlib import Path; from imx500_sam.doctor import DoctorEnv, run_doctor; "
+        "r = run_doctor(DoctorEnv(root=Path(sys.argv[1]), python=Path(sys.argv[2]), path=sys.argv[3])); "
+        "heavy = {'torch', 'model_compression_toolkit', 'converter', 'onnx', 'onnxruntime', 'packaging'}; "
+        "print(json.dumps([r.role, r.exit_code, sorted(m for m in sys.modules if m.split('.')[0] in heavy)]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(env.root), str(env.python), str(env.path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["pi", 0, []]
