@@ -300,7 +300,7 @@ def _pip(interp: Interpreter, pins: Pins, names: Sequence[str]) -> str:
     """The pip command that installs ``names`` at their pinned versions into the probed interpreter."""
     reqs = []
     for n in names:
-        spec = pins.specs.get(canonical(n), "")
+        spec = pins.specs.get(canonical(n.split("[")[0]), "")
         reqs.append(shlex.quote(f"{n}{spec}" if spec else n))
     con = f" -c {shlex.quote(str(pins.constraints))}" if pins.constraints else ""
     return f"{shlex.quote(str(interp.python))} -m pip install{con} {' '.join(reqs)}"
@@ -440,7 +440,7 @@ def check_java(env: DoctorEnv) -> Row:
 
 def check_imxconv(interp: Interpreter, env: DoctorEnv, pins: Pins) -> Row:
     """``imxconv-pt --version --logger-level debug`` starts the front end, uni-pytorch and the Java back end."""
-    from converter.imxconv import JAVA_INSTALL, imxconv_path
+    from converter.imxconv import JAVA_INSTALL, JAVA_MIN, imxconv_path, java_version
 
     exe = imxconv_path(env.search_path, str(interp.python))
     if exe is None:
@@ -451,11 +451,23 @@ def check_imxconv(interp: Interpreter, env: DoctorEnv, pins: Pins) -> Row:
     if proc.returncode == 0 and "SDSPConv" in versions:
         found = ", ".join(f"{k} {v}" for k, v in versions.items()) + " (the Java back end starts)"
         return Row("imxconv-pt", "ok", f"{found}; {exe}", None)
-    err = next((ln.strip() for ln in text.splitlines() if "not found" in ln or "Error" in ln), _last_line(text))
-    if "java" in err.lower():
-        return Row("imxconv-pt", "fail", f"its Java back end does not start: {err}", JAVA_INSTALL)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    java_err = next((ln for ln in lines if re.search(r"\bjava\b", ln, re.IGNORECASE)), None)
+    java = java_version(env.search_path)
+    if java_err is not None and (java is None or java < JAVA_MIN):
+        return Row("imxconv-pt", "fail", f"its Java back end does not start: {java_err}", JAVA_INSTALL)
+    missing_tool = next((ln for ln in lines if "command not found" in ln), None)
+    if missing_tool is not None:
+        return Row(
+            "imxconv-pt",
+            "fail",
+            f"its back-end scripts cannot run: {missing_tool}",
+            "Put the basic tools (bash, readlink, dirname, tr) on PATH: export PATH=/usr/bin:/bin:$PATH",
+        )
+    err = next((ln for ln in lines if "Error" in ln or "ERROR" in ln), _last_line(text))
     fix = _pip(interp, pins, ["imx500-converter[pt]"]).replace(" install", " install --force-reinstall", 1)
-    return Row("imxconv-pt", "fail", f"does not start (exit {proc.returncode}): {err or 'no version output'}", fix)
+    what = "the front end fails" if proc.returncode else "the Java back end reports no version"
+    return Row("imxconv-pt", "fail", f"{what} (exit {proc.returncode}): {err or 'no output'}", fix)
 
 
 def mem_available(env: DoctorEnv) -> int | None:

@@ -57,6 +57,7 @@ def path_without(tmp: Path, *excluded: str) -> str:
 # ------------------------------------------------------------------------------------------------ host
 
 
+@pytest.mark.slow
 def test_doctor_on_this_host_passes_with_real_checks() -> None:
     rc, out = run_cli(["doctor", "--json"])
     report = json.loads(out)
@@ -77,6 +78,7 @@ def test_doctor_on_this_host_passes_with_real_checks() -> None:
     assert all(r["status"] in {"ok", "warn"} for r in report["checks"])
 
 
+@pytest.mark.slow
 def test_no_java_on_path_fails_java_and_the_converter_back_end(tmp_path: Path, monkeypatch) -> None:
     from converter.imxconv import JAVA_INSTALL
 
@@ -399,3 +401,11 @@ def test_doctor_on_a_pi_imports_no_host_toolchain(pi) -> None:
         cwd=REPO,
     )
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["pi", 0, []]
+
+
+def test_imxconv_back_end_without_basic_tools_on_path(tmp_path: Path) -> None:
+    """The converter's back end is shell scripts + Java: with an empty PATH its front end starts, the rest cannot."""
+    (tmp_path / "empty").mkdir()
+    env = D.DoctorEnv(path=str(tmp_path / "empty"))
+    row = D.check_imxconv(D.probe_interpreter(env, ["imx500-converter"], []), env, D.load_pins(REPO))
+    assert row.status == "fail" and "command not found" in row.found and "export PATH=" in row.fix
