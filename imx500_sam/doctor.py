@@ -317,13 +317,7 @@ def check_packages(interp: Interpreter, pins: Pins) -> list[Row]:
         spec = pins.specs.get(canonical(name), "")
         install = name if name != "imx500-converter" else "imx500-converter[pt]"
         if version is None:
-            first = "torch first, then " if name != "torch" else ""
-            fix = (
-                _pip(interp, pins, ["torch"])
-                if name == "torch"
-                else _pip(interp, pins, [install]) + f"  ({first}the rest: `make setup` does both)"
-            )
-            rows.append(Row(name, "fail", "not installed", fix, True))
+            rows.append(Row(name, "fail", "not installed", _pip(interp, pins, [install]), True))
             continue
         try:
             in_spec = not spec or Version(version) in SpecifierSet(spec)
@@ -394,7 +388,7 @@ print(json.dumps({"torch": torch.__version__, "cuda": torch.version.cuda, "torch
 """
 
 
-def check_mct_import(interp: Interpreter, env: DoctorEnv) -> Row:
+def check_mct_import(interp: Interpreter, env: DoctorEnv, pins: Pins) -> Row:
     """MCT imports in the probed interpreter through imx500-sam's torchvision work-around (imx500_sam/compat.py)."""
     if interp.version_of("model-compression-toolkit") is None or interp.version_of("torch") is None:
         return Row("MCT import (torchvision work-around)", "fail", "torch or MCT is not installed (see above)", None)
@@ -402,9 +396,10 @@ def check_mct_import(interp: Interpreter, env: DoctorEnv) -> Row:
     last = _last_line(proc.stdout)
     if proc.returncode != 0 or not last.startswith("{"):
         err = _last_line(proc.stderr) or f"exit code {proc.returncode}"
-        fix = "Reinstall the pinned toolchain: make setup"
-        if "torchvision::nms does not exist" in err:
-            fix = "torchvision does not match torch: reinstall both pinned: make setup"
+        names = ["model-compression-toolkit", "mct-quantizers"]
+        if "torchvision" in err:
+            names = ["torch", "torchvision"]
+        fix = _pip(interp, pins, names).replace(" install", " install --force-reinstall", 1)
         return Row("MCT import (torchvision work-around)", "fail", err, fix)
     info = json.loads(last)
     build = f"CUDA {info['cuda']}" if info["cuda"] else "CPU-only"
@@ -558,7 +553,7 @@ def host_rows(env: DoctorEnv, full: bool = False) -> list[Row]:
     rows += check_packages(interp, pins)
     jobs: list[Callable[[], Row]] = [
         lambda: check_conflicts(interp, pins, env),
-        lambda: check_mct_import(interp, env),
+        lambda: check_mct_import(interp, env, pins),
         lambda: check_java(env),
         lambda: check_imxconv(interp, env, pins),
     ]
