@@ -19,12 +19,13 @@ from converter.artifacts import DNN_PARAMS, MEMORY_REPORT_GLOB, PACKER_OUT, Conv
 from imx500_sam.errors import OverBudgetError, ToolchainMissingError, ToolFailedError, UnsupportedOperatorError
 
 JAVA_MIN = 17
+JAVA_INSTALL = "sudo apt-get install -y openjdk-17-jre-headless"
 _USOP = re.compile(r"unsupported ops?:\s*([^\[\n]+)", re.IGNORECASE)
 
 
-def java_version() -> int | None:
-    """Major version of ``java`` on PATH, or None."""
-    java = shutil.which("java")
+def java_version(path: str | None = None) -> int | None:
+    """Major version of ``java`` on PATH (or on ``path``, a PATH-style string), or None."""
+    java = shutil.which("java", path=path)
     if java is None:
         return None
     try:
@@ -38,9 +39,17 @@ def java_version() -> int | None:
     return int(m.group(2) or 0) if major == 1 else major
 
 
+def imxconv_path(path: str | None = None, python: str | None = None) -> Path | None:
+    """``imxconv-pt`` on PATH (or ``path``), then beside the Python ``python`` (default: this one); None if absent."""
+    exe = shutil.which("imxconv-pt", path=path) or shutil.which(
+        "imxconv-pt", path=str(Path(python or sys.executable).parent)
+    )
+    return Path(exe) if exe else None
+
+
 def find_imxconv() -> Path:
     """Path of ``imxconv-pt`` (PATH, then beside this Python); ToolchainMissingError if absent or Java < 17."""
-    exe = shutil.which("imxconv-pt") or shutil.which("imxconv-pt", path=str(Path(sys.executable).parent))
+    exe = imxconv_path()
     if exe is None:
         raise ToolchainMissingError(
             "imxconv-pt not found.",
@@ -51,9 +60,9 @@ def find_imxconv() -> Path:
         found = "no java on PATH" if version is None else f"java {version}"
         raise ToolchainMissingError(
             f"imxconv-pt needs Java {JAVA_MIN} or newer ({found}).",
-            hint="Run: sudo apt-get install -y openjdk-17-jre-headless",
+            hint=f"Run: {JAVA_INSTALL}",
         )
-    return Path(exe)
+    return exe
 
 
 def _tail(log: Path, n: int = 40) -> str:
