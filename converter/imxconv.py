@@ -15,7 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from converter.artifacts import DNN_PARAMS, MEMORY_REPORT_GLOB, PACKER_OUT, ConverterOutput, DnnParams, MemoryReport
+from converter.artifacts import ImxconvResult
+from imx500_sam.convert_output import DNN_PARAMS, MEMORY_REPORT_GLOB, PACKER_OUT, DnnParams, MemoryReport
 from imx500_sam.errors import OverBudgetError, ToolchainMissingError, ToolFailedError, UnsupportedOperatorError
 
 JAVA_MIN = 17
@@ -74,8 +75,8 @@ def _tail(log: Path, n: int = 40) -> str:
 
 def run_imxconv(
     onnx_path: Path, out_dir: Path, log_path: Path, memory_report_only: bool = False, timeout_s: float = 1800
-) -> ConverterOutput | MemoryReport:
-    """Run imxconv-pt on an MCTQ ONNX; ConverterOutput (or MemoryReport with ``memory_report_only``).
+) -> ImxconvResult | MemoryReport:
+    """Run imxconv-pt on an MCTQ ONNX; ImxconvResult (or MemoryReport with ``memory_report_only``).
 
     Raises UnsupportedOperatorError (exit 2 of the tool), OverBudgetError (memory report says it does
     not fit) or ToolFailedError naming ``log_path``.
@@ -124,6 +125,6 @@ def run_imxconv(
     packer = out_dir / PACKER_OUT
     if not packer.is_file() or not (out_dir / DNN_PARAMS).is_file():
         raise ToolFailedError(f"imxconv-pt exited 0 but wrote no {PACKER_OUT} (log: {log_path}).")
-    return ConverterOutput(
+    return ImxconvResult(
         packer_out=packer, memory_report=report, dnn_params=DnnParams.from_xml(out_dir / DNN_PARAMS), log=log_path
     )

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from converter.artifacts import ConvertOutput
 from imx500_sam.cli import main
+from imx500_sam.convert_output import ConvertOutputDir
 from imx500_sam.errors import ExitCode
 from imx500_sam.model import PicoSAM3, PicoSAMConfig, count_parameters, save_checkpoint
 from imx500_sam.prompt import iou
@@ -24,7 +24,7 @@ def run_cli(*args: str) -> int:
     return main(list(args))
 
 
-def test_end_to_end_conversion_of_default_model(converted_default: ConvertOutput) -> None:
+def test_end_to_end_conversion_of_default_model(converted_default: ConvertOutputDir) -> None:
     out = converted_default
     report = out.report
     # packerOut.zip is the converter's real output: a zip with the firmware pieces and a manifest for the IMX500.
@@ -56,7 +56,7 @@ def test_end_to_end_conversion_of_default_model(converted_default: ConvertOutput
     assert not [p for p in out.out_dir.parent.iterdir() if p.name.startswith(".")]
 
 
-def test_int8_network_tracks_float(converted_default: ConvertOutput) -> None:
+def test_int8_network_tracks_float(converted_default: ConvertOutputDir) -> None:
     """The QDQ ONNX written by convert computes what the float model computes, to INT8 precision,
     on prompt crops of real photos it was not calibrated on."""
     from converter.calibration import load_photos, prompt_crops, to_batch
@@ -218,7 +218,7 @@ def test_cli_json_prints_report(default_convert_run) -> None:
     assert json.loads(stdout) == output.report
 
 
-def test_failed_overwrite_keeps_previous_output(converted_default: ConvertOutput, tmp_path: Path) -> None:
+def test_failed_overwrite_keeps_previous_output(converted_default: ConvertOutputDir, tmp_path: Path) -> None:
     import shutil
 
     target = tmp_path / "copy"

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from converter.artifacts import INTRINSICS_JSON, ConvertOutput
+from imx500_sam.convert_output import INTRINSICS_JSON, ConvertOutputDir
 from imx500_sam.errors import BadInputError
 from imx500_sam.facts import SENSOR_FULL_SIZE
 from imx500_sam.prompt import ROI, crop_rect
@@ -39,14 +39,14 @@ class EmulatedIMX500(Sensor):
 
     def __init__(
         self,
-        convert_out: str | Path | ConvertOutput,
+        convert_out: str | Path | ConvertOutputDir,
         source: FrameSource | str | int | Path,
         output_size: tuple[int, int] | None = None,
         threads: int | None = None,
         repeat: bool = False,
         pipelined: bool = False,
     ) -> None:
-        out = convert_out if isinstance(convert_out, ConvertOutput) else ConvertOutput.load(convert_out)
+        out = convert_out if isinstance(convert_out, ConvertOutputDir) else ConvertOutputDir.load(convert_out)
         check_segmentation_intrinsics(out.intrinsics, str(out.out_dir / INTRINSICS_JSON))
         spec = out.dnn_params.input
         where = str(out.dnn_params.path)
