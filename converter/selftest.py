@@ -38,7 +38,7 @@ def tiny_net():
 
 def convert_tiny(work_dir: Path | None = None) -> SelfTestResult:
     """Quantize and convert ``tiny_net`` with the real MCT and imxconv-pt; raises the toolkit's errors."""
-    from converter.artifacts import ConverterOutput
+    from converter.artifacts import ImxconvResult
     from converter.gate.full import mctq_onnx
     from converter.imxconv import run_imxconv
     from firmware_packaging.packager import validate_packer_zip
@@ -52,7 +52,7 @@ def convert_tiny(work_dir: Path | None = None) -> SelfTestResult:
         t1 = time.perf_counter()
         out = run_imxconv(onnx_path, work / "imxconv", work / "imxconv-pt.log")
         t2 = time.perf_counter()
-        assert isinstance(out, ConverterOutput)
+        assert isinstance(out, ImxconvResult)
         validate_packer_zip(out.packer_out)
         return SelfTestResult(
             input_size=size,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -115,7 +116,9 @@ def _read(path: Path) -> Any:
     if not path.is_file():
         raise BadInputError(f"{path}: no such file.", hint="Give the path of a PicoSAM .pt checkpoint.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing: one line is ours
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise BadInputError(
             f"{path}: refused to load, the checkpoint would run code or holds objects that are not "
