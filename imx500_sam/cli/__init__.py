@@ -23,6 +23,7 @@ _COMMAND_MODULES = [
     "run",
     "distill",
     "eval",
+    "bench",
 ]
 
 for _name in _COMMAND_MODULES:
