@@ -48,7 +48,7 @@ def run_host_bench(
     skip: list[str] | None = None,
     quick: bool = False,
     frames: int | None = None,
-    calib_count: int = 32,
+    calib_count: int | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the host parts; the record is written whatever happens (``status``)."""
@@ -61,6 +61,7 @@ def run_host_bench(
     if convert_dir is not None and not Path(convert_dir).is_dir():
         raise BadInputError(f"--emulate {convert_dir}: no such convert output folder.")
     frames = frames or (60 if quick else 240)
+    calib_count = calib_count or (32 if quick else 96)  # 96: imx500-sam convert's default
     if frames < 10:
         raise BadInputError("--frames must be at least 10.")
     out = Path(out or RESULTS / "bench_host")

@@ -9,9 +9,13 @@ import shlex
 import sys
 import tempfile
 import time
+from contextvars import ContextVar
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+#: the arguments of the ``imx500-sam`` call in progress (set by ``imx500_sam.cli.main``; sys.argv otherwise)
+CLI_ARGV: ContextVar[list[str] | None] = ContextVar("imx500_sam_cli_argv", default=None)
 
 VERSIONED = ("imx500-sam", "numpy", "opencv-python-headless", "opencv-python", "onnxruntime", "picamera2")
 
@@ -66,7 +70,8 @@ def versions() -> dict[str, str]:
 
 def command_line(argv: list[str] | None = None) -> str:
     """The command as typed (program name and arguments, shell-quoted)."""
-    args = list(sys.argv if argv is None else argv)
+    cli = CLI_ARGV.get()
+    args = list(argv if argv is not None else (["imx500-sam", *cli] if cli is not None else sys.argv))
     if args and args[0].endswith(("__main__.py", "imx500-sam")):
         args[0] = "imx500-sam"
     return " ".join(shlex.quote(a) for a in args)
