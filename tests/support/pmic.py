@@ -56,7 +56,7 @@ def fake_vcgencmd(bin_dir: Path, text: str, returncode: int = 0, step_core_a: fl
         f'[ "$1" = pmic_read_adc ] || exit 1\n'
         f'n=$(cat "{counter}" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "{counter}"\n'
         f'awk -v n="$n" -v step="{step_core_a}" '
-        "'/VDD_CORE_A/ {split($2, a, \"=\"); v = a[2] + 0 + n * step; "
+        '\'/VDD_CORE_A/ {split($2, a, "="); v = a[2] + 0 + n * step; '
         'printf "  VDD_CORE_A %s=%.8fA\\n", substr($2, 1, index($2, "=") - 1), v; next} {print}\' '
         f'"{data}"\n'
         f"exit {returncode}\n"
