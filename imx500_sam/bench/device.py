@@ -327,8 +327,9 @@ def run_device_bench(
             sampler = sampler or PowerSampler(rate_hz=options.power_rate_hz)
             sampler.probe()  # no PMIC (a Pi 4, not a Pi): one line now, before anything else runs
             sampler.start()
-            rate = options.frame_rate or (options.sweep_rates[0] if options.sweep else 30.0)
-            log(f"idle baseline: camera streaming without a network for {options.idle_s:.0f} s")
+            rate = _baseline_rate(options)
+            record.data["idle_frame_rate"] = rate
+            log(f"idle baseline: camera streaming without a network at {rate:g} fps for {options.idle_s:g} s")
             sampler.phase = "idle"
             record.data["idle_frames"] = idle(options, rate)
             sampler.phase = "loading"
@@ -379,6 +380,20 @@ def run_device_bench(
             record.data["power"] = {**sampler.summary(), "samples": [s.__dict__ for s in sampler.samples]}
         record.data["files"] = record.finish(status)
     return record
+
+
+def _baseline_rate(options: DeviceBenchOptions) -> float:
+    """The idle stream's frame rate: the run's (--frame-rate, the sweep's first, else the network's own)."""
+    if options.frame_rate is not None:
+        return float(options.frame_rate)
+    if options.sweep:
+        return float(options.sweep_rates[0])
+    if options.rpk is not None:  # picamera2 runs a network at its intrinsics' inference_rate (default 30)
+        from firmware_packaging.rpk import read_rpk
+
+        intrinsics = read_rpk(options.rpk).intrinsics or {}
+        return float(intrinsics.get("inference_rate", 30.0))
+    return 30.0
 
 
 def _peek_size(sensor: Sensor) -> tuple[int, int]:

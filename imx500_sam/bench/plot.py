@@ -39,12 +39,9 @@ def nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
     raw = (hi - lo) / max(1, n - 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    start = math.floor(lo / step) * step
-    ticks = []
-    t = start
-    while t <= hi + step * 0.5:
-        ticks.append(round(t, 10))
-        t += step
+    ticks = [round(math.floor(lo / step) * step, 10)]
+    while ticks[-1] < hi - 1e-12 * max(1.0, abs(hi)):  # up to the first tick at or above hi
+        ticks.append(round(ticks[-1] + step, 10))
     return ticks
 
 
@@ -75,8 +72,14 @@ def plot(
     ylim: tuple[float, float] | None = None,
     hlines: Sequence[tuple[float, str]] = (),
     note: str | None = None,
+    xlabels: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """A chart of ``series`` on shared axes, with title, axis labels, grid, legend and optional horizontal lines."""
+    """A chart of ``series`` on shared axes, with title, axis labels, grid, legend and optional horizontal lines.
+
+    ``xlabels``: category names for x = 0, 1, ... (bar charts) instead of numeric ticks.
+    """
+    if xlabels is not None:
+        xlim = (-0.6, len(xlabels) - 0.4)
     w, h = size
     img = np.full((h, w, 3), 255, np.uint8)
     left, right, top, bottom = 78, 20, 44, 58
@@ -109,7 +112,10 @@ def plot(
             cv2.line(img, (left, py(t)), (left + pw, py(t)), LIGHT, 1)
             s = _fmt(t)
             _text(img, s, (left - 8 - _text_size(s)[0], py(t) + 5))
-    for t in xt:
+    if xlabels is not None:
+        for i, s in enumerate(xlabels):
+            _text(img, s, (px(i) - _text_size(s, 0.42)[0] // 2, top + ph + 18), 0.42)
+    for t in xt if xlabels is None else []:
         if x0 <= t <= x1:
             cv2.line(img, (px(t), top), (px(t), top + ph), LIGHT, 1)
             s = _fmt(t)
