@@ -34,7 +34,7 @@ from imx500_sam.runtime.sensor import Sensor
 
 ROI_MODES = ("fixed", "cycle", "both")
 SWEEP_RATES = (5.0, 7.5, 10.0, 12.5, 15.0, 20.0, 25.0, 30.0)  # Sony's library sweeps FrameRate 5..30
-CHECKPOINT = 50
+CHECKPOINT = 200  # frames between JSON rewrites (a rewrite delays the next frame by its write time)
 JSON_NAME, MD_NAME = "bench_device.json", "bench_device.md"
 LATENCY_PNG, RATE_PNG, POWER_PNG = "latency.png", "dps_vs_frame_rate.png", "power.png"
 
