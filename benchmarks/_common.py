@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shlex
 import sys
 import time
@@ -15,22 +13,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict[str, Any]:
-    """Where a benchmark ran: CPU, cores, load, Python."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
+    """Where a benchmark ran (one definition: ``imx500_sam.bench.record.machine_info``)."""
+    from imx500_sam.bench.record import machine_info
+
+    return machine_info()
 
 
 def write_result(name: str, data: dict[str, Any]) -> Path:

