@@ -52,4 +52,4 @@ class StageProgress:
     def info(self, text: str) -> None:
         """A line of information (suppressed when quiet)."""
         if not self.quiet:
-            self.console.print(text)
+            self.console.print(text, soft_wrap=True)  # paths stay whole on one line
