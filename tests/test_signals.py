@@ -297,6 +297,13 @@ def test_convert_killed_then_next_run_cleans_up(tmp_path: Path) -> None:
     assert _tagged(tag) == []
 
 
+@pytest.mark.slow
+def test_published_output_carries_no_owner_mark(converted_default) -> None:
+    """The work directory's owner mark is dropped before it becomes OUT (OUT is never a stale candidate)."""
+    assert not (converted_default.out_dir / procs.OWNER_FILE).exists()
+    assert not any(".tmp-" in p.name for p in converted_default.out_dir.parent.iterdir())
+
+
 # ---------------------------------------------------------------- distill: SIGTERM, then --resume
 
 
