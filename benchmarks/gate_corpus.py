@@ -284,15 +284,15 @@ class Wide8M(nn.Module):
 
 def _picosam3(scale: float) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
-        from imx500_sam.model import PicoSAM3, PicoSAM3Config
+        from imx500_sam.model import PicoSAM3, PicoSAMConfig, SensorInput
 
-        base = PicoSAM3Config()
+        base = PicoSAMConfig()
 
         def sc(t: tuple[int, ...]) -> tuple[int, ...]:
             return tuple(max(8, round(c * scale / 8) * 8) for c in t)
 
-        cfg = PicoSAM3Config(encoder=sc(base.encoder), bottleneck=sc((base.bottleneck,))[0], decoder=sc(base.decoder))
-        return PicoSAM3(cfg)
+        cfg = PicoSAMConfig(encoder=sc(base.encoder), bottleneck=sc((base.bottleneck,))[0], decoder=sc(base.decoder))
+        return SensorInput(PicoSAM3(cfg))
 
     return build
 

@@ -16,17 +16,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-from converter.artifacts import DNN_PARAMS, MEMORY_REPORT_GLOB, PACKER_OUT, ConverterOutput, DnnParams, MemoryReport
+from converter.artifacts import ImxconvResult
+from imx500_sam.convert_output import DNN_PARAMS, MEMORY_REPORT_GLOB, PACKER_OUT, DnnParams, MemoryReport
 from imx500_sam.errors import OverBudgetError, ToolchainMissingError, ToolFailedError, UnsupportedOperatorError
 from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, run_tool
 
 JAVA_MIN = 17
+JAVA_INSTALL = "sudo apt-get install -y openjdk-17-jre-headless"
 _USOP = re.compile(r"unsupported ops?:\s*([^\[\n]+)", re.IGNORECASE)
 
 
-def java_version() -> int | None:
-    """Major version of ``java`` on PATH, or None."""
-    java = shutil.which("java")
+def java_version(path: str | None = None) -> int | None:
+    """Major version of ``java`` on PATH (or on ``path``, a PATH-style string), or None."""
+    java = shutil.which("java", path=path)
     if java is None:
         return None
     try:
@@ -40,9 +42,17 @@ def java_version() -> int | None:
     return int(m.group(2) or 0) if major == 1 else major
 
 
+def imxconv_path(path: str | None = None, python: str | None = None) -> Path | None:
+    """``imxconv-pt`` on PATH (or ``path``), then beside the Python ``python`` (default: this one); None if absent."""
+    exe = shutil.which("imxconv-pt", path=path) or shutil.which(
+        "imxconv-pt", path=str(Path(python or sys.executable).parent)
+    )
+    return Path(exe) if exe else None
+
+
 def find_imxconv() -> Path:
     """Path of ``imxconv-pt`` (PATH, then beside this Python); ToolchainMissingError if absent or Java < 17."""
-    exe = shutil.which("imxconv-pt") or shutil.which("imxconv-pt", path=str(Path(sys.executable).parent))
+    exe = imxconv_path()
     if exe is None:
         raise ToolchainMissingError(
             "imxconv-pt not found.",
@@ -53,9 +63,9 @@ def find_imxconv() -> Path:
         found = "no java on PATH" if version is None else f"java {version}"
         raise ToolchainMissingError(
             f"imxconv-pt needs Java {JAVA_MIN} or newer ({found}).",
-            hint="Run: sudo apt-get install -y openjdk-17-jre-headless",
+            hint=f"Run: {JAVA_INSTALL}",
         )
-    return Path(exe)
+    return exe
 
 
 def _tail(log: Path, n: int = 40) -> str:
@@ -71,8 +81,8 @@ def run_imxconv(
     log_path: Path,
     memory_report_only: bool = False,
     timeout_s: float = DEFAULT_TOOL_TIMEOUT_S,
-) -> ConverterOutput | MemoryReport:
-    """Run imxconv-pt on an MCTQ ONNX; ConverterOutput (or MemoryReport with ``memory_report_only``).
+) -> ImxconvResult | MemoryReport:
+    """Run imxconv-pt on an MCTQ ONNX; ImxconvResult (or MemoryReport with ``memory_report_only``).
 
     Raises UnsupportedOperatorError (exit 2 of the tool), OverBudgetError (memory report says it does
     not fit) or ToolFailedError naming ``log_path`` (also when it runs past ``timeout_s``).
@@ -116,6 +126,6 @@ def run_imxconv(
     packer = out_dir / PACKER_OUT
     if not packer.is_file() or not (out_dir / DNN_PARAMS).is_file():
         raise ToolFailedError(f"imxconv-pt exited 0 but wrote no {PACKER_OUT} (log: {log_path}).")
-    return ConverterOutput(
+    return ImxconvResult(
         packer_out=packer, memory_report=report, dnn_params=DnnParams.from_xml(out_dir / DNN_PARAMS), log=log_path
     )

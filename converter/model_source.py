@@ -1,4 +1,4 @@
-"""Where a model comes from: a PicoSAM3 checkpoint (default), or ``py:package.module:factory``.
+"""Where a model comes from: a PicoSAM checkpoint (default: the bundled PicoSAM3), or ``py:package.module:factory``.
 
 ``py:`` imports and runs the user's own code to build an ``nn.Module``: an explicit opt-in, never
 implied by a file name. A checkpoint is loaded with ``torch.load(weights_only=True)`` only.
@@ -29,7 +29,8 @@ class SourceModel:
     name: str
     input_size: tuple[int, int]  # (H, W)
     origin: str  # checkpoint path or py: spec
-    architecture: str
+    architecture: str  # PicoSAM3 / PicoSAM2, or the factory's class name
+    layout: str  # the checkpoint's state_dict layout (imx500_sam.model.LAYOUTS), or "py"
 
 
 def load_factory(spec: str) -> torch.nn.Module:
@@ -63,13 +64,15 @@ def load_model(spec: str | Path | None, input_size: int | tuple[int, int] | None
         module = load_factory(str(spec))
         size = input_size or _declared_size(module) or (96, 96)
         name = str(spec)[len(PY_PREFIX) :].replace(":", ".").rsplit(".", 1)[-1]
-        return SourceModel(module, name, size, str(spec), type(module).__name__)
-    from imx500_sam.model import load_checkpoint
+        return SourceModel(module, name, size, str(spec), type(module).__name__, "py")
+    from imx500_sam.model import read_checkpoint
 
     path = Path(spec) if spec is not None else DEFAULT_CHECKPOINT
-    model = load_checkpoint(path)
-    s = model.config.input_size
-    return SourceModel(model, path.stem, input_size or (s, s), str(path.absolute()), type(model).__name__)
+    ckpt = read_checkpoint(path)
+    s = ckpt.config.input_size
+    return SourceModel(
+        ckpt.module, path.stem, input_size or (s, s), str(path.absolute()), ckpt.layout.architecture, ckpt.layout.name
+    )
 
 
 def _declared_size(module: torch.nn.Module) -> tuple[int, int] | None:

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from converter.artifacts import (
+from imx500_sam.convert_output import (
     CONVERTER_LOG,
     INTRINSICS_JSON,
     PACKER_OUT,
     REPORT_JSON,
     REPORT_MD,
-    ConvertOutput,
+    ConvertOutputDir,
 )
 from imx500_sam.defaults import DEFAULT_CHECKPOINT
 from imx500_sam.errors import BadInputError, ImxSamError
@@ -65,7 +65,7 @@ class ConvertOptions:
 class ConvertResult:
     """A finished conversion: the parsed output directory and its report."""
 
-    output: ConvertOutput
+    output: ConvertOutputDir
     report: dict[str, Any]
 
 
@@ -150,7 +150,7 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     progress.info(f"Wrote {out} (total {report['timings_s']['total']:.1f} s)")
-    return ConvertResult(output=ConvertOutput.load(out), report=report)
+    return ConvertResult(output=ConvertOutputDir.load(out), report=report)
 
 
 def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StageProgress) -> dict[str, Any]:
@@ -240,6 +240,7 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
             "name": source.name,
             "checkpoint": source.origin,
             "architecture": source.architecture,
+            "layout": source.layout,
             "params": count_parameters(model),
             "input_size": [height, width],
         },

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from converter.artifacts import MCTQ_ONNX, QDQ_ONNX, QuantizedArtifacts
+from converter.artifacts import QuantizedArtifacts
 from imx500_sam.compat import import_mct, legacy_onnx_export
+from imx500_sam.convert_output import MCTQ_ONNX, QDQ_ONNX
 from imx500_sam.errors import ToolFailedError
 
 RepresentativeData = Callable[[], Iterator[list[np.ndarray]]]

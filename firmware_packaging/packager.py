@@ -39,9 +39,9 @@ def picosam3_intrinsics(inference_rate: float | None = None) -> dict[str, Any]:
     )
 
 
-def packager_available() -> bool:
-    """True when Sony's ``imx500-package`` is on PATH (a Raspberry Pi with imx500-tools)."""
-    return shutil.which(PACKAGER) is not None
+def packager_available(path: str | None = None) -> bool:
+    """True when Sony's ``imx500-package`` is on PATH (or ``path``): a Raspberry Pi with imx500-tools."""
+    return shutil.which(PACKAGER, path=path) is not None
 
 
 def _safe_member(name: str) -> bool:

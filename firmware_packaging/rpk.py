@@ -9,13 +9,24 @@ Layout (checked against Raspberry Pi's imx500-models files and picamera2 0.3.38
 - then a CPIO archive (newc, ``070701``) with ``imx500_regs``, ``network_info.txt`` (``key=value`` lines, CRLF)
   and an optional ``network_intrinsics`` (JSON), ended by ``TRAILER!!!`` and zero padding.
 
-Every malformed input raises :class:`RpkFormatError` (a :class:`BadInputError`, exit 2) with the byte offset.
+The reader accepts exactly what picamera2 accepts, with the same entries: the CPIO archive is read as
+libarchive 3.6 (which picamera2 uses) reads newc: padding is a function of the name and data lengths (so it is
+counted from the start of the archive, wherever the firmware blocks end), a damaged header is skipped up to the
+next valid one (recorded in ``Rpk.warnings``), entry names are data (nothing is ever extracted), later entries
+of the same name win, and bytes after ``TRAILER!!!`` are ignored; ``network_info.txt`` and
+``network_intrinsics`` are then checked as picamera2's own code reads them. Deliberately stricter than
+picamera2: a file must start with a firmware block, its archive must be newc (libarchive would also try tar,
+odc cpio and compressed archives, which no IMX500 tool writes), and it must hold ``network_info.txt`` (without
+it picamera2 loads the firmware but has no input tensor size).
+
+Every refused input raises :class:`RpkFormatError` (a :class:`BadInputError`, exit 2) with the byte offset.
 Light module: standard library (+ ``jsonschema`` for intrinsics); runs on a Pi.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -33,16 +44,17 @@ BLOCK_OVERHEAD = 64  # header (16) + footer-to-next-block (the footer sits at si
 DEVICE_LOCK_EXTRA = 32
 DEVICE_LOCK_FLAG_INDEX = 6
 CPIO_MAGIC = b"070701"
+CPIO_MAGICS = (b"070701", b"070702")  # newc without / with CRC: libarchive reads both alike (no CRC check)
 CPIO_HEADER_LEN = 110
+MAX_SYMLINK_BYTES = 1024 * 1024  # libarchive refuses longer symlink targets
 CPIO_TRAILER = "TRAILER!!!"
 CPIO_PAD_BLOCK = 512  # the archive is zero-padded to a multiple of 512 bytes (as in the real files)
 NETWORK_INFO = "network_info.txt"
 NETWORK_INTRINSICS = "network_intrinsics"
 IMX500_REGS = "imx500_regs"
 MAX_RPK_BYTES = 256 * 1024 * 1024  # far above any IMX500 network (8 MiB SRAM); refuses to slurp huge files
-MAX_ENTRY_NAME = 255
 _NORM_KEYS = tuple(f"inputTensorNorm_K{k}" for k in ("00", "02", "03", "11", "13", "20", "22", "23"))
-_NAME_OK = re.compile(r"^[A-Za-z0-9._+-]+$")
+_NEWC_HEADER = re.compile(rb"07070[12][0-9A-Fa-f]{104}")  # libarchive: magic 07070[12], all 110 bytes hex
 
 
 class RpkFormatError(BadInputError):
@@ -86,7 +98,12 @@ class Block:
 
 @dataclass(frozen=True)
 class CpioEntry:
-    """A newc CPIO member; ``raw`` is its exact bytes (header, name, padding, data, padding)."""
+    """A newc CPIO member as libarchive reads it.
+
+    ``name`` is the path libarchive reports (the name bytes up to the first NUL); ``data`` is what reading the
+    entry returns (empty for a symlink, whose bytes are its target); ``raw`` is the member's exact bytes
+    (header, name, padding, data, padding) as far as they lie in the file.
+    """
 
     name: str
     offset: int
@@ -101,7 +118,7 @@ class CpioEntry:
 
 @dataclass
 class Rpk:
-    """A parsed .rpk: the exact bytes, firmware blocks and CPIO entries (trailer excluded)."""
+    """A parsed .rpk: the exact bytes, firmware blocks and CPIO entries (in archive order, trailer excluded)."""
 
     data: bytes
     blocks: list[Block]
@@ -110,6 +127,7 @@ class Rpk:
     trailer: CpioEntry
     network_info: dict[str, Any] = field(default_factory=dict)
     intrinsics: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)  # what libarchive warns about but reads past
 
     @property
     def firmware(self) -> bytes:
@@ -117,7 +135,8 @@ class Rpk:
         return self.data[: self.cpio_offset]
 
     def entry(self, name: str) -> CpioEntry | None:
-        return next((e for e in self.entries if e.name == name), None)
+        """The last entry called ``name`` (the one picamera2 ends up with), or None."""
+        return next((e for e in reversed(self.entries) if e.name == name), None)
 
     @property
     def input_tensor(self) -> dict[str, Any]:
@@ -131,10 +150,11 @@ class Rpk:
 
     @property
     def output_tensor_sizes(self) -> list[int]:
-        """Element count of each output tensor of network 0 (``outputTensorDimSizeN``), when listed."""
+        """Element count of each output tensor of network 0 (``outputTensorDimSizeN``), where listed as integers."""
         net = self.network_info["networks"][0]
-        count = int(net.get("outputTensorNum", "0"))
-        return [int(net[f"outputTensorDimSize{i}"]) for i in range(1, count + 1) if f"outputTensorDimSize{i}" in net]
+        count = _int_or_none(net.get("outputTensorNum", "0")) or 0
+        sizes = (_int_or_none(net.get(f"outputTensorDimSize{i}", "")) for i in range(1, count + 1))
+        return [s for s in sizes if s is not None]
 
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
@@ -152,7 +172,15 @@ class Rpk:
             "output_tensor_sizes": self.output_tensor_sizes,
             "network_info": {k: v for k, v in self.network_info.items() if k != "networks"},
             "intrinsics": self.intrinsics,
+            "warnings": self.warnings,
         }
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -185,25 +213,30 @@ def parse_rpk(data: bytes) -> Rpk:
         raise RpkFormatError(f"{len(data)} bytes, over the {MAX_RPK_BYTES}-byte limit", offset=0)
     blocks = _parse_blocks(data)
     cpio_offset = blocks[-1].offset + blocks[-1].length
-    entries, trailer = _parse_cpio(data, cpio_offset)
-    rpk = Rpk(data=data, blocks=blocks, cpio_offset=cpio_offset, entries=entries, trailer=trailer)
+    entries, trailer, warnings = _parse_cpio(data, cpio_offset)
+    rpk = Rpk(data=data, blocks=blocks, cpio_offset=cpio_offset, entries=entries, trailer=trailer, warnings=warnings)
     info = rpk.entry(NETWORK_INFO)
     if info is None:
-        raise RpkFormatError(f"the CPIO archive has no {NETWORK_INFO}", offset=cpio_offset)
+        why = f" ({warnings[0]})" if warnings else ""
+        raise RpkFormatError(f"the CPIO archive has no {NETWORK_INFO}{why}", offset=cpio_offset)
     rpk.network_info = parse_network_info(info.data, offset=info.offset)
-    intr = rpk.entry(NETWORK_INTRINSICS)
-    if intr is not None:
-        try:
-            value = json.loads(intr.data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise RpkFormatError(
-                f"{NETWORK_INTRINSICS} is not JSON ({type(exc).__name__})", offset=intr.offset
-            ) from None
-        problem = intrinsics_problem(value)
-        if problem:
-            raise RpkFormatError(f"{NETWORK_INTRINSICS} fails picamera2's schema: {problem}", offset=intr.offset)
-        rpk.intrinsics = value
+    for intr in (e for e in entries if e.name == NETWORK_INTRINSICS):  # picamera2 loads each; the last one wins
+        rpk.intrinsics = _read_intrinsics(intr)
     return rpk
+
+
+def _read_intrinsics(entry: CpioEntry) -> dict[str, Any] | None:
+    """``network_intrinsics`` as picamera2 loads it: ``json.loads`` of the bytes, then its schema unless null."""
+    try:
+        value = json.loads(entry.data)  # bytes, as picamera2 passes them: UTF-8/16/32 and a BOM are detected
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise RpkFormatError(f"{NETWORK_INTRINSICS} is not JSON ({type(exc).__name__})", offset=entry.offset) from None
+    if value is None:  # NetworkIntrinsics(None): picamera2 keeps no intrinsics
+        return None
+    problem = intrinsics_problem(value, strict=False)
+    if problem:
+        raise RpkFormatError(f"{NETWORK_INTRINSICS} fails picamera2's schema: {problem}", offset=entry.offset)
+    return value
 
 
 def _parse_blocks(data: bytes) -> list[Block]:
@@ -233,130 +266,133 @@ def _parse_blocks(data: bytes) -> list[Block]:
     return blocks
 
 
-def _hex_fields(header: bytes, off: int) -> tuple[int, ...]:
-    values = []
-    for i in range(13):
-        chunk = header[6 + 8 * i : 14 + 8 * i]
-        if not re.fullmatch(rb"[0-9A-Fa-f]{8}", chunk):
-            raise RpkFormatError(f"CPIO header field {i} is not 8 hex digits ({chunk!r})", offset=off + 6 + 8 * i)
-        values.append(int(chunk, 16))
-    return tuple(values)
+def _is_newc_header(data: bytes, off: int) -> bool:
+    """libarchive's test: ``07070`` then ``1`` or ``2``, and all 110 header bytes hex digits."""
+    return _NEWC_HEADER.fullmatch(data, off, off + CPIO_HEADER_LEN) is not None
 
 
-def _align4(n: int) -> int:
-    return (n + 3) & ~3
+def _find_newc_header(data: bytes, off: int) -> int:
+    """Where libarchive's ``find_newc_header`` finds the next header at or after ``off`` (same skipping steps)."""
+    p = off
+    while p + CPIO_HEADER_LEN <= len(data):
+        c = data[p + 5]
+        if c in b"12":
+            if _is_newc_header(data, p):
+                return p
+            p += 2
+        elif c == ord("0"):
+            p += 1
+        else:
+            p += 6
+    where = "no TRAILER!!! entry" if p == off else f"no valid header after byte {off}"
+    raise RpkFormatError(f"CPIO archive is truncated ({where})", offset=min(off, len(data)))
 
 
-def _parse_cpio(data: bytes, start: int) -> tuple[list[CpioEntry], CpioEntry]:
+def _parse_cpio(data: bytes, start: int) -> tuple[list[CpioEntry], CpioEntry, list[str]]:
+    """Read the newc archive at ``start`` step by step as libarchive 3.6 ``archive_read_support_format_cpio`` does.
+
+    Name padding is ``(2 - namesize) & 3`` and data padding ``-filesize & 3``: both counted from the entry's
+    header, i.e. from the start of the archive, never from the start of the file.
+    """
+    magic = data[start : start + 6]
+    if magic not in CPIO_MAGICS:
+        raise RpkFormatError(f"expected CPIO newc magic {CPIO_MAGIC!r}, found {magic!r}", offset=start)
     entries: list[CpioEntry] = []
-    names: set[str] = set()
+    warnings: list[str] = []
     off = start
     while True:
-        header = data[off : off + CPIO_HEADER_LEN]
-        if len(header) < CPIO_HEADER_LEN:
-            raise RpkFormatError("CPIO archive is truncated (no TRAILER!!! entry)", offset=off)
-        if header[:6] != CPIO_MAGIC:
-            raise RpkFormatError(f"expected CPIO newc magic {CPIO_MAGIC!r}, found {header[:6]!r}", offset=off)
-        fields = _hex_fields(header, off)
-        filesize, namesize = fields[6], fields[11]
-        if namesize < 2 or namesize > MAX_ENTRY_NAME + 1:
-            raise RpkFormatError(f"CPIO entry name length {namesize} is out of range", offset=off + 94)
-        name_end = off + CPIO_HEADER_LEN + namesize
-        if name_end > len(data):
-            raise RpkFormatError("CPIO entry name runs past the end of the file", offset=off + CPIO_HEADER_LEN)
-        raw_name = data[off + CPIO_HEADER_LEN : name_end]
-        if raw_name[-1:] != b"\0":
-            raise RpkFormatError("CPIO entry name is not NUL-terminated", offset=name_end - 1)
-        try:
-            name = raw_name[:-1].decode("ascii")
-        except UnicodeDecodeError:
-            raise RpkFormatError("CPIO entry name is not ASCII", offset=off + CPIO_HEADER_LEN) from None
-        data_start = _align4(name_end)
-        data_end = data_start + filesize
-        if data_end > len(data):
+        hdr = _find_newc_header(data, off)
+        if hdr != off:
+            warnings.append(f"skipped {hdr - off} bytes before the CPIO header at byte {hdr}")
+        fields = tuple(int(data[hdr + 6 + 8 * i : hdr + 14 + 8 * i], 16) for i in range(13))
+        filesize, namesize, mode = fields[6], fields[11], fields[1]
+        name_at = hdr + CPIO_HEADER_LEN
+        data_at = name_at + namesize + ((2 - namesize) & 3)
+        if data_at > len(data):
+            raise RpkFormatError(f"CPIO entry name ({namesize} bytes) runs past the end of the file", offset=hdr + 94)
+        name_field = data[name_at : name_at + namesize]
+        symlink = mode & 0o170000 == 0o120000
+        if symlink and filesize > MAX_SYMLINK_BYTES:
+            raise RpkFormatError(f"CPIO symlink of {filesize} bytes (libarchive's limit is 1 MiB)", offset=hdr + 54)
+        pad = -filesize & 3
+        if namesize == 11 and name_field == CPIO_TRAILER.encode() + b"\0":
+            if symlink and data_at + filesize > len(data):
+                raise RpkFormatError("CPIO trailer's link target runs past the end of the file", offset=hdr + 54)
+            trailer = CpioEntry(CPIO_TRAILER, hdr, fields, b"", data[hdr : data_at + filesize + pad])
+            return entries, trailer, warnings  # libarchive stops here: what follows is never read
+        if data_at + filesize + pad > len(data):
             raise RpkFormatError(
-                f"CPIO entry {name!r} declares {filesize} bytes but the file ends at {len(data)}", offset=off + 54
+                f"CPIO entry {name_field[:40]!r} declares {filesize} bytes but the file ends at {len(data)}",
+                offset=hdr + 54,
             )
-        entry_end = _align4(data_end)
-        raw = data[off:entry_end]
-        entry = CpioEntry(name=name, offset=off, fields=fields, data=data[data_start:data_end], raw=raw)
-        if name == CPIO_TRAILER:
-            tail = data[entry_end:]
-            if tail.strip(b"\0"):
-                bad = entry_end + len(tail) - len(tail.lstrip(b"\0"))
-                raise RpkFormatError("unexpected data after the CPIO trailer", offset=bad)
-            return entries, entry
-        if not _NAME_OK.fullmatch(name) or name in (".", ".."):
-            raise RpkFormatError(f"unsafe CPIO entry name {name!r} (only plain file names are allowed)", offset=off)
-        if fields[1] & 0o170000 != 0o100000:
-            raise RpkFormatError(f"CPIO entry {name!r} is not a regular file (mode {fields[1]:o})", offset=off + 14)
-        if name in names:
-            raise RpkFormatError(f"duplicate CPIO entry {name!r}", offset=off)
-        names.add(name)
-        entries.append(entry)
-        off = entry_end
+        try:  # picamera2 compares str(entry): a name libarchive-c cannot decode makes that raise
+            name = name_field.split(b"\0", 1)[0].decode("utf-8")
+        except UnicodeDecodeError:
+            raise RpkFormatError(f"CPIO entry name {name_field[:40]!r} is not UTF-8", offset=name_at) from None
+        end = data_at + filesize + pad
+        payload = b"" if symlink else data[data_at : data_at + filesize]
+        entries.append(CpioEntry(name=name, offset=hdr, fields=fields, data=payload, raw=data[hdr:end]))
+        off = end
+
+
+def _key_value(line: str, offset: int) -> tuple[str, str]:
+    parts = line.strip().split("=")
+    if len(parts) != 2:
+        raise RpkFormatError(f"{NETWORK_INFO} line {line.strip()[:40]!r} is not key=value", offset=offset)
+    return parts[0], parts[1]
+
+
+def _as_int(key: str, value: str, offset: int, base: int = 10) -> int:
+    try:
+        return int(value, base)
+    except ValueError:
+        raise RpkFormatError(f"{NETWORK_INFO}: {key}={value[:40]!r} is not an integer", offset=offset) from None
 
 
 def parse_network_info(raw: bytes, *, offset: int = 0) -> dict[str, Any]:
-    """Parse network_info.txt like picamera2 does: global keys, then one dict per ``networkOrdinal``."""
+    """Parse and check network_info.txt step by step as picamera2 0.3.38 (``IMX500.__ni_from_network``) does.
+
+    Returns the ``key=value`` lines before the first network section and ``"networks"``: ``{ordinal: {key:
+    value}}``, the sections picamera2 reads (text after each ``networkOrdinal=``, later ordinals win).
+    """
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError as exc:
         raise RpkFormatError(f"{NETWORK_INFO} is not ASCII", offset=offset + exc.start) from None
     top: dict[str, Any] = {}
-    networks: dict[int, dict[str, str]] = {}
-    current: dict[str, str] | None = None
-    # Lines end at "\n" only and every line must be exactly key=value, as picamera2 reads them.
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    for line in lines:
-        line = line.strip()
-        parts = line.split("=")
-        if len(parts) != 2 or not parts[0]:
-            raise RpkFormatError(f"{NETWORK_INFO} line {line[:40]!r} is not key=value", offset=offset)
-        key, value = parts
-        if "networkOrdinal" in key and key != "networkOrdinal":
-            raise RpkFormatError(f"{NETWORK_INFO}: malformed key {key[:40]!r}", offset=offset)
-        if key == "networkOrdinal":
-            if not value.isdigit():
-                raise RpkFormatError(f"{NETWORK_INFO}: networkOrdinal {value!r} is not a number", offset=offset)
-            current = networks.setdefault(int(value), {})
-        elif current is not None:
-            current[key] = value
-        else:
+    numbers: dict[str, int] = {}
+    in_sections = False
+    for line in io.StringIO(text):  # lines end at "\n" only; every line must be exactly key=value
+        key, value = _key_value(line, offset)
+        if key == "networkID" and len(value) > 6:  # picamera2 packs 6 digits into 24 bits; a 7th is a negative shift
+            raise RpkFormatError(f"{NETWORK_INFO}: networkID={value[:40]!r} is longer than 6 digits", offset=offset)
+        if key in ("apParamSize", "networkNum"):
+            numbers[key] = _as_int(key, value, offset)
+        in_sections = in_sections or "networkOrdinal=" in line
+        if not in_sections:
             top[key] = value
-    try:
-        count = int(top.get("networkNum", "-1"))
-    except ValueError:
-        count = -1
-    if count < 1 or len(networks) != count or 0 not in networks:
+    networks: dict[int, dict[str, str]] = {}
+    for section in text.split("networkOrdinal=")[1:]:
+        buf = io.StringIO(section)
+        first = buf.readline()
+        ordinal = _as_int("networkOrdinal", first, offset)
+        networks[ordinal] = dict(_key_value(line, offset) for line in buf)
+    if "networkNum" not in numbers or len(networks) != numbers["networkNum"]:
         raise RpkFormatError(
-            f"{NETWORK_INFO}: networkNum={top.get('networkNum')!r} but {len(networks)} networkOrdinal sections",
+            f"{NETWORK_INFO}: networkNum={numbers.get('networkNum')!r} but {len(networks)} networkOrdinal sections",
             offset=offset,
         )
+    if 0 not in networks:
+        raise RpkFormatError(f"{NETWORK_INFO}: no networkOrdinal=0 section", offset=offset)
     net0 = networks[0]
+    for key in ("inputTensorWidth", "inputTensorHeight", "inputTensorFormat", *_NORM_KEYS):
+        if key not in net0:
+            raise RpkFormatError(f"{NETWORK_INFO}: network 0 has no {key}", offset=offset)
     for key in ("inputTensorWidth", "inputTensorHeight"):
-        if not net0.get(key, "").isdigit() or int(net0[key]) == 0:
-            raise RpkFormatError(f"{NETWORK_INFO}: {key}={net0.get(key)!r} is not a positive integer", offset=offset)
-    if not net0.get("inputTensorFormat"):
-        raise RpkFormatError(f"{NETWORK_INFO}: inputTensorFormat is missing", offset=offset)
-    if net0["inputTensorFormat"] in ("RGB", "BGR"):  # picamera2 reads these normalisation keys for RGB/BGR
-        for key in _NORM_KEYS:
-            try:
-                int(net0.get(key, ""), 0)
-            except ValueError:
-                bad = net0.get(key)
-                raise RpkFormatError(f"{NETWORK_INFO}: {key}={bad!r} is not an integer", offset=offset) from None
-    for key in ("apParamSize", "networkNum"):
-        if key in top and not top[key].isdigit():
-            raise RpkFormatError(f"{NETWORK_INFO}: {key}={top[key]!r} is not a number", offset=offset)
-    for key, value in net0.items():
-        if key.startswith("outputTensor") and key != "outputTensorNum" and not value.isdigit():
-            raise RpkFormatError(f"{NETWORK_INFO}: {key}={value!r} is not a number", offset=offset)
-    if not net0.get("outputTensorNum", "0").isdigit():
-        raise RpkFormatError(f"{NETWORK_INFO}: outputTensorNum is not a number", offset=offset)
-    return {**top, "networks": [networks[i] for i in sorted(networks)]}
+        _as_int(key, net0[key], offset)
+    for key in _NORM_KEYS:  # picamera2 decodes all eight with int(value, 0), whatever the input format
+        _as_int(key, net0[key], offset, base=0)
+    return {**top, "networks": networks}
 
 
 # ---------------------------------------------------------------------------------------------- intrinsics
@@ -401,22 +437,27 @@ INTRINSICS_SCHEMA: dict[str, Any] = {
 }
 
 
-def intrinsics_problem(value: Any) -> str | None:
-    """None when ``value`` passes picamera2's intrinsics schema, else a one-line reason."""
+def intrinsics_problem(value: Any, *, strict: bool = True) -> str | None:
+    """None when ``value`` passes picamera2's intrinsics schema, else a one-line reason.
+
+    ``strict`` (what the writer asks) also refuses NaN and infinities, which picamera2 reads but JSON has not.
+    """
     import jsonschema
 
     try:
-        # Draft 7, as the schema's $schema says (picamera2 lets jsonschema guess from an unlisted URL).
+        # Draft 7, as the schema's $schema says (picamera2 lets jsonschema guess from an unlisted URL and gets
+        # the latest draft, which judges every keyword of this schema the same way).
         jsonschema.Draft7Validator(INTRINSICS_SCHEMA).validate(value)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
         return f"{where}: {exc.message}"
     except (RecursionError, TypeError, ValueError) as exc:  # absurdly nested or non-JSON values
         return f"invalid value ({type(exc).__name__})"
-    try:
-        json.dumps(value, allow_nan=False)
-    except (ValueError, TypeError, RecursionError):
-        return "not plain JSON (NaN, infinity or a non-JSON type)"
+    if strict:
+        try:
+            json.dumps(value, allow_nan=False)
+        except (ValueError, TypeError, RecursionError):
+            return "not plain JSON (NaN, infinity or a non-JSON type)"
     return None
 
 
@@ -444,40 +485,49 @@ def _newc_header(fields: tuple[int, ...]) -> bytes:
 
 
 def _newc_entry(name: str, fields: tuple[int, ...], payload: bytes) -> bytes:
-    name_b = name.encode("ascii") + b"\0"
+    """One newc member; padding counted from its header (the archive is laid out from its own start)."""
+    name_b = name.encode("utf-8") + b"\0"
     f = list(fields)
     f[6] = len(payload)
     f[11] = len(name_b)
-    head = _newc_header(tuple(f)) + name_b
-    head += b"\0" * (_align4(len(head)) - len(head))
-    body = payload + b"\0" * (_align4(len(payload)) - len(payload))
-    return head + body
+    head = _newc_header(tuple(f)) + name_b + b"\0" * ((2 - len(name_b)) & 3)
+    return head + payload + b"\0" * (-len(payload) & 3)
+
+
+def _trailer_bytes(rpk: Rpk) -> bytes:
+    """The original trailer when all of it lies in the file, else a plain one."""
+    t = rpk.trailer
+    if len(t.raw) == CPIO_HEADER_LEN + 12 + t.fields[6] + (-t.fields[6] & 3):
+        return t.raw
+    return _newc_entry(CPIO_TRAILER, (0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0), b"")
 
 
 def with_intrinsics(rpk: Rpk, intrinsics: dict[str, Any]) -> bytes:
-    """The .rpk bytes with ``network_intrinsics`` set to ``intrinsics``; every other byte and entry kept.
+    """The .rpk bytes with ``network_intrinsics`` set to ``intrinsics``; firmware and other entries kept.
 
-    An existing entry is replaced in place (its header fields kept, size updated); otherwise a new entry is
-    added before the trailer, with mode 0644 and the owner of network_info.txt. The archive is re-padded with
-    zeros to a multiple of 512 bytes.
+    The firmware blocks and every other entry are copied byte for byte. The first ``network_intrinsics`` entry
+    is replaced in place (its header fields kept, size updated; any later ones dropped); otherwise a new entry
+    is added before the trailer, with mode 0644 and the owner of network_info.txt. Bytes libarchive skips
+    (damaged headers, anything after the trailer) are dropped, and the archive is zero-padded to a multiple of
+    512 bytes counted from its own start, wherever the firmware blocks end.
     """
     validate_intrinsics(intrinsics)
     payload = encode_intrinsics(intrinsics)
     parts = [rpk.firmware]
     replaced = False
     for e in rpk.entries:
-        if e.name == NETWORK_INTRINSICS:
+        if e.name != NETWORK_INTRINSICS:
+            parts.append(e.raw)
+        elif not replaced:
             parts.append(_newc_entry(e.name, e.fields, payload))
             replaced = True
-        else:
-            parts.append(e.raw)
     if not replaced:
         info = rpk.entry(NETWORK_INFO)
         uid, gid = (info.fields[2], info.fields[3]) if info else (0, 0)
         ino = max((e.fields[0] for e in rpk.entries), default=-1) + 1
-        fields = (ino, 0o100644, uid, gid, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+        fields = (ino & 0xFFFFFFFF, 0o100644, uid, gid, 1, 0, 0, 0, 0, 0, 0, 0, 0)
         parts.append(_newc_entry(NETWORK_INTRINSICS, fields, payload))
-    parts.append(rpk.trailer.raw)
+    parts.append(_trailer_bytes(rpk))
     archive_len = sum(len(p) for p in parts[1:])
     parts.append(b"\0" * (-archive_len % CPIO_PAD_BLOCK))
     out = b"".join(parts)

@@ -50,10 +50,19 @@ class OverBudgetError(ImxSamError):
     exit_code = ExitCode.OVER_BUDGET
 
 
+DOCTOR_HINT = "Check the set-up: run `imx500-sam doctor`."
+
+
 class ToolchainMissingError(ImxSamError):
-    """Java, imxconv-pt, imx500-package or a Python extra is not installed."""
+    """Java, imxconv-pt, imx500-package or a Python extra is not installed.
+
+    Every such message ends with ``DOCTOR_HINT`` (added here, once, for every command).
+    """
 
     exit_code = ExitCode.TOOLCHAIN_MISSING
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=f"{hint} {DOCTOR_HINT}" if hint else DOCTOR_HINT)
 
 
 class ToolFailedError(ImxSamError):

@@ -50,13 +50,33 @@ def square_roi(box: tuple[float, float, float, float], image_size: tuple[int, in
     return ROI(x0, y0, side_i)
 
 
+def crop_rect(image: np.ndarray, rect: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """Crop integer ``rect`` (x, y, w, h) from an HxW(xC) image and resize it to ``size`` (w, h), same dtype.
+
+    Parts of ``rect`` outside the image are black (a region the image does not cover). Area averaging
+    when shrinking, bilinear when enlarging. The one crop of the toolkit: prompt crops and the emulator's.
+    """
+    x, y, w, h = (int(v) for v in rect)
+    if w < 1 or h < 1:
+        raise ValueError(f"empty crop rectangle {rect}")
+    ih, iw = image.shape[:2]
+    xa, ya, xb, yb = max(x, 0), max(y, 0), min(x + w, iw), min(y + h, ih)
+    if xa == x and ya == y and xb == x + w and yb == y + h:
+        patch = image[y : y + h, x : x + w]
+    else:
+        patch = np.zeros((h, w, *image.shape[2:]), dtype=image.dtype)
+        if xb > xa and yb > ya:
+            patch[ya - y : yb - y, xa - x : xb - x] = image[ya:yb, xa:xb]
+    interp = cv2.INTER_AREA if (w > size[0] or h > size[1]) else cv2.INTER_LINEAR
+    return cv2.resize(patch, (int(size[0]), int(size[1])), interpolation=interp)
+
+
 def crop(image: np.ndarray, roi: ROI, size: int = 96) -> np.ndarray:
-    """Crop ``roi`` from an HxWxC image and resize it to ``size`` x ``size`` (same dtype)."""
-    patch = image[roi.y : roi.y + roi.side, roi.x : roi.x + roi.side]
-    if patch.shape[0] != roi.side or patch.shape[1] != roi.side:
+    """Crop ``roi`` (inside the image) from an HxWxC image and resize it to ``size`` x ``size`` (same dtype)."""
+    ih, iw = image.shape[:2]
+    if roi.x < 0 or roi.y < 0 or roi.x + roi.side > iw or roi.y + roi.side > ih:
         raise ValueError(f"ROI {roi.xywh} is not inside the image of shape {image.shape}")
-    interp = cv2.INTER_AREA if roi.side > size else cv2.INTER_LINEAR
-    return cv2.resize(patch, (size, size), interpolation=interp)
+    return crop_rect(image, roi.xywh, (size, size))
 
 
 def to_model_input(crop_rgb: np.ndarray) -> np.ndarray:
@@ -66,19 +86,29 @@ def to_model_input(crop_rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(crop_rgb.transpose(2, 0, 1), dtype=np.float32) / 256.0
 
 
-def paste_mask(mask: np.ndarray, roi: ROI, image_size: tuple[int, int]) -> np.ndarray:
-    """Resize a model-resolution mask (float probabilities or logits) into the ROI of an image.
+def paste_rect(mask: np.ndarray, rect: tuple[int, int, int, int], image_size: tuple[int, int]) -> np.ndarray:
+    """Resize a model-resolution mask (probabilities or logits) onto integer ``rect`` (x, y, w, h) of an image.
 
-    Returns a float32 array of shape (h, w) of ``image_size`` (w, h), zero outside the ROI.
+    Returns float32 (h, w) of ``image_size`` (w, h), zero outside ``rect``; a ``rect`` partly outside the image
+    is clipped, not squeezed. Bilinear. The one paste of the toolkit: prompt masks and the runtime's.
     """
-    img_w, img_h = int(image_size[0]), int(image_size[1])
-    out = np.zeros((img_h, img_w), dtype=np.float32)
     m = np.asarray(mask, dtype=np.float32).squeeze()
     if m.ndim != 2:
-        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
-    resized = cv2.resize(m, (roi.side, roi.side), interpolation=cv2.INTER_LINEAR)
-    out[roi.y : roi.y + roi.side, roi.x : roi.x + roi.side] = resized
+        raise ValueError(f"mask must be 2-D, got shape {np.shape(mask)}")
+    img_w, img_h = int(image_size[0]), int(image_size[1])
+    out = np.zeros((img_h, img_w), dtype=np.float32)
+    x, y, w, h = (int(v) for v in rect)
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(img_w, x + w), min(img_h, y + h)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    resized = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+    out[y0:y1, x0:x1] = resized[y0 - y : y1 - y, x0 - x : x1 - x]
     return out
+
+
+def paste_mask(mask: np.ndarray, roi: ROI, image_size: tuple[int, int]) -> np.ndarray:
+    """Resize a model-resolution mask into the ROI of an image: float32 (h, w) of ``image_size``, zero outside."""
+    return paste_rect(mask, roi.xywh, image_size)
 
 
 def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:

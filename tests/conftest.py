@@ -18,24 +18,24 @@ def rpk_fixture_dir() -> Path:
 @pytest.fixture(scope="session")
 def default_convert_run(tmp_path_factory: pytest.TempPathFactory):
     """``imx500-sam convert --json`` of the bundled default model, through the real CLI, real MCT and real
-    imxconv-pt. Returns (ConvertOutput, stdout)."""
+    imxconv-pt. Returns (ConvertOutputDir, stdout)."""
     import contextlib
     import io
 
-    from converter.artifacts import ConvertOutput
     from imx500_sam.cli import main
+    from imx500_sam.convert_output import ConvertOutputDir
 
     out = tmp_path_factory.mktemp("convert") / "default_imx500"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         rc = main(["convert", "-o", str(out), "--calib-count", "32", "--json"])
     assert rc == 0, f"convert failed with exit code {rc}"
-    return ConvertOutput.load(out), stdout.getvalue()
+    return ConvertOutputDir.load(out), stdout.getvalue()
 
 
 @pytest.fixture(scope="session")
 def converted_default(default_convert_run):
-    """A real convert output of the bundled default model (``converter.artifacts.ConvertOutput``).
+    """A real convert output of the bundled default model (``imx500_sam.convert_output.ConvertOutputDir``).
 
     Shared by every test that needs one; the conversion runs once per test session.
     """

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from converter.artifacts import ConvertOutput
 from imx500_sam.cli import main
+from imx500_sam.convert_output import ConvertOutputDir
 from imx500_sam.errors import ExitCode
-from imx500_sam.model import PicoSAM3, PicoSAM3Config, count_parameters, save_checkpoint
+from imx500_sam.model import PicoSAM3, PicoSAMConfig, count_parameters, save_checkpoint
 from imx500_sam.prompt import iou
 
 
@@ -24,7 +24,7 @@ def run_cli(*args: str) -> int:
     return main(list(args))
 
 
-def test_end_to_end_conversion_of_default_model(converted_default: ConvertOutput) -> None:
+def test_end_to_end_conversion_of_default_model(converted_default: ConvertOutputDir) -> None:
     out = converted_default
     report = out.report
     # packerOut.zip is the converter's real output: a zip with the firmware pieces and a manifest for the IMX500.
@@ -56,7 +56,7 @@ def test_end_to_end_conversion_of_default_model(converted_default: ConvertOutput
     assert not [p for p in out.out_dir.parent.iterdir() if p.name.startswith(".")]
 
 
-def test_int8_network_tracks_float(converted_default: ConvertOutput) -> None:
+def test_int8_network_tracks_float(converted_default: ConvertOutputDir) -> None:
     """The QDQ ONNX written by convert computes what the float model computes, to INT8 precision,
     on prompt crops of real photos it was not calibrated on."""
     from converter.calibration import load_photos, prompt_crops, to_batch
@@ -114,7 +114,7 @@ def test_over_budget_stops_at_the_gate(tmp_path: Path, capsys: pytest.CaptureFix
     """PicoSAM3 at 192x192 needs more than the IMX500's 8 MiB (activations dominate): exit 4 before MCT."""
     ckpt = tmp_path / "picosam3_192.pt"
     torch.manual_seed(0)
-    save_checkpoint(PicoSAM3(PicoSAM3Config(input_size=192)), ckpt)
+    save_checkpoint(PicoSAM3(PicoSAMConfig(input_size=192)), ckpt)
     out = tmp_path / "big_out"
     rc = run_cli("convert", str(ckpt), "-o", str(out), "-q")
     err = capsys.readouterr().err
@@ -144,7 +144,7 @@ def _bad_checkpoints(tmp: Path) -> dict[str, Path]:
     torch.save({"conv.weight": torch.zeros(3, 3)}, tmp / "keys.pt")
     files["wrong_keys"] = tmp / "keys.pt"
     sd = PicoSAM3().state_dict()
-    sd["head.3.weight"] = torch.zeros(2, 40, 1, 1)
+    sd["refine.3.weight"] = torch.zeros(2, 40, 1, 1)
     torch.save(sd, tmp / "shapes.pt")
     files["wrong_shapes"] = tmp / "shapes.pt"
 
@@ -218,7 +218,7 @@ def test_cli_json_prints_report(default_convert_run) -> None:
     assert json.loads(stdout) == output.report
 
 
-def test_failed_overwrite_keeps_previous_output(converted_default: ConvertOutput, tmp_path: Path) -> None:
+def test_failed_overwrite_keeps_previous_output(converted_default: ConvertOutputDir, tmp_path: Path) -> None:
     import shutil
 
     target = tmp_path / "copy"

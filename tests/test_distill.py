@@ -89,6 +89,9 @@ def test_short_distillation_lowers_the_loss(full_run) -> None:
     state = torch.load(full_run.last, map_location="cpu", weights_only=True)
     assert state["epoch"] == 3 and "optimizer" in state
     load_checkpoint(full_run.checkpoint)  # the float weights load as a PicoSAM3
+    from imx500_sam.model import PicoSAM3
+
+    PicoSAM3().load_state_dict(torch.load(full_run.checkpoint, weights_only=True), strict=True)  # in the authors' code
 
 
 def test_resume_continues_from_checkpoint(coffee_coco, full_run, tmp_path: Path) -> None:
@@ -101,8 +104,8 @@ def test_resume_continues_from_checkpoint(coffee_coco, full_run, tmp_path: Path)
     resumed = run_distill(_opts(tmp_path / "part", coffee_coco, resume=True))
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert resumed.history[0] == part.history[0]
-    a = torch.load(full_run.checkpoint, weights_only=True)["model"]
-    b = torch.load(resumed.checkpoint, weights_only=True)["model"]
+    a = torch.load(full_run.checkpoint, weights_only=True)
+    b = torch.load(resumed.checkpoint, weights_only=True)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
 
@@ -144,3 +147,30 @@ def test_cut_and_paste_ground_truth_is_the_pasted_alpha(tmp_path: Path) -> None:
         core = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         red = (im[..., 0].astype(int) - im[..., 1].astype(int)) > 60
         assert red[core].mean() > 0.99  # every ground-truth pixel (away from the edge) is the cut-out
+
+
+def test_network_teacher_moves_an_earlier_checkpoint_to_the_published_layout(tmp_path: Path) -> None:
+    """--init an imx500-sam 0.1 checkpoint, --teacher net:it: trains the published PicoSAM3 on its soft masks."""
+    from imx500_sam.model import PicoSAM3, read_checkpoint
+    from imx500_sam.model.legacy import LegacyConfig, LegacyPicoSAM3
+    from imx500_sam.train.distill import DistillOptions, run_distill
+
+    torch.manual_seed(0)
+    old = tmp_path / "old.pt"
+    torch.save({"format": "imx500-sam/picosam3/v1", "model": LegacyPicoSAM3(LegacyConfig()).state_dict()}, old)
+    cut = tmp_path / "cutouts"
+    cut.mkdir()
+    rgba = np.zeros((60, 80, 4), np.uint8)
+    cv2.ellipse(rgba, (40, 30), (35, 25), 0, 0, 360, (200, 30, 30, 255), -1)
+    cv2.imwrite(str(cut / "disc.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    bg = tmp_path / "bg"
+    bg.mkdir()
+    cv2.imwrite(str(bg / "bg.png"), np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8))
+    opts = DistillOptions(
+        out=tmp_path / "run", photos=bg, cutouts=cut, teacher=f"net:{old}", init=old, epochs=1, steps_per_epoch=2,
+        batch=4, warmup_steps=1, low_res=48, low_res_epochs=1, threads=2, quiet=True,
+    )  # fmt: skip
+    result = run_distill(opts)
+    assert result.history[0]["teacher"] > 0 and result.history[0]["gt"] > 0
+    PicoSAM3().load_state_dict(torch.load(result.checkpoint, weights_only=True), strict=True)
+    assert read_checkpoint(result.checkpoint).layout.name == "picosam3"

@@ -312,11 +312,11 @@ def test_cli_exit_codes(tmp_path, capsys, monkeypatch):
 @pytest.mark.slow
 def test_full_reports_the_converters_exact_figure(tmp_path):
     """--full on a checkpoint: MCT + `imxconv-pt --memory-report`, the exact figure beside the estimate."""
-    from imx500_sam.model import PicoSAM3, PicoSAM3Config, save_checkpoint
+    from imx500_sam.model import PicoSAM3, PicoSAMConfig, save_checkpoint
 
     torch.manual_seed(0)
     ckpt = tmp_path / "picosam3_half.pt"
-    save_checkpoint(PicoSAM3(PicoSAM3Config((24, 48, 80, 128), 160, (96, 64, 40, 16))), ckpt)
+    save_checkpoint(PicoSAM3(PicoSAMConfig((24, 48, 80, 128), 160, (96, 64, 40, 16))), ckpt)
     report = check_model(ckpt, (96, 96), full=True, work_dir=tmp_path / "work")
     assert report.converter is not None and report.converter.fit_in_chip
     assert report.exit_code == ExitCode.OK

@@ -13,6 +13,7 @@ from imx500_sam.cli import main
 from imx500_sam.errors import BadInputError
 from tests.rpk_fixtures import DEEPLAB, HIGHERHRNET, rpk_path
 from tests.support.picamera2_host import picamera2_intrinsics_schema, picamera2_read_rpk
+from tests.support.rpk_fuzz import fuzz_bases, picamera2_view, toolkit_view
 
 # picamera2's NetworkIntrinsics lets jsonschema guess the draft from its $schema URL and warns; not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:The metaschema specified:DeprecationWarning")
@@ -157,17 +158,9 @@ def _malformed(deeplab: R.Rpk) -> dict[str, tuple[bytes, int]]:
         "bad cpio magic": (d[: deeplab.cpio_offset] + b"070707" + d[deeplab.cpio_offset + 6 :], deeplab.cpio_offset),
         "truncated cpio": (d[: deeplab.cpio_offset + 300], deeplab.cpio_offset + 54),
         "no trailer": (d[: deeplab.trailer.offset], deeplab.trailer.offset),
-        "bad hex in header": (d[: ni.offset + 54] + b"zzzzzzzz" + d[ni.offset + 62 :], ni.offset + 54),
+        # libarchive skips a damaged header to the next valid one: network_info.txt is lost
+        "bad hex in header": (d[: ni.offset + 54] + b"zzzzzzzz" + d[ni.offset + 62 :], deeplab.cpio_offset),
         "oversized cpio file size": (d[: ni.offset + 54] + b"7FFFFFFF" + d[ni.offset + 62 :], ni.offset + 54),
-        "garbage after trailer": (d[:-10] + b"junk" + d[-6:], len(d) - 10),
-        "path traversal": (_with_extra_entry(deeplab, _cpio_entry("../../etc/cron.d/x", b"x")), deeplab.trailer.offset),
-        "absolute path": (_with_extra_entry(deeplab, _cpio_entry("/etc/passwd", b"x")), deeplab.trailer.offset),
-        "subdirectory": (_with_extra_entry(deeplab, _cpio_entry("a/network_info.txt", b"x")), deeplab.trailer.offset),
-        "duplicate entry": (_with_extra_entry(deeplab, _cpio_entry("imx500_regs", b"x")), deeplab.trailer.offset),
-        "symlink entry": (
-            _with_extra_entry(deeplab, _cpio_entry("link", b"/etc", 0o120777)),
-            deeplab.trailer.offset + 14,
-        ),
     }
     intr = deeplab.entry("network_intrinsics")
     bad_json = R._newc_entry("network_intrinsics", intr.fields, b"{not json")
@@ -191,16 +184,185 @@ def _malformed(deeplab: R.Rpk) -> dict[str, tuple[bytes, int]]:
             e.raw if e is not ni else R._newc_entry(ni.name, ni.fields, info) for e in deeplab.entries
         )
         cases[label] = (body + deeplab.trailer.raw, ni.offset)
+    # what picamera2's own network_info.txt code raises on
+    for label, info in (
+        ("networkID of 7 digits", ni.data.replace(b"networkID=000000", b"networkID=0000000")),
+        ("networkNum not a number", ni.data.replace(b"networkNum=1", b"networkNum=one")),
+        ("no ordinal 0", ni.data.replace(b"networkOrdinal=0", b"networkOrdinal=1")),
+        ("norm key not int(x, 0)", ni.data.replace(b"inputTensorNorm_K22=0x0400", b"inputTensorNorm_K22=0400")),
+        ("norm key missing (format Y)", ni.data.replace(b"Format=RGB", b"Format=Y").replace(b"_K20=", b"_X20=")),
+        ("width missing", ni.data.replace(b"inputTensorWidth=320\r\n", b"")),
+    ):
+        assert info != ni.data, label
+        body = deeplab.firmware + b"".join(
+            e.raw if e is not ni else R._newc_entry(ni.name, ni.fields, info) for e in deeplab.entries
+        )
+        cases[label] = (body + deeplab.trailer.raw, ni.offset)
     return cases
 
 
-def test_every_malformed_input_raises_the_format_error_with_offset(deeplab: R.Rpk) -> None:
+def test_every_malformed_input_raises_the_format_error_with_offset(deeplab: R.Rpk, tmp_path: Path) -> None:
     for label, (data, offset) in _malformed(deeplab).items():
         with pytest.raises(R.RpkFormatError) as info:
             R.parse_rpk(data)
         assert info.value.offset == offset, (label, str(info.value))
         assert isinstance(info.value, BadInputError) and info.value.exit_code == 2
         assert f"at byte {offset}" in str(info.value)
+        if data:  # picamera2 cannot open an empty file at all (struct.error)
+            assert not picamera2_view(data, tmp_path / "m.rpk").accepted, label  # picamera2 refuses it too
+
+
+def _archive(rpk: R.Rpk, members: list[bytes], tail: bytes = b"") -> bytes:
+    body = rpk.firmware + b"".join(members)
+    return body + b"\0" * (-(len(body) - rpk.cpio_offset) % 512) + tail
+
+
+def _lenient(deeplab: R.Rpk) -> dict[str, tuple[bytes, list[str]]]:
+    """Files picamera2 reads that a strict reader would refuse: label -> (bytes, the entry names read)."""
+    regs, ni, intr = deeplab.entries
+    t = deeplab.trailer.raw
+    names = ["imx500_regs", "network_info.txt", "network_intrinsics"]
+    info = ni.data
+    with_info = lambda text: R._newc_entry(ni.name, ni.fields, text)  # noqa: E731
+    trailer_fields = list(deeplab.trailer.fields)
+    trailer_fields[6] = 4096  # a trailer declaring data the file does not hold: libarchive stops before it
+    long_trailer = R._newc_header(tuple(trailer_fields)) + b"TRAILER!!!\0" + b"\0" * 3
+    return {
+        "garbage after the trailer": (deeplab.data[:-10] + b"junk" + deeplab.data[-6:], names),
+        "names are data: traversal, absolute, nested": (
+            _archive(
+                deeplab,
+                [regs.raw, ni.raw, intr.raw]
+                + [_cpio_entry(n, b"x") for n in ("../../etc/cron.d/x", "/etc/passwd", "a/network_info.txt")]
+                + [t],
+            ),
+            [*names, "../../etc/cron.d/x", "/etc/passwd", "a/network_info.txt"],
+        ),
+        "UTF-8 name": (
+            _archive(deeplab, [regs.raw, _cpio_entry("réseau", b"x"), ni.raw, intr.raw, t]),
+            ["imx500_regs", "réseau", "network_info.txt", "network_intrinsics"],
+        ),
+        "NUL inside a name ends it": (
+            _archive(
+                deeplab,
+                [
+                    regs.raw,
+                    R._newc_entry("a\0b", (9, 0o100644, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0), b"z"),
+                    ni.raw,
+                    intr.raw,
+                    t,
+                ],
+            ),
+            ["imx500_regs", "a", "network_info.txt", "network_intrinsics"],
+        ),
+        "duplicates: the last network_info.txt wins": (
+            _archive(
+                deeplab, [regs.raw, regs.raw, with_info(info.replace(b"Width=320", b"Width=1")), ni.raw, intr.raw, t]
+            ),
+            ["imx500_regs", "imx500_regs", "network_info.txt", "network_info.txt", "network_intrinsics"],
+        ),
+        "symlink and directory entries": (
+            _archive(
+                deeplab,
+                [
+                    _cpio_entry("link", b"/etc", 0o120777),
+                    _cpio_entry("dir", b"", 0o040755),
+                    regs.raw,
+                    ni.raw,
+                    intr.raw,
+                    t,
+                ],
+            ),
+            ["link", "dir", *names],
+        ),
+        "garbage between entries": (_archive(deeplab, [regs.raw, b"\xff" * 7, ni.raw, intr.raw, t]), names),
+        "CRC magic 070702": (_archive(deeplab, [b"070702" + regs.raw[6:], ni.raw, intr.raw, t]), names),
+        "trailer declares data past the end": (deeplab.firmware + regs.raw + ni.raw + intr.raw + long_trailer, names),
+        "intrinsics null": (
+            _archive(deeplab, [regs.raw, ni.raw, R._newc_entry(intr.name, intr.fields, b"null"), t]),
+            names,
+        ),
+        "intrinsics UTF-16 with NaN": (
+            _archive(
+                deeplab,
+                [
+                    regs.raw,
+                    ni.raw,
+                    R._newc_entry(intr.name, intr.fields, '{"inference_rate": NaN}'.encode("utf-16")),
+                    t,
+                ],
+            ),
+            names,
+        ),
+        "network_info read as picamera2 reads it": (
+            _archive(
+                deeplab,
+                [
+                    regs.raw,
+                    with_info(
+                        info.replace(b"networkType=0", b"=0")  # empty key
+                        .replace(b"apParamSize=356", b"apParamSize=3_56")  # Python int()
+                        .replace(b"inputTensorWidth=320", b"inputTensorWidth=0")
+                        .replace(b"networkOrdinal=0", b"xnetworkOrdinal=0")  # picamera2 splits at the substring
+                    ),
+                    intr.raw,
+                    t,
+                ],
+            ),
+            names,
+        ),
+    }
+
+
+def test_reads_what_picamera2_reads_with_the_same_entries(deeplab: R.Rpk, tmp_path: Path) -> None:
+    """Files a strict reader would refuse but picamera2 (libarchive) reads: we read them, to the same entries."""
+    for label, (data, names) in _lenient(deeplab).items():
+        ours, theirs = toolkit_view(data), picamera2_view(data, tmp_path / "m.rpk")
+        assert theirs.accepted, (label, theirs.brief())
+        assert ours.same_as(theirs), (label, ours.brief(), theirs.brief())
+        assert [n for n, _ in ours.entries] == names, label
+        rpk = R.parse_rpk(data)
+        rewritten = R.with_intrinsics(rpk, {"task": "segmentation"})  # and the rewrite stays readable by picamera2
+        back = picamera2_view(rewritten, tmp_path / "w.rpk")
+        assert back.accepted and json.loads(back.intrinsics) == {"task": "segmentation"}, label
+    skipped = R.parse_rpk(_lenient(deeplab)["garbage between entries"][0])
+    assert skipped.warnings == [f"skipped 7 bytes before the CPIO header at byte {skipped.entries[1].offset}"]
+    # libarchive's header search can step over a valid header: a damaged imx500_regs header makes it miss
+    # network_info.txt too (it lands on network_intrinsics); we take the very same steps
+    regs, ni, intr = deeplab.entries
+    data = _archive(deeplab, [regs.raw[:20] + b"zz" + regs.raw[22:], ni.raw, intr.raw, deeplab.trailer.raw])
+    assert not picamera2_view(data, tmp_path / "m.rpk").accepted
+    with pytest.raises(R.RpkFormatError, match=f"no network_info.txt .skipped {intr.offset - regs.offset} bytes"):
+        R.parse_rpk(data)
+    assert R.parse_rpk(_lenient(deeplab)["duplicates: the last network_info.txt wins"][0]).input_tensor["width"] == 320
+
+
+def test_invalid_utf8_name_refused_like_picamera2(deeplab: R.Rpk, tmp_path: Path) -> None:
+    regs, ni, intr = deeplab.entries
+    for name in (b"\xff\xfe", b"\xed\xa0\x80"):  # not UTF-8; a UTF-16 surrogate
+        bad = R._newc_header((9, 0o100644, 0, 0, 1, 0, 2, 0, 0, 0, 0, len(name) + 1, 0)) + name + b"\0"
+        bad += b"\0" * ((1 - len(name)) & 3) + b"xy\0\0"
+        data = _archive(deeplab, [regs.raw, bad, ni.raw, intr.raw, deeplab.trailer.raw])
+        assert "not UTF-8" in toolkit_view(data).reason
+        assert "TypeError" in picamera2_view(data, tmp_path / "m.rpk").reason  # libarchive-c hands str() bytes
+
+
+def test_firmware_blocks_of_any_length(deeplab: R.Rpk, hrnet: R.Rpk, tmp_path: Path) -> None:
+    """Blocks whose lengths are not multiples of 4 put the archive at an odd file offset: read and rewrite."""
+    bases = fuzz_bases({"deeplab": deeplab, "hrnet": hrnet})
+    for name, rpk in bases.items():
+        real = deeplab if name.startswith("deeplab") else hrnet
+        assert [(e.name, e.raw) for e in rpk.entries] == [(e.name, e.raw) for e in real.entries], name
+        assert rpk.input_tensor == real.input_tensor and rpk.intrinsics == real.intrinsics
+        assert toolkit_view(rpk.data).same_as(picamera2_view(rpk.data, tmp_path / "m.rpk")), name
+        new = {"task": "segmentation", "inference_rate": 12.5}
+        out = R.with_intrinsics(rpk, new)
+        assert out[: rpk.cpio_offset] == rpk.firmware
+        assert (len(out) - rpk.cpio_offset) % R.CPIO_PAD_BLOCK == 0  # padded from the archive's start
+        back = picamera2_view(out, tmp_path / "w.rpk")
+        assert back.accepted and json.loads(back.intrinsics) == new, (name, back.brief())
+        assert R.with_intrinsics(rpk, rpk.intrinsics) == rpk.data  # same intrinsics: byte-identical
+    assert {rpk.cpio_offset % 4 for rpk in bases.values()} == {0, 1, 2, 3}
 
 
 def test_cli_inspect_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -48,20 +48,42 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     return rc, out.getvalue(), err.getvalue()
 
 
-def test_runtime_never_imports_torch_or_mct():
+# What the device side (imx500_sam.runtime, firmware_packaging; a Pi has no torch) must never pull in.
+HOST_ONLY = ("torch", "torchvision", "model_compression_toolkit", "mct_quantizers", "converter")
+_FORBIDDEN = (
+    f"bad = sorted({{m.split('.')[0] for m in sys.modules}} & set({HOST_ONLY!r}))\n"
+    "assert not bad, f'device side imported host-only modules: {bad}'\n"
+)
+
+
+def test_device_side_never_imports_torch_mct_or_converter():
+    """Every module of imx500_sam.runtime and firmware_packaging, and the CLI, in a fresh interpreter."""
     code = (
-        "import sys\n"
-        "import imx500_sam.runtime, imx500_sam.runtime.emulator, imx500_sam.runtime.picamera\n"
-        "import imx500_sam.runtime.runner, imx500_sam.runtime.overlay, imx500_sam.cli.run\n"
+        "import importlib, pkgutil, sys\n"
+        "import imx500_sam.runtime, firmware_packaging\n"
+        "names = [m.name for pkg in (imx500_sam.runtime, firmware_packaging)\n"
+        "         for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.')]\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
+        "import imx500_sam.convert_output, imx500_sam.cli.run\n"
         "from imx500_sam.cli import main\n"
-        "bad = [m for m in ('torch', 'model_compression_toolkit', 'picamera2', 'onnxruntime') if m in sys.modules]\n"
-        "assert not bad, bad\n"
+        "assert {'imx500_sam.runtime.emulator', 'firmware_packaging.rpk'} <= set(names), names\n"
+        + _FORBIDDEN
+        + "lazy = [m for m in ('picamera2', 'onnxruntime') if m in sys.modules]\n"
+        "assert not lazy, lazy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
+def test_device_side_guard_sees_a_converter_import():
+    """The guard itself: a module that imports converter is caught (so the test above can fail)."""
+    code = "import sys\nimport imx500_sam.runtime\nimport converter.artifacts\n" + _FORBIDDEN
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode != 0 and "['converter']" in proc.stderr
+
+
 def test_emulator_run_imports_no_torch(converted_default, photos):
-    """A whole emulated run (onnxruntime loaded) still pulls in neither torch nor MCT."""
+    """A whole emulated run (onnxruntime loaded) still pulls in neither torch, MCT nor converter."""
     code = (
         "import sys\n"
         "from imx500_sam.runtime.emulator import EmulatedIMX500\n"
@@ -69,9 +91,7 @@ def test_emulator_run_imports_no_torch(converted_default, photos):
         f"emu = EmulatedIMX500({str(converted_default.out_dir)!r}, {str(photos['voc'])!r})\n"
         "r = next(iter(PromptSession(emu, [(10, 10, 50, 50)])))\n"
         "assert r.mask.shape == (375, 500)\n"
-        "assert 'onnxruntime' in sys.modules\n"
-        "bad = [m for m in ('torch', 'model_compression_toolkit') if m in sys.modules]\n"
-        "assert not bad, bad\n"
+        "assert 'onnxruntime' in sys.modules\n" + _FORBIDDEN
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 

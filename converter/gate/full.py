@@ -53,8 +53,8 @@ def is_mctq(path: Path) -> bool:
 
 def memory_report(onnx_path: Path, out_dir: Path, timeout_s: float = DEFAULT_TOOL_TIMEOUT_S) -> ConverterMemory:
     """Run ``imxconv-pt --memory-report`` on an MCTQ ONNX and return its exact figures (fit or not)."""
-    from converter.artifacts import MEMORY_REPORT_GLOB, MemoryReport
     from converter.imxconv import run_imxconv
+    from imx500_sam.convert_output import MEMORY_REPORT_GLOB, MemoryReport
 
     t0 = time.perf_counter()
     conv_dir = out_dir / "imxconv"

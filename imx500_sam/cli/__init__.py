@@ -24,6 +24,7 @@ _COMMAND_MODULES = [
     "run",
     "distill",
     "eval",
+    "doctor",
 ]
 
 for _name in _COMMAND_MODULES:

@@ -23,7 +23,10 @@ def distill(
     max_photos: int = typer.Option(None, "--max-photos", min=1, help="Teacher targets for the first N photos only."),
     paste_frac: float = typer.Option(0.5, "--paste-frac", min=0.0, max=1.0, help="Share of cut-and-paste crops."),
     teacher: str = typer.Option(
-        "mobilesam", "--teacher", help="mobilesam | sam2:CONFIG:WEIGHTS | py:module:factory | none (ground truth only)."
+        "mobilesam",
+        "--teacher",
+        help="mobilesam | sam2:CONFIG:WEIGHTS | py:module:factory | net:CKPT (a PicoSAM checkpoint run on "
+        "the same crops) | none (ground truth only).",
     ),
     points_per_side: int = typer.Option(8, "--points-per-side", min=2, help="Teacher point grid for photo boxes."),
     epochs: int = typer.Option(10, "--epochs", min=1),
@@ -35,7 +38,9 @@ def distill(
     low_res: int = typer.Option(None, "--low-res", min=32, help="Crop size of the first --low-res-epochs epochs."),
     low_res_epochs: int = typer.Option(0, "--low-res-epochs", min=0),
     seed: int = typer.Option(0, "--seed"),
-    init: Path = typer.Option(None, "--init", help="Start from these PicoSAM3 weights."),
+    init: Path = typer.Option(
+        None, "--init", help="Start from these PicoSAM weights (imx500-sam 0.1's layout is moved to the published one)."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt if it exists."),
     threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
     max_steps: int = typer.Option(None, "--max-steps", min=1, help="Stop this run after N steps."),

@@ -33,3 +33,5 @@ def inspect_rpk(
     names = ", ".join(f"{e['name']} ({e['size']} B)" for e in info["entries"])
     typer.echo(f"cpio at {info['cpio_offset']}: {names}")
     typer.echo(f"intrinsics: {json.dumps(info['intrinsics']) if info['intrinsics'] is not None else 'none'}")
+    for warning in info["warnings"]:  # damage libarchive (and so picamera2) reads past
+        typer.echo(f"warning: {warning}")

@@ -1,4 +1,5 @@
-"""IMX500 facts as data, each with its source (``imx500.json``; operators in ``operators.json``).
+"""IMX500 facts as data, each with its source (``imx500.json``; operators in ``operators.json``; host toolchain
+facts for ``imx500-sam doctor`` in ``toolchain.json``).
 
 Light module (json only): usable on a Pi and by firmware_packaging.
 """
@@ -35,6 +36,12 @@ def fact(name: str) -> Fact:
 def operator_table() -> dict[str, Any]:
     """The IMX500 operator table (operators.json): sources, conditions and one entry per operator family."""
     return _load("operators.json")
+
+
+def toolchain_fact(name: str) -> Fact:
+    """Return the host toolchain fact ``name`` from toolchain.json (KeyError if unknown)."""
+    entry = _load("toolchain.json")[name]
+    return Fact(name=name, value=entry["value"], source=entry["source"])
 
 
 def all_facts() -> list[Fact]:

@@ -1,16 +1,32 @@
-"""PicoSAM3 model and checkpoints (imports torch)."""
+"""The PicoSAM family (the authors' published layouts) and checkpoint loading (imports torch)."""
 
 from __future__ import annotations
 
 from imx500_sam.defaults import DEFAULT_CHECKPOINT
-from imx500_sam.model.checkpoint import load_checkpoint, save_checkpoint
-from imx500_sam.model.picosam3 import PicoSAM3, PicoSAM3Config, count_parameters
+from imx500_sam.model.checkpoint import (
+    LAYOUTS,
+    Checkpoint,
+    Layout,
+    bare_network,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from imx500_sam.model.picosam import PicoSAM2, PicoSAM3, PicoSAMConfig, count_parameters
+from imx500_sam.model.sensor_input import SensorInput
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
+    "LAYOUTS",
+    "Checkpoint",
+    "Layout",
+    "PicoSAM2",
     "PicoSAM3",
-    "PicoSAM3Config",
+    "PicoSAMConfig",
+    "SensorInput",
+    "bare_network",
     "count_parameters",
     "load_checkpoint",
+    "read_checkpoint",
     "save_checkpoint",
 ]

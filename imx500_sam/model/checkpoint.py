@@ -1,30 +1,124 @@
-"""Build PicoSAM3 from a checkpoint file, safely (``torch.load(weights_only=True)`` only).
+"""Checkpoints in, PicoSAM modules out: one place, ``torch.load(weights_only=True)`` only.
 
-Accepted: a bare state_dict, or a dict holding one under ``model`` or ``state_dict`` (an
-optional ``config`` dict next to it is honoured). Widths are read from the tensors' shapes,
-so a PicoSAM3 trained with other widths loads too.
+Known layouts (a table of named builders, as in segment-anything's ``build_sam``):
+
+- ``picosam3``: the authors' PicoSAM3 state_dict (``PicoSAM3_SAM3_student_best.pt``, fine-tunes of it, and what
+  ``imx500-sam distill`` writes);
+- ``picosam2``: the authors' PicoSAM2 state_dict (``PicoSAM2_student_epoch1.pt``, ``PicoSAM2_epoch1.pt``);
+- ``imx500-sam-v1``: the toolkit's earlier look-alike layout (checkpoints of imx500-sam 0.1 ``distill``).
+
+A file may hold the state_dict bare, or under ``model`` / ``state_dict``, with or without DDP's ``module.`` prefix.
+Widths are read from the tensors. The module returned takes RGB = pixels / 256 (the sensor's input) and returns
+the same logits as the authors' forward on ``Normalize(ImageNet)(pixels / 255)`` (see ``sensor_input``).
+What the toolkit keeps besides the weights (layout, config, training metadata) goes in a JSON sidecar
+(``name.json`` beside ``name.pt``), so the ``.pt`` stays a plain state_dict the authors' code loads.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
-from dataclasses import asdict
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from imx500_sam.errors import BadInputError
-from imx500_sam.model.picosam3 import PicoSAM3, PicoSAM3Config
+from imx500_sam.model.legacy import LegacyConfig, LegacyPicoSAM3
+from imx500_sam.model.picosam import PicoSAM2, PicoSAM3, PicoSAMConfig
+from imx500_sam.model.sensor_input import SensorInput
 
-CHECKPOINT_FORMAT = "imx500-sam/picosam3/v1"
+SIDECAR_FORMAT = "imx500-sam/picosam/v2"
+StateDict = dict[str, torch.Tensor]
+
+
+def _width(state: StateDict, key: str) -> int:
+    if key not in state:
+        raise KeyError(key)
+    return int(state[key].shape[0])
+
+
+def _published_config(bottleneck_key: str) -> Callable[[StateDict, int], PicoSAMConfig]:
+    def infer(state: StateDict, input_size: int) -> PicoSAMConfig:
+        return PicoSAMConfig(
+            encoder=tuple(_width(state, f"encoder_stage{i}.3.weight") for i in range(1, 5)),
+            bottleneck=_width(state, bottleneck_key),
+            decoder=tuple(_width(state, f"up{i}.1.3.weight") for i in range(1, 5)),
+            input_size=input_size,
+        )
+
+    return infer
+
+
+def _legacy_config(state: StateDict, input_size: int) -> LegacyConfig:
+    def widths(prefix: str) -> tuple[int, ...]:
+        out, i = [], 0
+        while f"{prefix}.{i}.3.weight" in state:
+            out.append(_width(state, f"{prefix}.{i}.3.weight"))
+            i += 1
+        if not out:
+            raise KeyError(f"{prefix}.0.3.weight")
+        return tuple(out)
+
+    return LegacyConfig(widths("enc_blocks"), _width(state, "bottleneck.0.3.weight"), widths("dec_blocks"), input_size)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A known state_dict layout: how to read its widths and build its network."""
+
+    name: str
+    architecture: str
+    description: str
+    infer: Callable[[StateDict, int], Any]
+    build: Callable[[Any], nn.Module]  # the bare network, as its state_dict is laid out
+    sensor_input: bool  # wrap in SensorInput (the network expects normalised input)
+
+    def default_keys(self) -> set[str]:
+        """The state_dict keys of this layout at its default widths."""
+        cfg = LegacyConfig() if self.name == LEGACY else PicoSAMConfig()
+        return set(self.build(cfg).state_dict())
+
+
+LEGACY = "imx500-sam-v1"
+LAYOUTS: dict[str, Layout] = {
+    "picosam3": Layout(
+        "picosam3", "PicoSAM3", "the authors' PicoSAM3", _published_config("bottleneck.0.3.weight"), PicoSAM3, True
+    ),
+    "picosam2": Layout(
+        "picosam2", "PicoSAM2", "the authors' PicoSAM2", _published_config("bottleneck.3.weight"), PicoSAM2, True
+    ),
+    LEGACY: Layout(LEGACY, "PicoSAM3", "imx500-sam 0.1's PicoSAM3 look-alike", _legacy_config, LegacyPicoSAM3, False),
+}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint: the ready module (eval mode), its layout and widths, and the sidecar's metadata."""
+
+    module: nn.Module
+    layout: Layout
+    config: Any
+    meta: dict[str, Any]
+
+
+def sidecar_path(path: Path) -> Path:
+    """``name.json`` beside ``name.pt``."""
+    return path.with_suffix(".json")
 
 
 def _read(path: Path) -> Any:
     if not path.is_file():
-        raise BadInputError(f"{path}: no such file.", hint="Give the path of a PicoSAM3 .pt checkpoint.")
+        raise BadInputError(f"{path}: no such file.", hint="Give the path of a PicoSAM .pt checkpoint.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing: one line is ours
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise BadInputError(
             f"{path}: refused to load, the checkpoint would run code or holds objects that are not "
@@ -38,13 +132,13 @@ def _read(path: Path) -> Any:
         ) from exc
 
 
-def extract_state_dict(obj: Any, path: Path | str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict]:
-    """Return (state_dict, config-dict) from a loaded checkpoint object."""
+def extract_state_dict(obj: Any, path: Path | str = "checkpoint") -> tuple[StateDict, dict]:
+    """(state_dict without DDP's ``module.`` prefix, embedded config dict) from a loaded checkpoint object."""
     config: dict = {}
     if isinstance(obj, dict):
         for key in ("model", "state_dict"):
             if key in obj and isinstance(obj[key], dict):
-                config = obj.get("config") or {}
+                config = obj.get("config") if isinstance(obj.get("config"), dict) else {}
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -52,76 +146,108 @@ def extract_state_dict(obj: Any, path: Path | str = "checkpoint") -> tuple[dict[
             f"{path}: holds no state_dict of tensors.",
             hint="Save model.state_dict() (optionally under the key 'model').",
         )
-    return {k.removeprefix("module."): v for k, v in obj.items()}, dict(config)
+    if all(k.startswith("module.") for k in obj):
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
+    return dict(obj), dict(config)
 
 
-def infer_config(state: dict[str, torch.Tensor], input_size: int = 96) -> PicoSAM3Config:
-    """Read PicoSAM3 widths from the shapes of a state_dict."""
+def _closest(keys: set[str]) -> tuple[Layout, list[str], list[str]]:
+    def score(layout: Layout) -> float:
+        expected = layout.default_keys()
+        return len(keys & expected) / len(keys | expected)
 
-    def out_ch(key: str) -> int:
-        if key not in state:
-            raise KeyError(key)
-        return int(state[key].shape[0])
+    best = max(LAYOUTS.values(), key=score)
+    expected = best.default_keys()
+    return best, sorted(expected - keys), sorted(keys - expected)
 
-    encoder, decoder = [], []
-    i = 0
-    while f"enc_blocks.{i}.3.weight" in state:
-        encoder.append(out_ch(f"enc_blocks.{i}.3.weight"))
-        i += 1
-    i = 0
-    while f"dec_blocks.{i}.3.weight" in state:
-        decoder.append(out_ch(f"dec_blocks.{i}.3.weight"))
-        i += 1
-    return PicoSAM3Config(
-        encoder=tuple(encoder),
-        bottleneck=out_ch("bottleneck.0.3.weight"),
-        decoder=tuple(decoder),
-        input_size=input_size,
+
+def build_from_state(state: StateDict, input_size: int = 96, path: Path | str = "checkpoint") -> Checkpoint:
+    """Recognise the layout of ``state`` and build its module; BadInputError naming the closest layout if none fits."""
+    keys = set(state)
+    for layout in LAYOUTS.values():
+        try:
+            cfg = layout.infer(state, input_size)
+            net = layout.build(cfg)
+        except (KeyError, ValueError):
+            continue
+        if set(net.state_dict()) != keys:
+            continue
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).split())[:200]
+            raise BadInputError(
+                f"{path}: {layout.description} layout, but the tensors do not fit it ({detail}).",
+                hint="Check that the checkpoint was saved from that model without changes to its structure.",
+            ) from exc
+        net.eval()
+        module = SensorInput(net).eval() if layout.sensor_input else net
+        return Checkpoint(module, layout, cfg, {})
+    best, missing, unexpected = _closest(keys)
+    parts = [
+        f"missing {', '.join(missing[:3])}" if missing else "",
+        f"unexpected {', '.join(unexpected[:3])}" if unexpected else "",
+    ]
+    raise BadInputError(
+        f"{path}: not a known PicoSAM state_dict; closest layout is {best.name} ({best.description}): "
+        + "; ".join(p for p in parts if p)
+        + ".",
+        hint=f"Known layouts: {', '.join(LAYOUTS)}. Other models: `imx500-sam check py:module:factory`.",
     )
 
 
-def build_model(
-    state: dict[str, torch.Tensor], config: dict | None = None, path: Path | str = "checkpoint"
-) -> PicoSAM3:
-    """Build a PicoSAM3 in eval mode from a state_dict; BadInputError if it does not fit."""
-    input_size = int((config or {}).get("input_size", 96))
-    try:
-        cfg = infer_config(state, input_size)
-        if not cfg.encoder or len(cfg.encoder) != len(cfg.decoder):
-            raise KeyError("enc_blocks/dec_blocks")
-        model = PicoSAM3(cfg)
-    except (KeyError, ValueError) as exc:
-        raise BadInputError(
-            f"{path}: not a PicoSAM3 state_dict (missing {exc}).",
-            hint="Give a checkpoint of imx500_sam.model.PicoSAM3 (other models: `imx500-sam check py:module:factory`).",
-        ) from exc
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        detail = " ".join(str(exc).split())[:200]
-        raise BadInputError(
-            f"{path}: weights do not match the PicoSAM3 architecture ({detail}).",
-            hint="Check that the checkpoint was saved from imx500_sam.model.PicoSAM3.",
-        ) from exc
-    return model.eval()
-
-
-def load_checkpoint(path: str | Path) -> PicoSAM3:
-    """Load a PicoSAM3 checkpoint from disk (never runs code from the file)."""
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Load a PicoSAM checkpoint (any known layout) and its sidecar, never running code from the file."""
     path = Path(path)
     state, config = extract_state_dict(_read(path), path)
-    return build_model(state, config, path)
+    meta: dict[str, Any] = {}
+    side = sidecar_path(path)
+    if side.is_file():
+        try:
+            meta = json.loads(side.read_text())
+        except (OSError, ValueError):
+            meta = {}
+    input_size = int((meta.get("config") or config or {}).get("input_size", 96))
+    ckpt = build_from_state(state, input_size, path)
+    return Checkpoint(ckpt.module, ckpt.layout, ckpt.config, meta)
 
 
-def save_checkpoint(model: PicoSAM3, path: str | Path, **extra: Any) -> None:
-    """Save ``{"format", "config", "model", **extra}``, loadable with weights_only=True."""
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(model.config).items()},
-        "model": model.state_dict(),
-        **extra,
-    }
+def load_checkpoint(path: str | Path) -> nn.Module:
+    """The module of a PicoSAM checkpoint: RGB = pixels / 256 in, mask logits out (eval mode)."""
+    return read_checkpoint(path).module
+
+
+def bare_network(model: nn.Module) -> nn.Module:
+    """The network whose state_dict is saved (the published one inside a SensorInput)."""
+    return model.net if isinstance(model, SensorInput) else model
+
+
+def layout_of(model: nn.Module) -> Layout:
+    """The layout a module saves as."""
+    net = bare_network(model)
+    for layout in LAYOUTS.values():
+        if type(net) is layout.build:
+            return layout
+    raise TypeError(f"{type(net).__name__} is not a PicoSAM network")
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, **meta: Any) -> Path:
+    """Write the plain state_dict (authors' layout) to ``path`` and the toolkit's metadata to its JSON sidecar.
+
+    ``PicoSAM3().load_state_dict(torch.load(path, weights_only=True))`` works in the authors' code. Atomic.
+    """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
+    net = bare_network(model)
+    layout = layout_of(model)
+    cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(net.config).items()}
+    side = {"format": SIDECAR_FORMAT, "layout": layout.name, "architecture": layout.architecture, "config": cfg}
+    if isinstance(model, SensorInput):
+        side["input"] = {"pixel_divisor": model.pixel_divisor, "normalisation": "ImageNet mean/std of pixels / 255"}
+    side.update(meta)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(net.state_dict(), tmp)
+    tmp_side = sidecar_path(tmp)
+    tmp_side.write_text(json.dumps(side, indent=1) + "\n")
     tmp.replace(path)
+    tmp_side.replace(sidecar_path(path))
+    return path

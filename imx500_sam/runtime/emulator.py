@@ -22,12 +22,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from converter.artifacts import INTRINSICS_JSON, ConvertOutput
+from imx500_sam.convert_output import INTRINSICS_JSON, ConvertOutputDir
 from imx500_sam.errors import BadInputError
 from imx500_sam.facts import SENSOR_FULL_SIZE
-from imx500_sam.prompt import ROI
+from imx500_sam.prompt import ROI, crop_rect
 from imx500_sam.runtime import metadata as md
-from imx500_sam.runtime.geometry import SensorGeometry, crop_source, roi_source_rect
+from imx500_sam.runtime.geometry import SensorGeometry
 from imx500_sam.runtime.sensor import Sensor, SensorFrame, check_segmentation_intrinsics
 from imx500_sam.runtime.sources import FrameSource
 
@@ -39,14 +39,14 @@ class EmulatedIMX500(Sensor):
 
     def __init__(
         self,
-        convert_out: str | Path | ConvertOutput,
+        convert_out: str | Path | ConvertOutputDir,
         source: FrameSource | str | int | Path,
         output_size: tuple[int, int] | None = None,
         threads: int | None = None,
         repeat: bool = False,
         pipelined: bool = False,
     ) -> None:
-        out = convert_out if isinstance(convert_out, ConvertOutput) else ConvertOutput.load(convert_out)
+        out = convert_out if isinstance(convert_out, ConvertOutputDir) else ConvertOutputDir.load(convert_out)
         check_segmentation_intrinsics(out.intrinsics, str(out.out_dir / INTRINSICS_JSON))
         spec = out.dnn_params.input
         where = str(out.dnn_params.path)
@@ -203,11 +203,11 @@ class EmulatedIMX500(Sensor):
         """The network input for an ROI (default: the current one): crop, scale, RGB, quantise (1xCxHxW)."""
         roi, full_rect, _ = setting or self._setting
         if roi is not None:
-            rect = roi_source_rect(geometry, roi)
+            rect = geometry.roi_rect(roi)
         else:
             x, y, w, h = geometry.sensor_to_output(full_rect)
             rect = (round(x), round(y), max(1, round(x + w) - round(x)), max(1, round(y + h) - round(y)))
-        crop = crop_source(image, rect, self.input_size)
+        crop = crop_rect(image, rect, self.input_size)
         rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)  # the network's input format is RGB
         # The sensor hands the network its 8-bit pixels with dnnParams' scale: value = q * scale.
         return np.multiply(rgb.transpose(2, 0, 1)[None], self.input_scale, dtype=np.float32)

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from imx500_sam.facts import SENSOR_FULL_SIZE
-from imx500_sam.prompt import GROW, ROI, square_roi
+from imx500_sam.prompt import GROW, ROI, paste_rect, square_roi
 
 Box = tuple[float, float, float, float]
 
@@ -96,41 +95,4 @@ class SensorGeometry:
         rectangle (``roi_rect``: at most half a pixel from the exact ROI), zero elsewhere; an ROI partly
         outside the output image is clipped, not squeezed.
         """
-        m = np.asarray(mask, dtype=np.float32).squeeze()
-        if m.ndim != 2:
-            raise ValueError(f"mask must be 2-D, got shape {np.shape(mask)}")
-        ow, oh = self.output_size
-        out = np.zeros((oh, ow), dtype=np.float32)
-        x, y, w, h = self.roi_rect(roi)
-        x0, y0, x1, y1 = max(0, x), max(0, y), min(ow, x + w), min(oh, y + h)
-        if x1 <= x0 or y1 <= y0:
-            return out
-        resized = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
-        out[y0:y1, x0:x1] = resized[y0 - y : y1 - y, x0 - x : x1 - x]
-        return out
-
-
-def crop_source(image: np.ndarray, rect: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
-    """Crop integer ``rect`` (x, y, w, h) from ``image`` and resize it to ``size`` (w, h).
-
-    Parts of ``rect`` outside the image are black (a region the source does not cover). Resampling
-    as ``imx500_sam.prompt.crop``: area averaging when shrinking, bilinear when enlarging.
-    """
-    x, y, w, h = (int(v) for v in rect)
-    if w < 1 or h < 1:
-        raise ValueError(f"empty crop rectangle {rect}")
-    ih, iw = image.shape[:2]
-    xa, ya, xb, yb = max(x, 0), max(y, 0), min(x + w, iw), min(y + h, ih)
-    if xa == x and ya == y and xb == x + w and yb == y + h:
-        patch = image[y : y + h, x : x + w]
-    else:
-        patch = np.zeros((h, w, *image.shape[2:]), dtype=image.dtype)
-        if xb > xa and yb > ya:
-            patch[ya - y : yb - y, xa - x : xb - x] = image[ya:yb, xa:xb]
-    interp = cv2.INTER_AREA if (w > size[0] or h > size[1]) else cv2.INTER_LINEAR
-    return cv2.resize(patch, (int(size[0]), int(size[1])), interpolation=interp)
-
-
-def roi_source_rect(geometry: SensorGeometry, roi: ROI) -> tuple[int, int, int, int]:
-    """The sensor ROI on the output image's pixel grid (whole pixels, may leave the image): the emulator's crop."""
-    return geometry.roi_rect(roi)
+        return paste_rect(mask, self.roi_rect(roi), self.output_size)

@@ -8,10 +8,15 @@ unlabelled photos (boxes from the teacher's automatic masks), and optional cut-a
 Runs on CPU; under ``torchrun --nproc_per_node N`` it trains with DDP (NCCL on GPUs, gloo on CPU),
 each rank drawing its own samples; rank 0 computes teacher targets first, writes checkpoints and logs.
 Every epoch ends with a checkpoint (``last.pt``: model + optimizer + schedule, for ``--resume``;
-``picosam3.pt``: the float weights alone). On SIGTERM or Ctrl-C (a scheduler preempting the job) the
-step in progress completes and ``last.pt`` records that step; ``--resume`` continues from it with the
-same samples an uninterrupted run would draw, to the planned number of steps. Checkpoints load with
-``torch.load(weights_only=True)``.
+``picosam3.pt``: the float weights alone, a plain state_dict in the authors' published PicoSAM3 layout, with the
+toolkit's metadata in ``picosam3.json`` beside it). Checkpoints load with ``torch.load(weights_only=True)``.
+On SIGTERM or Ctrl-C (a scheduler preempting the job) the step in progress completes and ``last.pt`` records
+that step; ``--resume`` continues from it with the same samples an uninterrupted run would draw, to the
+planned number of steps.
+
+A teacher may also be a network that sees the same crops as the student (``--teacher net:CKPT``, any checkpoint
+``load_checkpoint`` reads, e.g. an imx500-sam 0.1 model being moved to the published layout): its soft masks are
+computed on each batch, so it needs no photo targets.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from imx500_sam.errors import BadInputError
 from imx500_sam.procs import STOP_EXCEPTIONS, activity, deferred_stop, note_stop
 
 LAST = "last.pt"
+NET_TEACHER = "net:"
 FINAL = "picosam3.pt"
 HISTORY = "history.json"
 
@@ -109,7 +115,7 @@ def build_samplers(opts: DistillOptions, log: Callable[[str], None]) -> list[tup
         photos += sorted(p for p in opts.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))
     if opts.max_photos is not None:
         photos = photos[: opts.max_photos]
-    if photos and opts.teacher != "none":
+    if photos and opts.teacher != "none" and not opts.teacher.startswith(NET_TEACHER):
         records += photo_targets(photos, factory, opts.teacher, opts.points_per_side, log=log)
     if opts.coco is not None:
         if opts.images is None:
@@ -118,7 +124,7 @@ def build_samplers(opts: DistillOptions, log: Callable[[str], None]) -> list[tup
         imgs = [read_rgb(im.path) for im in coco]
         boxes = [np.asarray([a.bbox for a in im.instances], np.float32) for im in coco]
         gts = [np.stack([a.mask(im.height, im.width) for a in im.instances]) for im in coco]
-        if opts.teacher == "none":
+        if opts.teacher == "none" or opts.teacher.startswith(NET_TEACHER):
             from imx500_sam.train.targets import ImageTargets
 
             records += [
@@ -154,6 +160,15 @@ def build_samplers(opts: DistillOptions, log: Callable[[str], None]) -> list[tup
             "no training data.", hint="Give --coco ANN.json --images DIR, --photos DIR, or --default-data."
         )
     return samplers
+
+
+def _save_state(path: Path, **state: object) -> None:
+    """Atomically write a resumable training state (tensors, numbers and strings: weights_only-loadable)."""
+    import torch
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(state, tmp)
+    tmp.replace(path)
 
 
 def _lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
@@ -200,7 +215,8 @@ def run_distill(opts: DistillOptions) -> DistillResult:
     import torch
     import torch.distributed as dist
 
-    from imx500_sam.model import PicoSAM3, load_checkpoint, save_checkpoint
+    from imx500_sam.model import PicoSAM3, SensorInput, bare_network, load_checkpoint, save_checkpoint
+    from imx500_sam.model.legacy import LegacyPicoSAM3, to_published
     from imx500_sam.train.losses import distill_loss
     from imx500_sam.train.samples import make_batch, resize_batch
 
@@ -232,7 +248,15 @@ def run_distill(opts: DistillOptions) -> DistillResult:
         dist.barrier()
 
     torch.manual_seed(opts.seed)
-    model = load_checkpoint(opts.init) if opts.init else PicoSAM3()
+    model = load_checkpoint(opts.init) if opts.init else SensorInput(PicoSAM3())
+    if isinstance(model, LegacyPicoSAM3):
+        log(f"{opts.init}: imx500-sam 0.1 layout, moved to the published PicoSAM3 layout (approximately)")
+        model = to_published(model)
+    teacher_net = None
+    if opts.teacher.startswith(NET_TEACHER):
+        teacher_net = load_checkpoint(opts.teacher[len(NET_TEACHER) :]).to(device).eval()
+        for p in teacher_net.parameters():
+            p.requires_grad_(False)
     model.to(device).train()
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
@@ -245,7 +269,7 @@ def run_distill(opts: DistillOptions) -> DistillResult:
     start_epoch, start_step, partial, history = 0, 0, {}, []
     if opts.resume and last_path.is_file():
         state = torch.load(last_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
+        bare_network(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, start_step = int(state["epoch"]), int(state.get("step", 0))
@@ -264,7 +288,7 @@ def run_distill(opts: DistillOptions) -> DistillResult:
     bar = _Bar(
         opts.epochs * opts.steps_per_epoch, start_epoch * opts.steps_per_epoch + start_step, is_main and not opts.quiet
     )
-    options_json = json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()})
+    options = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}
     # Where a stop would resume from; changed only together with the model and optimizer (inside deferred_stop).
     pos: dict = {
         "epoch": start_epoch,
@@ -289,6 +313,10 @@ def run_distill(opts: DistillOptions) -> DistillResult:
                         if opts.low_res and epoch < opts.low_res_epochs:
                             b = resize_batch(b, opts.low_res)
                         x = torch.from_numpy(b.images).to(device).permute(0, 3, 1, 2).float() / 256.0
+                        if teacher_net is not None:
+                            with torch.no_grad():
+                                b.teacher = torch.sigmoid(teacher_net(x))[:, 0].cpu().numpy()
+                            b.teacher_conf = np.ones(len(x), np.float32)
                         logits = net(x)
                         loss, parts = distill_loss(
                             logits,
@@ -336,17 +364,17 @@ def run_distill(opts: DistillOptions) -> DistillResult:
                     history.append(entry)
                     if is_main and finished:
                         model.eval()
-                        save_checkpoint(
-                            model,
+                        _save_state(
                             last_path,
+                            model=bare_network(model).state_dict(),
                             optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict(),
                             epoch=epoch + 1,
                             step=0,
                             history_json=json.dumps(history),
-                            options_json=options_json,
+                            options_json=json.dumps(options),
                         )
-                        save_checkpoint(model, final_path, epoch=epoch + 1)
+                        save_checkpoint(model, final_path, training={"epoch": epoch + 1, "options": options})
                         (out / HISTORY).write_text(json.dumps(history, indent=1))
                         model.train()
                         log(f"epoch {epoch + 1} done: loss {entry['loss']:.4f}, checkpoint {final_path}")
@@ -356,17 +384,16 @@ def run_distill(opts: DistillOptions) -> DistillResult:
                     break
         except STOP_EXCEPTIONS:
             if is_main and pos["step"] > 0:  # at an epoch boundary the epoch's checkpoint is already this state
-                model.eval()
-                save_checkpoint(
-                    model,
+                _save_state(
                     last_path,
+                    model=bare_network(model).state_dict(),
                     optimizer=optimizer.state_dict(),
                     scheduler=scheduler.state_dict(),
                     epoch=pos["epoch"],
                     step=pos["step"],
                     partial_json=json.dumps({"sums": pos["sums"], "seconds": pos["seconds"]}),
                     history_json=json.dumps(history[: pos["epoch"]]),
-                    options_json=options_json,
+                    options_json=json.dumps(options),
                 )
                 note_stop(
                     f"saved {last_path} at epoch {pos['epoch'] + 1} step {pos['step']}/{opts.steps_per_epoch}: "

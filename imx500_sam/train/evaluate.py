@@ -135,9 +135,9 @@ def run_eval(
         net = load_checkpoint(path)
         results.append(evaluate_crops(f"float:{path.name}", data, torch_predictor(net), net.config.input_size))
     if int8_out is not None:
-        from converter.artifacts import ConvertOutput
+        from imx500_sam.convert_output import ConvertOutputDir
 
-        out = ConvertOutput.load(int8_out)
+        out = ConvertOutputDir.load(int8_out)
         predict, size = onnx_predictor(out.qdq_onnx)
         results.append(evaluate_crops(f"int8:{out.out_dir.name}", data, predict, size))
     if teacher:

