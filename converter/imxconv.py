@@ -1,8 +1,9 @@
 """Sony's converter ``imxconv-pt`` (imx500-converter[pt]): find it, run it, read what it wrote.
 
-Runs with an argument list (never a shell), with its temporary files under a directory we own and
-remove, and its whole output in a log file. Exit codes seen (shared/notes/toolchain.md): 0 success,
-1 out of memory or back-end error, 2 unsupported operator.
+Runs with an argument list (never a shell) through ``imx500_sam.procs.run_tool`` (its own process group,
+ended as a whole on a timeout, an interrupt or our death), with its temporary files ($TMPDIR) in a
+directory beside its output that we remove, and its whole output in a log file. Exit codes seen
+(shared/notes/toolchain.md): 0 success, 1 out of memory or back-end error, 2 unsupported operator.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from converter.artifacts import ImxconvResult
 from imx500_sam.convert_output import DNN_PARAMS, MEMORY_REPORT_GLOB, PACKER_OUT, DnnParams, MemoryReport
 from imx500_sam.errors import OverBudgetError, ToolchainMissingError, ToolFailedError, UnsupportedOperatorError
+from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, run_tool
 
 JAVA_MIN = 17
 JAVA_INSTALL = "sudo apt-get install -y openjdk-17-jre-headless"
@@ -74,27 +76,26 @@ def _tail(log: Path, n: int = 40) -> str:
 
 
 def run_imxconv(
-    onnx_path: Path, out_dir: Path, log_path: Path, memory_report_only: bool = False, timeout_s: float = 1800
+    onnx_path: Path,
+    out_dir: Path,
+    log_path: Path,
+    memory_report_only: bool = False,
+    timeout_s: float = DEFAULT_TOOL_TIMEOUT_S,
 ) -> ImxconvResult | MemoryReport:
     """Run imxconv-pt on an MCTQ ONNX; ImxconvResult (or MemoryReport with ``memory_report_only``).
 
     Raises UnsupportedOperatorError (exit 2 of the tool), OverBudgetError (memory report says it does
-    not fit) or ToolFailedError naming ``log_path``.
+    not fit) or ToolFailedError naming ``log_path`` (also when it runs past ``timeout_s``).
     """
     exe = find_imxconv()
     out_dir.mkdir(parents=True, exist_ok=True)
     args = [str(exe), "-i", str(onnx_path), "-o", str(out_dir), "--overwrite-output", "--report-size-unit", "B"]
     if memory_report_only:
         args.append("--memory-report")
-    with tempfile.TemporaryDirectory(prefix="imxconv-") as tmp:
+    # Its temporary files go beside its output (inside the caller's work directory), not to $TMPDIR.
+    with tempfile.TemporaryDirectory(prefix=".imxconv-tmp-", dir=out_dir.parent) as tmp:
         env = dict(os.environ, TMPDIR=tmp, TMP=tmp, TEMP=tmp)
-        try:
-            with open(log_path, "w") as log:
-                proc = subprocess.run(
-                    args, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout_s, check=False, cwd=tmp
-                )
-        except subprocess.TimeoutExpired as exc:
-            raise ToolFailedError(f"imxconv-pt timed out after {timeout_s:.0f} s; log: {log_path}.") from exc
+        returncode = run_tool(args, name="imxconv-pt", log_path=log_path, timeout_s=timeout_s, env=env, cwd=Path(tmp))
     text = log_path.read_text(errors="replace")
     reports = sorted(out_dir.glob(MEMORY_REPORT_GLOB))
     report = MemoryReport.from_json(reports[0]) if reports else None
@@ -104,17 +105,17 @@ def run_imxconv(
             f"({report.utilization:.0%}: weights {report.weights_bytes:,} B, runtime {report.runtime_bytes:,} B).",
             hint="Use fewer channels or a smaller input size.",
         )
-    if proc.returncode == 2 or "[USOP]" in text:
+    if returncode == 2 or "[USOP]" in text:
         m = _USOP.search(text)
         ops = m.group(1).strip() if m else "see the log"
         raise UnsupportedOperatorError(
             f"imxconv-pt: the network contains operators the IMX500 does not support: {ops} (log: {log_path}).",
             hint="Run `imx500-sam check MODEL` to find them in your code and what to use instead.",
         )
-    if proc.returncode != 0:
+    if returncode != 0:
         last = next((ln for ln in reversed(text.splitlines()) if "ERROR" in ln or "Error" in ln), "")
         raise ToolFailedError(
-            f"imxconv-pt failed with exit code {proc.returncode}"
+            f"imxconv-pt failed with exit code {returncode}"
             + (f": {last.strip()[:200]}" if last else "")
             + f" (log: {log_path}).",
         )

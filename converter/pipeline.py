@@ -5,6 +5,7 @@ imxconv-pt -> memory report -> (imx500-package on a Pi) -> report.json / report.
 
 All work happens in a temporary directory beside OUT, renamed to OUT at the end: a failure or an
 interrupt leaves no partial output. When a tool fails, only its log is kept (``OUT/FAILED-<tool>.log``).
+The work directory is marked as this run's (imx500_sam.procs): one left by a killed run is removed by the next.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,14 @@ from imx500_sam.convert_output import (
 )
 from imx500_sam.defaults import DEFAULT_CHECKPOINT
 from imx500_sam.errors import BadInputError, ImxSamError
+from imx500_sam.procs import (
+    DEFAULT_TOOL_TIMEOUT_S,
+    STOP_EXCEPTIONS,
+    make_work_dir,
+    note_stop,
+    release_work_dir,
+    remove_stale_work_dirs,
+)
 from imx500_sam.progress import StageProgress
 
 FAILED_LOG_PREFIX = "FAILED-"
@@ -51,6 +58,7 @@ class ConvertOptions:
     seed: int = 0
     color_format: str = "RGB"
     skip_check: bool = False  # skip the operator/SRAM gate and let MCT / imxconv-pt decide
+    tool_timeout_s: float = DEFAULT_TOOL_TIMEOUT_S  # per external tool (imxconv-pt, imx500-package)
 
 
 @dataclass(frozen=True)
@@ -120,21 +128,24 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
     progress = StageProgress(total=7 if opts.skip_check else 8, quiet=opts.quiet)
     t_start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    work.chmod(0o777 & ~umask)
+    for stale in remove_stale_work_dirs(out.parent, ".*.tmp-*"):
+        progress.info(f"Removed {stale} (left by an imx500-sam run that was killed)")
+    work = make_work_dir(out.parent, f".{out.name}.tmp-")
     (work / "logs").mkdir()
     try:
         report = _convert_into(work, out, opts, progress)
         report["timings_s"]["total"] = time.perf_counter() - t_start
         _write_reports(work, out, report)
+        release_work_dir(work)
         _publish(work, out)
     except ImxSamError as exc:
         kept = _keep_failure_logs(work, out)
         if kept and "log:" in exc.message:
             exc.message = exc.message.replace(str(work / "logs" / CONVERTER_LOG), str(kept[-1]))
             exc.args = (f"{exc.message} {exc.hint}".strip() if exc.hint else exc.message,)
+        raise
+    except STOP_EXCEPTIONS:
+        note_stop(f"{out} not written" if not out.exists() else f"{out} left as it was")
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -194,7 +205,9 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
         agreement = float_vs_int8(model, QdqNetwork(artifacts.qdq_onnx), held_out)
 
     with progress.stage("Converting with imxconv-pt (Sony converter)", "convert"):
-        conv = run_imxconv(artifacts.mctq_onnx, work / "imxconv", work / "logs" / CONVERTER_LOG)
+        conv = run_imxconv(
+            artifacts.mctq_onnx, work / "imxconv", work / "logs" / CONVERTER_LOG, timeout_s=opts.tool_timeout_s
+        )
     for src in [conv.packer_out, conv.memory_report.path, conv.dnn_params.path]:
         shutil.move(str(src), work / src.name)
     for extra in (work / "imxconv").iterdir():  # per-layer .pbtxt: keep for inspection
@@ -210,7 +223,9 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
         rpk = None
         available = packager_available()
         if available:
-            rpk = package(work / PACKER_OUT, work, color=opts.color_format, intrinsics=intrinsics)
+            rpk = package(
+                work / PACKER_OUT, work, color=opts.color_format, intrinsics=intrinsics, timeout_s=opts.tool_timeout_s
+            )
         else:
             progress.info("  imx500-package is not here (it runs only on a Raspberry Pi): see report.md")
 

@@ -13,7 +13,6 @@ import os
 import shlex
 import shutil
 import stat
-import subprocess
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -22,6 +21,7 @@ from typing import Any
 from firmware_packaging.rpk import RpkFormatError, read_rpk, set_intrinsics_file, validate_intrinsics
 from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError
 from imx500_sam.facts import fact
+from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, run_tool
 
 PACKAGER = "imx500-package"
 RPK_NAME = "network.rpk"
@@ -146,7 +146,7 @@ def package(
     color: str = "RGB",
     intrinsics: dict[str, Any] | None = None,
     *,
-    timeout_s: float = 600.0,
+    timeout_s: float = DEFAULT_TOOL_TIMEOUT_S,
 ) -> Path:
     """Run ``imx500-package`` on a validated packerOut.zip, then write intrinsics; returns ``out_dir/network.rpk``.
 
@@ -174,17 +174,17 @@ def package(
         pkg_out.mkdir()
         cmd = [exe, "-i", str(zip_path), "-o", str(pkg_out), "-f", str(fmt)]
         log = work / "imx500-package.log"
+        kept = out / "imx500-package.log"
         try:
-            with log.open("wb") as fh:
-                proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired:
-            raise ToolFailedError(f"{PACKAGER} did not finish within {timeout_s:.0f} s.") from None
+            returncode = run_tool(cmd, name=PACKAGER, log_path=log, timeout_s=timeout_s)
+        except ToolFailedError as exc:  # timed out: keep its log
+            shutil.copyfile(log, kept)
+            raise ToolFailedError(f"{PACKAGER} did not finish within {timeout_s:g} s; its log is in {kept}.") from exc
         rpk = pkg_out / RPK_NAME
-        if proc.returncode != 0 or not rpk.is_file():
-            kept = out / "imx500-package.log"
+        if returncode != 0 or not rpk.is_file():
             shutil.copyfile(log, kept)
             raise ToolFailedError(
-                f"{PACKAGER} failed (exit {proc.returncode}); its log is in {kept}.",
+                f"{PACKAGER} failed (exit {returncode}); its log is in {kept}.",
                 hint="Check that imx500-tools is up to date (sudo apt full-upgrade).",
             )
         try:

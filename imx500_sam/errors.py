@@ -17,6 +17,8 @@ class ExitCode(IntEnum):
     OVER_BUDGET = 4
     TOOLCHAIN_MISSING = 5
     TOOL_FAILED = 6
+    INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
+    TERMINATED = 143  # SIGTERM: 128 + 15 (SIGHUP: 129)
 
 
 class ImxSamError(Exception):

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 from rich.console import Console
 
+from imx500_sam.procs import STOP_EXCEPTIONS, activity
+
 
 class StageProgress:
     """Prints ``[i/n] stage ...`` with a live spinner and elapsed time, then the stage's duration."""
@@ -27,14 +29,17 @@ class StageProgress:
         prefix = f"[{self.index}/{self.total}]" if self.total else f"[{self.index}]"
         start = time.perf_counter()
         try:
-            if self.quiet:
-                yield
-            elif self.console.is_terminal:
-                with self.console.status(f"{prefix} {name} ..."):
+            with activity(f"{prefix} {name}"):
+                if self.quiet:
                     yield
-            else:
-                self.console.print(f"{prefix} {name} ...")
-                yield
+                elif self.console.is_terminal:
+                    with self.console.status(f"{prefix} {name} ..."):
+                        yield
+                else:
+                    self.console.print(f"{prefix} {name} ...")
+                    yield
+        except STOP_EXCEPTIONS:
+            raise  # the CLI prints one line naming this stage
         except BaseException:
             if not self.quiet:
                 self.console.print(f"{prefix} {name} [red]failed[/red] after {time.perf_counter() - start:.1f} s")
@@ -47,4 +52,4 @@ class StageProgress:
     def info(self, text: str) -> None:
         """A line of information (suppressed when quiet)."""
         if not self.quiet:
-            self.console.print(text)
+            self.console.print(text, soft_wrap=True)  # paths stay whole on one line

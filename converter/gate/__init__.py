@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from converter.gate.report import ConverterMemory, Finding, GateReport, MemoryEstimate, SourceLoc
+from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S
 
 __all__ = [
     "ConverterMemory",
@@ -90,6 +91,7 @@ def check_model(
     input_size: tuple[int, int] | None = None,
     full: bool = False,
     work_dir: Path | None = None,
+    tool_timeout_s: float = DEFAULT_TOOL_TIMEOUT_S,
 ) -> GateReport:
     """Resolve MODEL (checkpoint / ONNX / py:module:factory) and check it; ``full`` adds imxconv-pt's figure."""
     from converter.gate.load import choose_input_size, resolve_model
@@ -105,6 +107,6 @@ def check_model(
         from converter.gate.full import converter_memory
 
         t0 = time.perf_counter() - report.seconds
-        report.converter = converter_memory(resolved, report.input_size, work_dir=work_dir)
+        report.converter = converter_memory(resolved, report.input_size, work_dir=work_dir, timeout_s=tool_timeout_s)
         report.seconds = time.perf_counter() - t0
     return report

@@ -2,13 +2,15 @@
 
 Quantizes with the convert pipeline's own MCT call (converter.quantize) on a few random
 calibration batches (the memory layout does not depend on the calibration values), exports the
-MCTQ ONNX and runs the converter's memory report only (about 15-30 s on 2 cores).
+MCTQ ONNX and runs the converter's memory report only (about 15-30 s on 2 cores). Its temporary
+directory ($TMPDIR/imx500-check-*) is marked as this run's: one left by a killed run is removed by the next.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 
 from converter.gate.report import ConverterMemory
 from imx500_sam.errors import BadInputError, OverBudgetError
+from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, make_work_dir, remove_stale_work_dirs
 
 CALIB_BATCHES = 2
 
@@ -48,7 +51,7 @@ def is_mctq(path: Path) -> bool:
     return any(n.domain == "mct_quantizers" for n in model.graph.node)
 
 
-def memory_report(onnx_path: Path, out_dir: Path) -> ConverterMemory:
+def memory_report(onnx_path: Path, out_dir: Path, timeout_s: float = DEFAULT_TOOL_TIMEOUT_S) -> ConverterMemory:
     """Run ``imxconv-pt --memory-report`` on an MCTQ ONNX and return its exact figures (fit or not)."""
     from converter.imxconv import run_imxconv
     from imx500_sam.convert_output import MEMORY_REPORT_GLOB, MemoryReport
@@ -56,7 +59,9 @@ def memory_report(onnx_path: Path, out_dir: Path) -> ConverterMemory:
     t0 = time.perf_counter()
     conv_dir = out_dir / "imxconv"
     try:
-        report = run_imxconv(onnx_path, conv_dir, out_dir / "imxconv-pt.log", memory_report_only=True)
+        report = run_imxconv(
+            onnx_path, conv_dir, out_dir / "imxconv-pt.log", memory_report_only=True, timeout_s=timeout_s
+        )
     except OverBudgetError:
         report = MemoryReport.from_json(sorted(conv_dir.glob(MEMORY_REPORT_GLOB))[0])
     assert isinstance(report, MemoryReport)
@@ -70,10 +75,24 @@ def memory_report(onnx_path: Path, out_dir: Path) -> ConverterMemory:
     )
 
 
-def converter_memory(resolved: Any, input_size: tuple[int, int], work_dir: Path | None = None) -> ConverterMemory:
+@contextlib.contextmanager
+def _check_dir() -> Any:
+    """A marked temporary directory in $TMPDIR, removed on the way out; stale ones of killed runs go first."""
+    tmp = Path(tempfile.gettempdir())
+    remove_stale_work_dirs(tmp, "imx500-check-*")
+    work = make_work_dir(tmp, "imx500-check-")
+    try:
+        yield str(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def converter_memory(
+    resolved: Any, input_size: tuple[int, int], work_dir: Path | None = None, timeout_s: float = DEFAULT_TOOL_TIMEOUT_S
+) -> ConverterMemory:
     """Quantize (if needed) and run the converter's memory report for a resolved MODEL."""
     keep = work_dir is not None
-    ctx = contextlib.nullcontext(str(work_dir)) if keep else tempfile.TemporaryDirectory(prefix="imx500-check-")
+    ctx = contextlib.nullcontext(str(work_dir)) if keep else _check_dir()
     with ctx as tmp:
         work = Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -87,7 +106,7 @@ def converter_memory(resolved: Any, input_size: tuple[int, int], work_dir: Path 
             onnx_path = resolved.onnx_path
         else:
             onnx_path = mctq_onnx(resolved.module, input_size, work)
-        result = memory_report(onnx_path, work)
+        result = memory_report(onnx_path, work, timeout_s=timeout_s)
         if not keep:
             # the report file goes with the temporary directory: keep its figures, not its path
             result = ConverterMemory(**{**result.__dict__, "report_path": Path(result.report_path.name)})

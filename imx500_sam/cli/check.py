@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from imx500_sam.cli.app import app
+from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S
 
 
 @app.command()
@@ -24,6 +25,9 @@ def check(
     full: bool = typer.Option(
         False, "--full", help="Also quantize with MCT and run `imxconv-pt --memory-report` for the exact figure."
     ),
+    tool_timeout: float = typer.Option(
+        DEFAULT_TOOL_TIMEOUT_S, "--tool-timeout", min=1, help="With --full: seconds imxconv-pt may run (then exit 6)."
+    ),
 ) -> None:
     """Check operators, input limits and SRAM against the IMX500. Exit 0 pass, 2 bad input, 3 operator, 4 memory."""
     from converter.gate import check_model
@@ -33,7 +37,7 @@ def check(
 
     if fmt not in FORMATS:
         raise BadInputError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}.")
-    report = check_model(model, parse_input_size(input_size), full=full)
+    report = check_model(model, parse_input_size(input_size), full=full, tool_timeout_s=tool_timeout)
     if fmt == "junit" and junit_path is None:
         junit_path = Path("imx500-check.xml")
     if fmt == "json":

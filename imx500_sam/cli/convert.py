@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from imx500_sam.cli.app import app
+from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S
 
 
 @app.command()
@@ -27,6 +28,9 @@ def convert(
     no_check: bool = typer.Option(
         False, "--no-check", help="Skip the operator/SRAM gate (let MCT and imxconv-pt decide)."
     ),
+    tool_timeout: float = typer.Option(
+        DEFAULT_TOOL_TIMEOUT_S, "--tool-timeout", min=1, help="Seconds each external tool may run (then exit 6)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout."),
 ) -> None:
@@ -44,6 +48,7 @@ def convert(
             overwrite=overwrite,
             skip_check=no_check,
             quiet=quiet or as_json,
+            tool_timeout_s=tool_timeout,
         )
     )
     if as_json:

@@ -10,6 +10,9 @@ each rank drawing its own samples; rank 0 computes teacher targets first, writes
 Every epoch ends with a checkpoint (``last.pt``: model + optimizer + schedule, for ``--resume``;
 ``picosam3.pt``: the float weights alone, a plain state_dict in the authors' published PicoSAM3 layout, with the
 toolkit's metadata in ``picosam3.json`` beside it). Checkpoints load with ``torch.load(weights_only=True)``.
+On SIGTERM or Ctrl-C (a scheduler preempting the job) the step in progress completes and ``last.pt`` records
+that step; ``--resume`` continues from it with the same samples an uninterrupted run would draw, to the
+planned number of steps.
 
 A teacher may also be a network that sees the same crops as the student (``--teacher net:CKPT``, any checkpoint
 ``load_checkpoint`` reads, e.g. an imx500-sam 0.1 model being moved to the published layout): its soft masks are
@@ -30,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from imx500_sam.errors import BadInputError
+from imx500_sam.procs import STOP_EXCEPTIONS, activity, deferred_stop, note_stop
 
 LAST = "last.pt"
 NET_TEACHER = "net:"
@@ -207,7 +211,7 @@ class _Bar:
 
 
 def run_distill(opts: DistillOptions) -> DistillResult:
-    """Train; returns the final checkpoint path. Resumable at epoch boundaries."""
+    """Train; returns the final checkpoint path. Resumable at any step (see the module docstring)."""
     import torch
     import torch.distributed as dist
 
@@ -238,7 +242,8 @@ def run_distill(opts: DistillOptions) -> DistillResult:
     # Teacher targets: rank 0 computes and caches them, the others then read the cache.
     if distributed and not is_main:
         dist.barrier()
-    samplers = build_samplers(opts, log)
+    with activity("teacher targets"):
+        samplers = build_samplers(opts, log)
     if distributed and is_main:
         dist.barrier()
 
@@ -261,15 +266,17 @@ def run_distill(opts: DistillOptions) -> DistillResult:
     )
     total_steps = opts.epochs * opts.steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total_steps, opts.warmup_steps))
-    start_epoch, history = 0, []
+    start_epoch, start_step, partial, history = 0, 0, {}, []
     if opts.resume and last_path.is_file():
         state = torch.load(last_path, map_location="cpu", weights_only=True)
         bare_network(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start_epoch = int(state["epoch"])
+        start_epoch, start_step = int(state["epoch"]), int(state.get("step", 0))
+        partial = json.loads(state.get("partial_json", "{}"))  # the interrupted epoch's running sums
         history = json.loads(state.get("history_json", "[]"))
-        log(f"resumed from {last_path} after epoch {start_epoch}")
+        where = f"at epoch {start_epoch + 1} step {start_step}" if start_step else f"after epoch {start_epoch}"
+        log(f"resumed from {last_path} {where}")
     elif opts.resume:
         log(f"no {last_path} yet: starting from scratch")
     net = model
@@ -278,83 +285,123 @@ def run_distill(opts: DistillOptions) -> DistillResult:
 
     steps_done = 0
     per_rank_batch = max(1, opts.batch // world)
-    bar = _Bar(opts.epochs * opts.steps_per_epoch, start_epoch * opts.steps_per_epoch, is_main and not opts.quiet)
-    for epoch in range(start_epoch, opts.epochs):
-        rng = np.random.default_rng([opts.seed, epoch, rank])
-        t0 = time.perf_counter()
-        sums = {"loss": 0.0, "teacher": 0.0, "gt": 0.0}
-        n = 0
-        for step in range(opts.steps_per_epoch):
-            b = make_batch(samplers, per_rank_batch, rng, opts.jitter)
-            if opts.low_res and epoch < opts.low_res_epochs:
-                b = resize_batch(b, opts.low_res)
-            x = torch.from_numpy(b.images).to(device).permute(0, 3, 1, 2).float() / 256.0
-            if teacher_net is not None:
-                with torch.no_grad():
-                    b.teacher = torch.sigmoid(teacher_net(x))[:, 0].cpu().numpy()
-                b.teacher_conf = np.ones(len(x), np.float32)
-            logits = net(x)
-            loss, parts = distill_loss(
-                logits,
-                torch.from_numpy(b.teacher).to(device),
-                torch.from_numpy(b.teacher_conf).to(device),
-                torch.from_numpy(b.gt).to(device),
-                torch.from_numpy(b.has_gt).to(device),
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            scheduler.step()
-            sums["loss"] += float(loss.detach())
-            sums["teacher"] += parts["teacher"]
-            sums["gt"] += parts["gt"]
-            n += 1
-            steps_done += 1
-            status = (
-                f"epoch {epoch + 1}/{opts.epochs} loss {sums['loss'] / n:.4f} "
-                f"{n * per_rank_batch * world / (time.perf_counter() - t0):.1f} crops/s"
-            )
-            if bar.active:
-                bar.advance(status)
-            elif (step + 1) % opts.log_every == 0 or step + 1 == opts.steps_per_epoch:
-                dt = time.perf_counter() - t0
-                log(
-                    f"epoch {epoch + 1}/{opts.epochs} step {step + 1}/{opts.steps_per_epoch} "
-                    f"loss {sums['loss'] / n:.4f} (teacher {sums['teacher'] / n:.4f}, gt {sums['gt'] / n:.4f}) "
-                    f"lr {scheduler.get_last_lr()[0]:.2e} {n * per_rank_batch * world / dt:.1f} crops/s"
+    bar = _Bar(
+        opts.epochs * opts.steps_per_epoch, start_epoch * opts.steps_per_epoch + start_step, is_main and not opts.quiet
+    )
+    options = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}
+    # Where a stop would resume from; changed only together with the model and optimizer (inside deferred_stop).
+    pos: dict = {
+        "epoch": start_epoch,
+        "step": start_step,
+        "sums": partial.get("sums", {}),
+        "seconds": partial.get("seconds", 0.0),
+    }
+    log(f"training {opts.epochs} epochs x {opts.steps_per_epoch} steps, batch {per_rank_batch * world}")
+    with activity("training"):
+        try:
+            for epoch in range(start_epoch, opts.epochs):
+                rng = np.random.default_rng([opts.seed, epoch, rank])
+                first = start_step if epoch == start_epoch else 0
+                for _ in range(first):  # draw what the interrupted run drew: the same samples from here on
+                    make_batch(samplers, per_rank_batch, rng, opts.jitter)
+                t0 = time.perf_counter() - (float(partial.get("seconds", 0.0)) if first else 0.0)
+                sums = dict(partial["sums"]) if first else {"loss": 0.0, "teacher": 0.0, "gt": 0.0}
+                n = first
+                for step in range(first, opts.steps_per_epoch):
+                    with deferred_stop():  # a stop signal waits for the end of this step
+                        b = make_batch(samplers, per_rank_batch, rng, opts.jitter)
+                        if opts.low_res and epoch < opts.low_res_epochs:
+                            b = resize_batch(b, opts.low_res)
+                        x = torch.from_numpy(b.images).to(device).permute(0, 3, 1, 2).float() / 256.0
+                        if teacher_net is not None:
+                            with torch.no_grad():
+                                b.teacher = torch.sigmoid(teacher_net(x))[:, 0].cpu().numpy()
+                            b.teacher_conf = np.ones(len(x), np.float32)
+                        logits = net(x)
+                        loss, parts = distill_loss(
+                            logits,
+                            torch.from_numpy(b.teacher).to(device),
+                            torch.from_numpy(b.teacher_conf).to(device),
+                            torch.from_numpy(b.gt).to(device),
+                            torch.from_numpy(b.has_gt).to(device),
+                        )
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                        optimizer.step()
+                        scheduler.step()
+                        sums["loss"] += float(loss.detach())
+                        sums["teacher"] += parts["teacher"]
+                        sums["gt"] += parts["gt"]
+                        n += 1
+                        steps_done += 1
+                        pos.update(epoch=epoch, step=n, sums=dict(sums), seconds=time.perf_counter() - t0)
+                    status = (
+                        f"epoch {epoch + 1}/{opts.epochs} loss {sums['loss'] / n:.4f} "
+                        f"{n * per_rank_batch * world / (time.perf_counter() - t0):.1f} crops/s"
+                    )
+                    if bar.active:
+                        bar.advance(status)
+                    elif (step + 1) % opts.log_every == 0 or step + 1 == opts.steps_per_epoch:
+                        dt = time.perf_counter() - t0
+                        log(
+                            f"epoch {epoch + 1}/{opts.epochs} step {step + 1}/{opts.steps_per_epoch} "
+                            f"loss {sums['loss'] / n:.4f} (teacher {sums['teacher'] / n:.4f}, gt {sums['gt'] / n:.4f}) "
+                            f"lr {scheduler.get_last_lr()[0]:.2e} {n * per_rank_batch * world / dt:.1f} crops/s"
+                        )
+                    if opts.max_steps is not None and steps_done >= opts.max_steps:
+                        break
+                finished = n == opts.steps_per_epoch
+                entry = {
+                    "epoch": epoch + 1,
+                    "steps": n,
+                    "loss": sums["loss"] / max(n, 1),
+                    "teacher": sums["teacher"] / max(n, 1),
+                    "gt": sums["gt"] / max(n, 1),
+                    "seconds": round(time.perf_counter() - t0, 1),
+                }
+                with deferred_stop():
+                    history.append(entry)
+                    if is_main and finished:
+                        model.eval()
+                        _save_state(
+                            last_path,
+                            model=bare_network(model).state_dict(),
+                            optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict(),
+                            epoch=epoch + 1,
+                            step=0,
+                            history_json=json.dumps(history),
+                            options_json=json.dumps(options),
+                        )
+                        save_checkpoint(model, final_path, training={"epoch": epoch + 1, "options": options})
+                        (out / HISTORY).write_text(json.dumps(history, indent=1))
+                        model.train()
+                        log(f"epoch {epoch + 1} done: loss {entry['loss']:.4f}, checkpoint {final_path}")
+                    if finished:
+                        pos.update(epoch=epoch + 1, step=0, sums={}, seconds=0.0)
+                if not finished or (opts.max_steps is not None and steps_done >= opts.max_steps):
+                    break
+        except STOP_EXCEPTIONS:
+            if is_main and pos["step"] > 0:  # at an epoch boundary the epoch's checkpoint is already this state
+                _save_state(
+                    last_path,
+                    model=bare_network(model).state_dict(),
+                    optimizer=optimizer.state_dict(),
+                    scheduler=scheduler.state_dict(),
+                    epoch=pos["epoch"],
+                    step=pos["step"],
+                    partial_json=json.dumps({"sums": pos["sums"], "seconds": pos["seconds"]}),
+                    history_json=json.dumps(history[: pos["epoch"]]),
+                    options_json=json.dumps(options),
                 )
-            if opts.max_steps is not None and steps_done >= opts.max_steps:
-                break
-        finished = n == opts.steps_per_epoch
-        entry = {
-            "epoch": epoch + 1,
-            "steps": n,
-            "loss": sums["loss"] / max(n, 1),
-            "teacher": sums["teacher"] / max(n, 1),
-            "gt": sums["gt"] / max(n, 1),
-            "seconds": round(time.perf_counter() - t0, 1),
-        }
-        history.append(entry)
-        if is_main and finished:
-            model.eval()
-            options = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}
-            _save_state(
-                last_path,
-                model=bare_network(model).state_dict(),
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
-                epoch=epoch + 1,
-                history_json=json.dumps(history),
-                options_json=json.dumps(options),
-            )
-            save_checkpoint(model, final_path, training={"epoch": epoch + 1, "options": options})
-            (out / HISTORY).write_text(json.dumps(history, indent=1))
-            model.train()
-            log(f"epoch {epoch + 1} done: loss {entry['loss']:.4f}, checkpoint {final_path}")
-        if not finished or (opts.max_steps is not None and steps_done >= opts.max_steps):
-            break
-    bar.close()
+                note_stop(
+                    f"saved {last_path} at epoch {pos['epoch'] + 1} step {pos['step']}/{opts.steps_per_epoch}: "
+                    "continue with --resume"
+                )
+            raise
+        finally:
+            bar.close()
     if distributed:
         dist.barrier()
     model.eval()

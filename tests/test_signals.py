@@ -1,0 +1,384 @@
+"""Stopping work (issue 14): Ctrl-C, SIGTERM, kill -9 and a hung tool leave nothing running and nothing behind.
+
+Every process a test starts carries a tag in its environment, inherited by everything below it (the converter's
+shell scripts and JVMs included, whatever their session or parent after an orphaning), so "nothing running" is
+checked on all of them, not on a list of PIDs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from imx500_sam import procs
+from imx500_sam.errors import ExitCode, ToolFailedError
+
+REPO = Path(__file__).resolve().parents[1]
+TAG = "IMX500_SAM_TEST_TAG"
+OUT_NAME = "picosam3_imx500"
+
+
+def _env(tag: str, **extra: str) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, PYTHONPATH=path, **{TAG: tag}, **extra)
+
+
+def _tagged(tag: str) -> list[str]:
+    """Command lines of the live (non-zombie) processes carrying ``tag``."""
+    needle = f"{TAG}={tag}".encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                if needle not in fh.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                if fh.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+                    continue
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                found.append(f"{name}: " + fh.read().replace(b"\0", b" ").decode(errors="replace")[:160])
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+# A process that runs a tool through procs.run_tool under the CLI's signal handling (as `imx500-sam` does).
+_TOOL_HOST = """
+import sys
+from pathlib import Path
+from imx500_sam import procs
+with procs.stop_on_signals():
+    try:
+        procs.run_tool(sys.argv[2:], name="fake-tool", log_path=Path(sys.argv[1]))
+    except procs.STOP_EXCEPTIONS as exc:
+        print(procs.interrupted_line(exc, "demo"), file=sys.stderr)
+        sys.exit(procs.exit_code_for(exc))
+"""
+# A tool that starts a grandchild which ignores SIGTERM (needs the KILL), then waits.
+_STUBBORN_TOOL = ["sh", "-c", "sh -c 'trap \"\" TERM; sleep 300' & sleep 300 & wait"]
+
+
+def _start_tool_host(tmp_path: Path, tag: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _TOOL_HOST, str(tmp_path / "tool.log"), *_STUBBORN_TOOL],
+        env=_env(tag),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    _wait_for(lambda: sum("sleep 300" in c for c in _tagged(tag)) >= 2, 30, "the fake tool's processes")
+    return proc
+
+
+def test_tool_timeout_ends_the_whole_group(tmp_path: Path) -> None:
+    """A hung tool: exit 6 naming the tool and its log; its grandchildren (one ignores SIGTERM) end too."""
+    tag = uuid.uuid4().hex
+    log = tmp_path / "fake.log"
+    t0 = time.monotonic()
+    with pytest.raises(ToolFailedError) as info:
+        procs.run_tool(
+            [*_STUBBORN_TOOL[:2], "echo started; " + _STUBBORN_TOOL[2]],
+            name="fake-tool",
+            log_path=log,
+            timeout_s=1,
+            env=_env(tag),
+        )
+    assert info.value.exit_code == ExitCode.TOOL_FAILED == 6
+    assert "fake-tool did not finish within 1 s" in str(info.value) and str(log) in str(info.value)
+    assert "--tool-timeout" in str(info.value)
+    assert log.read_text().strip() == "started"  # the log is kept
+    assert time.monotonic() - t0 < 1 + procs.STOP_GRACE_S + 3
+    _wait_for(lambda: not _tagged(tag), 3, "the tool's processes to end")
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_ends_the_tool_group(tmp_path: Path, sig: signal.Signals, code: int) -> None:
+    """SIGINT / SIGTERM to the process running a tool: the tool's whole group ends, one line, exit 130 / 143."""
+    tag = uuid.uuid4().hex
+    proc = _start_tool_host(tmp_path, tag)
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert time.monotonic() - t0 < procs.STOP_GRACE_S + 3
+    assert err.strip().splitlines() == [
+        f"imx500-sam: demo interrupted by {sig.name} during fake-tool; stopped fake-tool and its processes."
+    ]
+    _wait_for(lambda: not _tagged(tag), 3, "the tool's processes to end")
+
+
+def test_killed_parent_takes_its_tools_along(tmp_path: Path) -> None:
+    """kill -9 of the process running a tool: the watchdog in the tool's group ends the group (TERM, then KILL)."""
+    tag = uuid.uuid4().hex
+    proc = _start_tool_host(tmp_path, tag)
+    proc.kill()
+    proc.communicate(timeout=10)
+    _wait_for(lambda: not _tagged(tag), procs.STOP_GRACE_S + 7, "the orphaned tool's processes to end")
+
+
+def test_stale_work_dirs_only_of_dead_owners(tmp_path: Path) -> None:
+    """Removed: marked by a process that has ended (or whose PID now belongs to another process). Kept: a live
+    run's, an unmarked directory, one marked on another host."""
+    maker = "import sys; from pathlib import Path; from imx500_sam.procs import make_work_dir; "
+    dead = subprocess.run(
+        [sys.executable, "-c", maker + "print(make_work_dir(Path(sys.argv[1]), '.a.tmp-'))", str(tmp_path)],
+        env=_env("x"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_dir = Path(dead.stdout.strip())
+    live = subprocess.Popen(
+        [sys.executable, "-c", maker + "print(make_work_dir(Path(sys.argv[1]), '.b.tmp-'), flush=True); input()",
+         str(tmp_path)],
+        env=_env("x"), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    live_dir = Path(live.stdout.readline().strip())
+    mine = procs.make_work_dir(tmp_path, ".c.tmp-")
+    reused = procs.make_work_dir(tmp_path, ".d.tmp-")  # our PID, but another start time: a reused PID
+    owner = json.loads((reused / procs.OWNER_FILE).read_text())
+    (reused / procs.OWNER_FILE).write_text(json.dumps({**owner, "start": owner["start"] - 1}))
+    elsewhere = procs.make_work_dir(tmp_path, ".e.tmp-")
+    (elsewhere / procs.OWNER_FILE).write_text(json.dumps({**owner, "pid": 1, "host": "another-host"}))
+    unmarked = tmp_path / ".f.tmp-unmarked"
+    unmarked.mkdir()
+    try:
+        assert procs.remove_stale_work_dirs(tmp_path, ".*.tmp-*") == [dead_dir, reused]
+        assert not dead_dir.exists() and not reused.exists()
+        assert live_dir.is_dir() and mine.is_dir() and elsewhere.is_dir() and unmarked.is_dir()
+    finally:
+        live.communicate("\n", timeout=30)
+    assert procs.remove_stale_work_dirs(tmp_path, ".*.tmp-*") == [live_dir]  # its owner has ended now
+    assert mine.stat().st_mode & 0o777 == 0o777 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_deferred_stop_finishes_the_block_first() -> None:
+    """A SIGTERM inside ``deferred_stop`` is raised when the block ends, as Terminated; handlers come back."""
+    before = signal.getsignal(signal.SIGTERM)
+    done = []
+    with pytest.raises(procs.Terminated) as info:
+        for i in range(3):
+            with procs.deferred_stop():
+                if i == 1:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(0.1)
+                done.append(i)
+    assert done == [0, 1] and info.value.signum == signal.SIGTERM
+    assert procs.exit_code_for(info.value) == 143
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+# ---------------------------------------------------------------- the real convert (real MCT and imxconv-pt)
+
+
+def _start_convert(tmp_path: Path, tag: str, out: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """``imx500-sam convert`` in a session of its own with TMPDIR in ``tmp_path/tmp``; returns it and its stderr."""
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    err = tmp_path / f"{tag}.err"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imx500_sam", "convert", "-o", str(out), "--calib-count", "8", *extra],
+        env=_env(tag, TMPDIR=str(tmp_path / "tmp")),
+        cwd=REPO,  # `python -m` puts the working directory first on sys.path
+        stdout=subprocess.DEVNULL,
+        stderr=err.open("wb"),
+        start_new_session=True,
+    )
+    return proc, err
+
+
+def _wait_for_converter(proc: subprocess.Popen[bytes], tag: str, err: Path) -> None:
+    """Until the converter's back end (a JVM under imxconv-pt's shell scripts) runs."""
+
+    def java_runs() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"convert ended early ({proc.returncode}): {err.read_text()[-2000:]}")
+        return any(" java " in f" {c.split(': ', 1)[1]}" for c in _tagged(tag))
+
+    _wait_for(java_runs, 600, "imxconv-pt's JVM")
+    assert "Converting with imxconv-pt" in err.read_text()
+
+
+def _nothing_left(tmp_path: Path, tag: str, work: Path) -> None:
+    time.sleep(10)
+    assert _tagged(tag) == []
+    assert sorted(p.name for p in work.iterdir() if ".tmp-" in p.name or ".old-" in p.name) == []
+    # nothing in $TMPDIR but torch's compile cache (torchinductor_<user>, made by any torch run, meant to stay)
+    assert [p.name for p in (tmp_path / "tmp").iterdir() if not p.name.startswith("torchinductor_")] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_convert_stopped_during_imxconv_pt(tmp_path: Path, sig: signal.Signals, code: int) -> None:
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) or SIGTERM during imxconv-pt: stops in
+    seconds with one line, the converter's processes end, no work directory, OUT absent or as it was."""
+    tag = uuid.uuid4().hex
+    work = tmp_path / "w"
+    work.mkdir()
+    out = work / OUT_NAME
+    extra: tuple[str, ...] = ()
+    if sig == signal.SIGTERM:  # a previous output, to be left as it was
+        out.mkdir()
+        (out / "previous.txt").write_text("previous run\n")
+        extra = ("--overwrite",)
+    proc, err = _start_convert(tmp_path, tag, out, *extra)
+    _wait_for_converter(proc, tag, err)
+    t0 = time.monotonic()
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    assert proc.wait(timeout=60) == code
+    assert time.monotonic() - t0 < 15
+    last = err.read_text().strip().splitlines()[-1]
+    assert last.startswith(
+        f"imx500-sam: convert interrupted by {sig.name} during [7/8] Converting with imxconv-pt (Sony converter)"
+    ), last
+    assert "stopped imxconv-pt and its processes" in last
+    _nothing_left(tmp_path, tag, work)
+    if sig == signal.SIGTERM:
+        assert f"{out} left as it was" in last
+        assert [p.name for p in out.iterdir()] == ["previous.txt"]
+    else:
+        assert f"{out} not written" in last
+        assert not out.exists()
+
+
+@pytest.mark.slow
+def test_convert_killed_then_next_run_cleans_up(tmp_path: Path) -> None:
+    """kill -9 during imxconv-pt: the converter's processes end with it; the work directory it leaves is removed
+    by the next run, which here also shows --tool-timeout: imxconv-pt stopped, exit 6, its log kept."""
+    tag = uuid.uuid4().hex
+    work = tmp_path / "w"
+    work.mkdir()
+    proc, err = _start_convert(tmp_path, tag, work / OUT_NAME)
+    _wait_for_converter(proc, tag, err)
+    proc.kill()
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    time.sleep(10)
+    assert _tagged(tag) == []
+    (stale,) = [p for p in work.iterdir() if p.name.startswith(f".{OUT_NAME}.tmp-")]
+    assert (stale / procs.OWNER_FILE).is_file() and not (work / OUT_NAME).exists()
+
+    tag2 = uuid.uuid4().hex
+    other = work / "other_imx500"
+    proc2, err2 = _start_convert(tmp_path, tag2, other, "--tool-timeout", "3")
+    assert proc2.wait(timeout=600) == ExitCode.TOOL_FAILED
+    text = err2.read_text()
+    assert f"Removed {stale} (left by an imx500-sam run that was killed)" in text
+    kept = other / "FAILED-imxconv-pt.log"
+    assert f"imx500-sam: error: imxconv-pt did not finish within 3 s and was stopped (log: {kept})" in text
+    assert kept.is_file()
+    _nothing_left(tmp_path, tag2, work)
+    assert _tagged(tag) == []
+
+
+@pytest.mark.slow
+def test_published_output_carries_no_owner_mark(converted_default) -> None:
+    """The work directory's owner mark is dropped before it becomes OUT (OUT is never a stale candidate)."""
+    assert not (converted_default.out_dir / procs.OWNER_FILE).exists()
+    assert not any(".tmp-" in p.name for p in converted_default.out_dir.parent.iterdir())
+
+
+# ---------------------------------------------------------------- distill: SIGTERM, then --resume
+
+
+def _coffee_coco(root: Path) -> tuple[Path, Path]:
+    """A real photo (scikit-image 'coffee') with two ground-truth ellipse masks, as a COCO file."""
+    import cv2
+    import numpy as np
+    import skimage.data
+
+    from imx500_sam.data.coco import rle_encode, write_coco
+
+    (root / "images").mkdir(parents=True)
+    rgb = skimage.data.coffee()
+    cv2.imwrite(str(root / "images" / "coffee.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    h, w = rgb.shape[:2]
+    anns = []
+    for i, (x, y, bw, bh) in enumerate([(90, 40, 400, 300), (200, 60, 220, 180)], start=1):
+        m = np.zeros((h, w), np.uint8)
+        cv2.ellipse(m, (x + bw // 2, y + bh // 2), (bw // 2, bh // 2), 0, 0, 360, 1, -1)
+        anns.append(
+            {"id": i, "image_id": 1, "category_id": 1, "bbox": [x, y, bw, bh], "iscrowd": 0,
+             "segmentation": rle_encode(m.astype(bool))}
+        )  # fmt: skip
+    write_coco(root / "ann.json", [{"id": 1, "file_name": "coffee.png", "width": w, "height": h}], anns, [])
+    return root / "ann.json", root / "images"
+
+
+@pytest.mark.slow
+def test_distill_sigterm_resumes_from_its_step(tmp_path: Path) -> None:
+    """SIGTERM mid-epoch: the step completes, last.pt records it, exit 143; --resume continues from that step and
+    ends with the planned steps and the same weights and losses as an uninterrupted run."""
+    import torch
+
+    from imx500_sam.train.distill import DistillOptions, run_distill
+
+    ann, images = _coffee_coco(tmp_path / "data")
+    epochs, steps = 2, 40
+    args = dict(teacher="none", epochs=epochs, steps_per_epoch=steps, batch=4, low_res=32, low_res_epochs=epochs,
+                seed=3, threads=1, warmup_steps=1)  # fmt: skip
+    reference = run_distill(DistillOptions(out=tmp_path / "ref", coco=ann, images=images, quiet=True, **args))
+
+    cli = [sys.executable, "-m", "imx500_sam", "distill", "-o", str(tmp_path / "run"), "--coco", str(ann)]
+    cli += ["--images", str(images)] + [f"--{k.replace('_', '-')}={v}" for k, v in args.items()]
+    proc = subprocess.Popen(
+        cli, env=_env("distill"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith(f"epoch 1/{epochs} step 20/{steps}"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest, _ = proc.communicate(timeout=120)[::-1]
+    lines += rest.splitlines(keepends=True)
+    assert proc.returncode == 143, "".join(lines)
+    state = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=True)
+    stopped_at = state["epoch"] * steps + state["step"]
+    assert state["epoch"] == 0 and 20 <= state["step"] < steps, (state["epoch"], state["step"])
+    assert lines[-1].strip() == (
+        f"imx500-sam: distill interrupted by SIGTERM during training; saved {tmp_path / 'run' / 'last.pt'} "
+        f"at epoch 1 step {state['step']}/{steps}: continue with --resume."
+    )
+
+    resumed = subprocess.run(
+        [*cli, "--resume"], env=_env("distill"), cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"at epoch 1 step {state['step']}" in resumed.stderr
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["steps"] for h in history] == [steps] * epochs and stopped_at < epochs * steps
+    for got, want in zip(history, reference.history, strict=True):
+        assert got["loss"] == pytest.approx(want["loss"], rel=1e-5), (got, want)
+    a = torch.load(reference.checkpoint, weights_only=True)  # plain state_dicts
+    b = torch.load(tmp_path / "run" / "picosam3.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
