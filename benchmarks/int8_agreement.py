@@ -7,9 +7,10 @@ crops of the catalogue's held-out photos (never used for calibration):
   oneDNN off (torch's own convolutions: the float32 noise floor of the reference itself), and
   mct_quantizers' onnxruntime ops on the MCTQ file (a few crops: about 1 crop/s);
 - host networks: MCT's FAKELY_QUANT export in a default onnxruntime session (the toolkit's host network
-  until now), and the network derived from the MCTQ file (``converter.mctq``) run three ways:
-  ``default`` (QDQ fusions off, what the emulator runs), ``exact`` (all graph optimisations off) and
-  ``fused`` (onnxruntime's QLinear integer kernels);
+  until now) and with QDQ fusions off; the network derived from the MCTQ file (``converter.mctq``,
+  weights rounded as MCT's torch module) run three ways: ``default`` (QDQ fusions off, what the
+  emulator runs), ``exact_session`` (all graph optimisations off) and ``fused`` (onnxruntime's QLinear
+  integer kernels); and derived with mct_quantizers' float32 weight rounding;
 - for each: fraction of mask pixels (logit > 0) that agree with each reference, largest logit gap, and the
   network alone at batch 1 (crops/s wall, CPU ms per crop).
 
@@ -89,16 +90,20 @@ def agreement(args: argparse.Namespace) -> dict:
                     quantization_format=fmt,
                 )
         host = derive_host_network(paths["mctq"], Path(tmp) / "host.onnx").path
+        host_mq = derive_host_network(paths["mctq"], Path(tmp) / "host_mq.onnx", rounding="mct_quantizers").path
         refs = {"mct_torch": torch_logits(q, held)}
         torch.backends.mkldnn.enabled = False
         refs["mct_torch_no_onednn"] = torch_logits(q, held)
         torch.backends.mkldnn.enabled = True
         refs["mct_quantizers_ort"] = mctq_logits(paths["mctq"], held[: args.mctq_crops], threads=args.threads)
         nets = {
-            "fakely_quant_export_default_session (before)": QdqNetwork(paths["fakely_quant"], threads=args.threads),
+            # before: MCT's FAKELY_QUANT export in a default onnxruntime session (fusions on)
+            "fakely_quant_export_fused (before)": QdqNetwork(paths["fakely_quant"], threads=args.threads, fused=True),
+            "fakely_quant_export_fusions_off": QdqNetwork(paths["fakely_quant"], threads=args.threads),
             "derived_default (emulator)": QdqNetwork(host, threads=args.threads),
-            "derived_exact": QdqNetwork(host, threads=args.threads, exact=True),
+            "derived_exact_session": QdqNetwork(host, threads=args.threads, exact=True),
             "derived_fused": QdqNetwork(host, threads=args.threads, fused=True),
+            "derived_mct_quantizers_rounding": QdqNetwork(host_mq, threads=args.threads),
         }
         hosts = {}
         for name, net in nets.items():

@@ -213,10 +213,10 @@ def _mctq_path(spec: Path | str | None) -> Path | None:
     """The path when MODEL is an ONNX file (an MCTQ export); BadInputError for a float ONNX."""
     if spec is None or str(spec).startswith(PY_PREFIX) or Path(spec).suffix.lower() != ".onnx":
         return None
-    from converter.mctq import _load, is_mctq
+    from converter.mctq import is_mctq
 
     path = Path(spec)
-    if not is_mctq(_load(path)):
+    if not is_mctq(path):
         raise BadInputError(
             f"{path}: a float ONNX file: convert quantizes PyTorch models with MCT, or takes an MCTQ ONNX "
             "that MCT already quantized.",

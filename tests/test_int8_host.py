@@ -97,15 +97,16 @@ def _held_out(n: int) -> np.ndarray:
 
 
 def test_derived_network_is_mct_quantizers_arithmetic(bare_mctq, tmp_path: Path) -> None:
-    """No mct_quantizers op is left; run with every optimisation off, the derived network equals
-    mct_quantizers' own onnxruntime ops on the MCTQ file bit for bit; with the toolkit's default
-    session (QDQ fusions off) the masks are the same."""
+    """No mct_quantizers op is left. Derived with mct_quantizers' weight rounding and run with every
+    optimisation off, the network equals mct_quantizers' own onnxruntime ops on the MCTQ file bit for
+    bit; derived as convert does (weights rounded as MCT's torch module) and run in the toolkit's
+    default session (QDQ fusions off), the masks are the same."""
     from converter.accuracy import mctq_logits
     from imx500_sam.int8 import QdqNetwork
 
     mctq, _ = bare_mctq
     assert is_mctq(onnx.load(str(mctq)))
-    info = derive_host_network(mctq, tmp_path / "host.onnx")
+    info = derive_host_network(mctq, tmp_path / "host.onnx", rounding="mct_quantizers")
     host = onnx.load(str(info.path))
     assert not is_mctq(host)
     assert {o.domain for o in host.opset_import} == {""}
@@ -116,18 +117,36 @@ def test_derived_network_is_mct_quantizers_arithmetic(bare_mctq, tmp_path: Path)
     ref = mctq_logits(mctq, x)
     exact = QdqNetwork(info.path, exact=True)(x)
     assert np.array_equal(exact, ref)
-    default = QdqNetwork(info.path)(x)
+    default = QdqNetwork(derive_host_network(mctq, tmp_path / "default.onnx").path)(x)
     assert ((default > 0) == (ref > 0)).mean() >= 0.999
     assert np.abs(default - ref).max() <= 0.25
 
 
 def test_derived_network_tracks_mct_torch_module(bare_mctq, tmp_path: Path) -> None:
-    """Against MCT's quantized torch module, on crops of photos calibration never saw."""
+    """Against MCT's quantized torch module, on crops of photos calibration never saw: the derived weights
+    are the module's quantized weights exactly, and >= 99.9% of mask pixels agree."""
+    from onnx import numpy_helper
+
     from converter.accuracy import pixel_agreement, torch_logits
     from imx500_sam.int8 import QdqNetwork
 
     mctq, q = bare_mctq
     info = derive_host_network(mctq, tmp_path / "host.onnx")
+    host = onnx.load(str(info.path))
+    inits = {t.name: numpy_helper.to_array(t) for t in host.graph.initializer}
+    wrappers = dict(q.named_modules())
+    checked = 0
+    for node in onnx.load(str(mctq)).graph.node:
+        if node.op_type == "WeightsSymmetricQuantizer":
+            out = node.output[0]
+            q8, scale = inits[f"{out}__int8"], inits[f"{out}__scale"]
+            derived = q8.astype(np.float32) * scale.reshape(-1, *([1] * (q8.ndim - 1)))
+            wrapper = wrappers[node.input[0].rsplit(".", 1)[0]]
+            with torch.inference_mode():
+                module_w = wrapper.weights_quantizers["weight"](wrapper.layer.weight).numpy()
+            assert np.array_equal(derived, module_w), node.input[0]
+            checked += 1
+    assert checked == info.int8_weights > 0
     x = _held_out(32)
     agreement = pixel_agreement(QdqNetwork(info.path)(x), torch_logits(q, x), "MCT")
     assert agreement.pixels >= 0.999, agreement
