@@ -227,9 +227,8 @@ def test_convert_rejects_a_float_onnx(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_default_convert_reports_agreement_with_mct(converted_default: ConvertOutput) -> None:
     """report.json: float vs MCT's INT8 network and the host network's agreement with it, on disjoint photos.
 
-    The old host network (MCT's FAKELY_QUANT export, default onnxruntime session) agreed on 98.6% of the
-    mask pixels; the derived one sits at the float32 noise floor of MCT's own module (see
-    benchmarks/results/int8_agreement.json)."""
+    The old host network (MCT's FAKELY_QUANT export, default onnxruntime session) agreed on 98.6-99.1% of
+    the mask pixels; the derived one on 99.95% (benchmarks/results/int8_agreement.json)."""
     from imx500_sam.data import catalogue
 
     acc = converted_default.report["accuracy"]
@@ -237,6 +236,6 @@ def test_default_convert_reports_agreement_with_mct(converted_default: ConvertOu
     em = acc["emulator_agreement"]
     assert em["reference"] == "MCT's quantized torch module"
     assert em["crops"] == acc["crops"] >= 32
-    assert em["pixels"] >= 0.99
+    assert em["pixels"] >= 0.999
     held = {s.rsplit("/", 1)[-1] for s in acc["held_out_photos"]}
     assert held == set(catalogue.HELD_OUT) and not held & set(catalogue.CALIBRATION)
