@@ -239,3 +239,14 @@ def test_default_convert_reports_agreement_with_mct(converted_default: ConvertOu
     assert em["pixels"] >= 0.999
     held = {s.rsplit("/", 1)[-1] for s in acc["held_out_photos"]}
     assert held == set(catalogue.HELD_OUT) and not held & set(catalogue.CALIBRATION)
+
+
+def test_check_takes_a_bare_mct_mctq_file(bare_mctq, capsys: pytest.CaptureFixture[str]) -> None:
+    """imx500-sam check on an MCTQ ONNX: operators and SRAM checked from the quantized graph, exit 0."""
+    from imx500_sam.cli import main
+
+    mctq, _ = bare_mctq
+    rc = main(["check", str(mctq), "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0 and report["exit_code"] == 0
+    assert report["input_size"] == [96, 96] and report["op_count"] > 0
