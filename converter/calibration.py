@@ -1,7 +1,9 @@
 """Calibration data: prompt-style 96x96 crops (square, box grown 10%) cut from real photos.
 
-Photos come from a folder the user gives, or else from the real photographs bundled in packages
-the ``convert`` extra installs (scikit-image's ``skimage.data`` and scikit-learn's sample images).
+Photos come from a folder the user gives, or else from the project's photo catalogue
+(``imx500_sam.data.catalogue``): camera-like photographs bundled in packages the ``convert`` extra
+installs (scikit-image, scikit-learn). The default held-out accuracy crops come from other photos
+of the catalogue (``HELD_OUT``), never from a calibration photo.
 """
 
 from __future__ import annotations
@@ -13,22 +15,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from imx500_sam.data import catalogue
 from imx500_sam.errors import BadInputError
 from imx500_sam.prompt import crop, square_roi, to_model_input
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-# Colour photographs shipped inside scikit-image (not synthetic test patterns).
-_SKIMAGE_PHOTOS = (
-    "astronaut.png",
-    "chelsea.png",
-    "coffee.png",
-    "motorcycle_left.png",
-    "rocket.jpg",
-    "hubble_deep_field.jpg",
-    "retina.jpg",
-    "ihc.png",
-    "color.png",
-)
 
 
 @dataclass(frozen=True)
@@ -47,7 +38,7 @@ def _read_rgb(path: Path) -> np.ndarray | None:
 
 
 def load_photos(folder: Path | None = None) -> list[Photo]:
-    """Photos from ``folder`` (recursively), or the bundled package photos when ``folder`` is None."""
+    """Photos from ``folder`` (recursively), or the catalogue's calibration photos when ``folder`` is None."""
     photos: list[Photo] = []
     if folder is not None:
         folder = Path(folder)
@@ -63,6 +54,16 @@ def load_photos(folder: Path | None = None) -> list[Photo]:
                 hint=f"Put photos ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder.",
             )
         return photos
+    return bundled_photos(catalogue.CALIBRATION)
+
+
+def held_out_photos() -> list[Photo]:
+    """The catalogue's held-out photos: camera scenes that calibration never uses."""
+    return bundled_photos(catalogue.HELD_OUT)
+
+
+def bundled_photos(keys: tuple[str, ...]) -> list[Photo]:
+    """Catalogue photos bundled in scikit-image / scikit-learn, by key, in the given order."""
     try:
         import skimage.data
         from sklearn.datasets import load_sample_images
@@ -72,12 +73,20 @@ def load_photos(folder: Path | None = None) -> list[Photo]:
             hint="Install the convert extra (pip install 'imx500-sam[convert]') or pass --calib PHOTOS_DIR.",
         ) from exc
     data_dir = Path(skimage.data.__file__).parent
-    for name in _SKIMAGE_PHOTOS:
-        rgb = _read_rgb(data_dir / name)
-        if rgb is not None:
-            photos.append(Photo(f"skimage.data/{name}", rgb))
-    for name, img in zip(("china.jpg", "flower.jpg"), load_sample_images().images, strict=False):
-        photos.append(Photo(f"sklearn.datasets/{name}", np.ascontiguousarray(img)))
+    sklearn_images = None
+    photos: list[Photo] = []
+    for key in keys:
+        entry = catalogue.bundled(key)
+        if entry.package == "scikit-learn":
+            if sklearn_images is None:
+                ds = load_sample_images()
+                sklearn_images = {Path(f).name: img for f, img in zip(ds.filenames, ds.images, strict=True)}
+            photos.append(Photo(f"sklearn.datasets/{key}", np.ascontiguousarray(sklearn_images[key])))
+        else:
+            rgb = _read_rgb(data_dir / key)
+            if rgb is None:
+                raise BadInputError(f"skimage.data/{key}: missing or unreadable.", hint="Reinstall scikit-image.")
+            photos.append(Photo(f"skimage.data/{key}", rgb))
     return photos
 
 

@@ -1,7 +1,9 @@
 """``imx500-sam convert`` end to end, as a sequence of typed stages.
 
-checkpoint -> calibration crops -> MCT PTQ/GPTQ -> MCTQ + QDQ ONNX -> float-vs-INT8 check ->
-imxconv-pt -> memory report -> (imx500-package on a Pi) -> report.json / report.md.
+load (ModelInput) -> check (GateReport) -> calibration + held-out crops (Calibration) -> MCT PTQ/GPTQ,
+MCTQ ONNX and the host network derived from it (Quantized) -> accuracy against MCT's network (dict)
+-> imxconv-pt (ImxconvResult) -> imx500-package on a Pi (Packaged) -> report.json / report.md.
+An MCTQ ONNX input (already quantized by MCT) skips calibration and PTQ.
 
 All work happens in a temporary directory beside OUT, renamed to OUT at the end: a failure or an
 interrupt leaves no partial output. When a tool fails, only its log is kept (``OUT/FAILED-<tool>.log``).
@@ -19,9 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from converter.artifacts import ImxconvResult, QuantizedArtifacts
+from converter.model_source import PY_PREFIX, SourceModel
 from imx500_sam.convert_output import (
     CONVERTER_LOG,
     INTRINSICS_JSON,
+    MCTQ_ONNX,
     PACKER_OUT,
     REPORT_JSON,
     REPORT_MD,
@@ -41,13 +48,15 @@ from imx500_sam.progress import StageProgress
 
 FAILED_LOG_PREFIX = "FAILED-"
 MCT_LOG = "mct.log"
+DEFAULT_CALIBRATION_SOURCE = "photo catalogue: camera scenes bundled in scikit-image / scikit-learn"
+MCTQ_REFERENCE_CROPS = 4  # mct_quantizers' onnxruntime ops run about 1 crop/s
 
 
 @dataclass(frozen=True)
 class ConvertOptions:
     """What the user asked for (CLI flags)."""
 
-    model: Path | str | None = None  # checkpoint path, py:module:factory, or None (bundled default)
+    model: Path | str | None = None  # checkpoint, MCTQ .onnx, py:module:factory, or None (bundled default)
     out: Path | None = None
     input_size: int | tuple[int, int] | None = None
     calib_dir: Path | None = None
@@ -116,6 +125,10 @@ def _publish(work: Path, out: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
+def _is_onnx(spec: Path | str | None) -> bool:
+    return spec is not None and str(spec).lower().endswith(".onnx") and not str(spec).startswith(PY_PREFIX)
+
+
 def run_convert(opts: ConvertOptions) -> ConvertResult:
     """Convert a PicoSAM3 checkpoint for the IMX500; see the module docstring."""
     stem = str(opts.model).split(":")[-1] if opts.model is not None else DEFAULT_CHECKPOINT.stem
@@ -125,7 +138,7 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
     if opts.calib_count < 8:
         raise BadInputError(f"--calib-count {opts.calib_count}: need at least 8 calibration crops.")
 
-    progress = StageProgress(total=7 if opts.skip_check else 8, quiet=opts.quiet)
+    progress = StageProgress(total=(7 if opts.skip_check else 8) - (1 if _is_onnx(opts.model) else 0), quiet=opts.quiet)
     t_start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_work_dirs(out.parent, ".*.tmp-*"):
@@ -153,72 +166,206 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
     return ConvertResult(output=ConvertOutputDir.load(out), report=report)
 
 
+@dataclass(frozen=True)
+class ModelInput:
+    """Stage 1: what is converted. A float model to quantize, or an MCTQ ONNX quantized already."""
+
+    name: str
+    input_size: tuple[int, int]  # (H, W)
+    source: SourceModel | None = None  # float model (checkpoint or py: factory)
+    mctq_onnx: Path | None = None  # already quantized by MCT: no second PTQ
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Stage 3: calibration crops, and held-out crops from photos calibration never saw."""
+
+    crops: np.ndarray  # float32 (N, 3, H, W) model input
+    held_out: np.ndarray
+    photos: int
+    held_out_sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """Stages 4-5: the MCTQ ONNX imxconv-pt compiles, the host network derived from it, MCT's module."""
+
+    artifacts: QuantizedArtifacts
+    method: str
+    module: Any | None  # MCT's quantized torch module (None for an MCTQ input)
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """Stage 8: network.rpk when imx500-package is here, else the commands to run on the Pi."""
+
+    rpk: Path | None
+    packager_available: bool
+    intrinsics: dict[str, Any]
+
+
 def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StageProgress) -> dict[str, Any]:
     # Fail fast on a missing toolchain, before the slow stages.
-    from converter.imxconv import find_imxconv, run_imxconv
+    from converter.imxconv import find_imxconv
 
     find_imxconv()
+    model = _load_stage(opts, progress)
+    gate = None if opts.skip_check else _check_stage(model, progress)
+    calib = _calibration_stage(model, opts, progress)
+    quantized = _quantize_stage(model, calib, opts, work, progress)
+    accuracy = _accuracy_stage(model, calib, quantized, progress)
+    conv = _imxconv_stage(quantized, work, progress, opts.tool_timeout_s)
+    packaged = _package_stage(work, opts, progress)
+    return _report(out, opts, model, gate, calib, quantized, accuracy, conv, packaged, progress)
 
+
+def _mctq_path(spec: Path | str | None) -> Path | None:
+    """The path when MODEL is an ONNX file (an MCTQ export); BadInputError for a float ONNX."""
+    if spec is None or str(spec).startswith(PY_PREFIX) or Path(spec).suffix.lower() != ".onnx":
+        return None
+    from converter.mctq import is_mctq
+
+    path = Path(spec)
+    if not is_mctq(path):
+        raise BadInputError(
+            f"{path}: a float ONNX file: convert quantizes PyTorch models with MCT, or takes an MCTQ ONNX "
+            "that MCT already quantized.",
+            hint="Pass the PyTorch checkpoint (or py:module:factory), or export with MCT's MCTQ format.",
+        )
+    return path
+
+
+def _load_stage(opts: ConvertOptions, progress: StageProgress) -> ModelInput:
     with progress.stage("Loading model", "load"):
+        mctq = _mctq_path(opts.model)
+        if mctq is not None:
+            from converter.mctq import read_input_size
+
+            size = read_input_size(mctq)
+            for flag, used in (("--gptq", opts.gptq), ("--calib", opts.calib_dir is not None)):
+                if used:
+                    raise BadInputError(f"{flag}: {mctq} is already quantized by MCT (MCTQ ONNX); drop {flag}.")
+            if opts.input_size is not None and _hw(opts.input_size) != size:
+                raise BadInputError(f"--input-size {opts.input_size}: the MCTQ ONNX has a fixed input {size}.")
+            return ModelInput(name=mctq.stem, input_size=size, mctq_onnx=mctq.absolute())
         import torch
 
         from converter.model_source import load_model
-        from imx500_sam.model import count_parameters
 
         torch.manual_seed(opts.seed)
         source = load_model(opts.model, opts.input_size)
-        model = source.module
-        height, width = source.input_size
+        return ModelInput(name=source.name, input_size=tuple(source.input_size), source=source)
 
-    gate = None
-    if not opts.skip_check:
-        with progress.stage("Checking operators and SRAM (imx500-sam check)", "check"):
+
+def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def _check_stage(model: ModelInput, progress: StageProgress) -> Any:
+    with progress.stage("Checking operators and SRAM (imx500-sam check)", "check"):
+        if model.mctq_onnx is not None:
+            from converter.gate import check_onnx
+
+            gate = check_onnx(model.mctq_onnx)
+        else:
             from converter.gate import check_module
 
-            gate = check_module(model, (height, width), name=source.name)
-            gate.raise_for_verdict()
+            assert model.source is not None
+            gate = check_module(model.source.module, model.input_size, name=model.name)
+        gate.raise_for_verdict()
+        return gate
 
-    with progress.stage("Making calibration crops", "calibration"):
-        from converter.calibration import load_photos, prompt_crops, representative_dataset, to_batch
 
-        photos = load_photos(opts.calib_dir)
-        calib = to_batch(prompt_crops(photos, opts.calib_count, (height, width), seed=opts.seed))
-        held_out = to_batch(prompt_crops(photos, max(32, opts.calib_count // 3), (height, width), seed=opts.seed + 1))
-        data = representative_dataset(calib)
+def _calibration_stage(model: ModelInput, opts: ConvertOptions, progress: StageProgress) -> Calibration:
+    from converter.calibration import held_out_photos, load_photos, prompt_crops, to_batch
 
-    from converter.quantize import export, quantize
+    size = model.input_size
+    with progress.stage("Making calibration and held-out crops", "calibration"):
+        held = held_out_photos()
+        if model.mctq_onnx is not None:  # no PTQ; the slow reference (mct_quantizers' ops) gets a few crops
+            crops, photos = np.empty((0, 3, *size), np.float32), 0
+            held_out = to_batch(prompt_crops(held, MCTQ_REFERENCE_CROPS, size, seed=opts.seed + 1))
+        else:
+            calib_photos = load_photos(opts.calib_dir)
+            photos = len(calib_photos)
+            crops = to_batch(prompt_crops(calib_photos, opts.calib_count, size, seed=opts.seed))
+            held_out = to_batch(prompt_crops(held, max(32, opts.calib_count // 3), size, seed=opts.seed + 1))
+    return Calibration(crops, held_out, photos, tuple(p.source for p in held))
 
+
+def _quantize_stage(
+    model: ModelInput, calib: Calibration, opts: ConvertOptions, work: Path, progress: StageProgress
+) -> Quantized:
+    from converter.quantize import export, host_artifacts, quantize
+
+    if model.mctq_onnx is not None:
+        with progress.stage("Deriving the host network from the MCTQ ONNX (already quantized: no PTQ)", "export"):
+            mctq = work / MCTQ_ONNX
+            shutil.copyfile(model.mctq_onnx, mctq)
+            return Quantized(host_artifacts(mctq, work), "none: already quantized by MCT (MCTQ ONNX input)", None)
+    from converter.calibration import representative_dataset
+
+    assert model.source is not None
+    method = "MCT GPTQ" if opts.gptq else "MCT PTQ"
     mct_log = io.StringIO()
     try:
         with contextlib.redirect_stderr(mct_log), contextlib.redirect_stdout(mct_log):
             with progress.stage(f"Quantizing to INT8 with MCT ({'GPTQ' if opts.gptq else 'PTQ'})", "ptq"):
-                quantized = quantize(model, data, gptq=opts.gptq)
-            with progress.stage("Exporting MCTQ and QDQ ONNX", "export"):
-                artifacts = export(quantized, work, representative_dataset(calib[:1]))  # tracing needs one sample
+                module = quantize(model.source.module, representative_dataset(calib.crops), gptq=opts.gptq)
+            with progress.stage("Exporting the MCTQ ONNX and deriving the host network", "export"):
+                # tracing needs one sample
+                artifacts = export(module, work, representative_dataset(calib.crops[:1]))
     finally:
         (work / "logs" / MCT_LOG).write_text(mct_log.getvalue())
+    return Quantized(artifacts, method, module)
 
-    with progress.stage("Comparing float and INT8 masks", "accuracy"):
-        from converter.accuracy import float_vs_int8
-        from imx500_sam.int8 import QdqNetwork
 
-        agreement = float_vs_int8(model, QdqNetwork(artifacts.qdq_onnx), held_out)
+def _accuracy_stage(model: ModelInput, calib: Calibration, quantized: Quantized, progress: StageProgress) -> dict:
+    """float vs INT8 (the reference: MCT's network) and the host network's agreement with it."""
+    from converter.accuracy import batched, float_vs_int8, mctq_logits, pixel_agreement, torch_logits
+    from imx500_sam.int8 import QdqNetwork
+
+    with progress.stage("Comparing float, MCT INT8 and the host network", "accuracy"):
+        host = batched(QdqNetwork(quantized.artifacts.qdq_onnx), calib.held_out)
+        result: dict[str, Any] = {"float_vs_int8_miou": None, "crops": len(calib.held_out)}
+        if quantized.module is not None and model.source is not None:
+            reference = torch_logits(quantized.module, calib.held_out)
+            agreement = float_vs_int8(torch_logits(model.source.module, calib.held_out), reference)
+            result.update(float_vs_int8_miou=agreement.miou, max_abs_logit_diff=agreement.max_abs_logit_diff)
+            ref_name = "MCT's quantized torch module"
+        else:
+            reference = mctq_logits(quantized.artifacts.mctq_onnx, calib.held_out)
+            ref_name = "mct_quantizers' onnxruntime ops on the MCTQ ONNX"
+        result["emulator_agreement"] = pixel_agreement(host, reference, ref_name).to_dict()
+        result["held_out_photos"] = list(calib.held_out_sources)
+        result["note"] = (
+            "on prompt crops of photos calibration never saw: float_vs_int8_miou is the mean IoU of the float "
+            "model's masks and MCT's quantized network's (the INT8 reference; null without a float model); "
+            "emulator_agreement is the host network (emulator, eval --int8) against that reference"
+        )
+    return result
+
+
+def _imxconv_stage(quantized: Quantized, work: Path, progress: StageProgress, timeout_s: float) -> ImxconvResult:
+    from converter.imxconv import run_imxconv
 
     with progress.stage("Converting with imxconv-pt (Sony converter)", "convert"):
         conv = run_imxconv(
-            artifacts.mctq_onnx, work / "imxconv", work / "logs" / CONVERTER_LOG, timeout_s=opts.tool_timeout_s
+            quantized.artifacts.mctq_onnx, work / "imxconv", work / "logs" / CONVERTER_LOG, timeout_s=timeout_s
         )
     for src in [conv.packer_out, conv.memory_report.path, conv.dnn_params.path]:
         shutil.move(str(src), work / src.name)
     for extra in (work / "imxconv").iterdir():  # per-layer .pbtxt: keep for inspection
         shutil.move(str(extra), work / extra.name)
     (work / "imxconv").rmdir()
+    return conv
 
-    from firmware_packaging.packager import package, packager_available, pi_commands, picosam3_intrinsics
+
+def _package_stage(work: Path, opts: ConvertOptions, progress: StageProgress) -> Packaged:
+    from firmware_packaging.packager import package, packager_available, picosam3_intrinsics
 
     intrinsics = picosam3_intrinsics()
     (work / INTRINSICS_JSON).write_text(json.dumps(intrinsics, indent=2) + "\n")
-
     with progress.stage("Packaging to network.rpk", "package"):
         rpk = None
         available = packager_available()
@@ -228,28 +375,69 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
             )
         else:
             progress.info("  imx500-package is not here (it runs only on a Raspberry Pi): see report.md")
+    return Packaged(rpk, available, intrinsics)
 
-    mem = conv.memory_report
+
+def _model_section(source: SourceModel) -> dict[str, Any]:
+    """The report's "model" section, from SourceModel's fields."""
+    from imx500_sam.model import count_parameters
+
+    return {
+        "name": source.name,
+        "checkpoint": source.origin,
+        "architecture": source.architecture,
+        "layout": source.layout,
+        "params": count_parameters(source.module),
+        "input_size": list(source.input_size),
+    }
+
+
+def _mctq_model_section(model: ModelInput) -> dict[str, Any]:
+    """The "model" section for an MCTQ ONNX input (parameters counted from its initializers)."""
+    from converter.mctq import count_parameters
+
+    assert model.mctq_onnx is not None
+    return {
+        "name": model.name,
+        "checkpoint": str(model.mctq_onnx),
+        "architecture": "MCTQ ONNX (quantized by MCT)",
+        "layout": "mctq-onnx",
+        "params": count_parameters(model.mctq_onnx),
+        "input_size": list(model.input_size),
+    }
+
+
+def _report(
+    out: Path,
+    opts: ConvertOptions,
+    model: ModelInput,
+    gate: Any,
+    calib: Calibration,
+    quantized: Quantized,
+    accuracy: dict[str, Any],
+    conv: ImxconvResult,
+    packaged: Packaged,
+    progress: StageProgress,
+) -> dict[str, Any]:
     from converter.report import git_describe, toolchain_versions
+    from firmware_packaging.packager import pi_commands
+
+    work_files = quantized.artifacts
+    mem = conv.memory_report
 
     def final(p: Path | None) -> str | None:
         return str(out / p.name) if p is not None else None
 
+    already = model.mctq_onnx is not None
     return {
-        "model": {
-            "name": source.name,
-            "checkpoint": source.origin,
-            "architecture": source.architecture,
-            "layout": source.layout,
-            "params": count_parameters(model),
-            "input_size": [height, width],
-        },
+        "model": _model_section(model.source) if model.source is not None else _mctq_model_section(model),
         "quantization": {
-            "method": "MCT GPTQ" if opts.gptq else "MCT PTQ",
+            "method": quantized.method,
+            "already_quantized": already,
             "target": "imx500 (MCT target platform capabilities)",
-            "calibration_crops": int(len(calib)),
-            "calibration_source": str(opts.calib_dir) if opts.calib_dir else "bundled photos (skimage, sklearn)",
-            "calibration_photos": len(photos),
+            "calibration_crops": int(len(calib.crops)),
+            "calibration_source": None if already else str(opts.calib_dir or DEFAULT_CALIBRATION_SOURCE),
+            "calibration_photos": calib.photos,
             "seed": opts.seed,
         },
         "memory": {
@@ -262,27 +450,24 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
             "utilization": mem.utilization,
             "input_persistent": mem.input_persistent,
         },
-        "accuracy": {
-            "float_vs_int8_miou": agreement.miou,
-            "crops": agreement.crops,
-            "max_abs_logit_diff": agreement.max_abs_logit_diff,
-            "note": "IoU of float vs INT8 (QDQ ONNX, onnxruntime) masks on held-out prompt crops",
-        },
+        "accuracy": accuracy,
         "check": gate.to_dict() if gate is not None else None,
         "timings_s": dict(progress.timings),
         "artifacts": {
-            "packer_out": final(work / PACKER_OUT),
-            "mctq_onnx": final(artifacts.mctq_onnx),
-            "qdq_onnx": final(artifacts.qdq_onnx),
-            "memory_report": final(work / mem.path.name),
-            "dnn_params": final(work / conv.dnn_params.path.name),
-            "intrinsics": final(work / INTRINSICS_JSON),
-            "rpk": final(rpk) if rpk else None,
+            "packer_out": final(conv.packer_out),
+            "mctq_onnx": final(work_files.mctq_onnx),
+            "qdq_onnx": final(work_files.qdq_onnx),
+            "memory_report": final(mem.path),
+            "dnn_params": final(conv.dnn_params.path),
+            "intrinsics": final(Path(INTRINSICS_JSON)),
+            "rpk": final(packaged.rpk) if packaged.rpk else None,
         },
         "packaging": {
-            "packager_available": available,
+            "packager_available": packaged.packager_available,
             # run inside the output folder once it is copied to the Pi
-            "commands": [] if rpk else [f"cd {out.name}", *pi_commands(PACKER_OUT, ".", opts.color_format, intrinsics)],
+            "commands": []
+            if packaged.rpk
+            else [f"cd {out.name}", *pi_commands(PACKER_OUT, ".", opts.color_format, packaged.intrinsics)],
         },
         "toolchain": {**toolchain_versions(), "imx500-sam-git": git_describe(Path(__file__).parent)},
     }

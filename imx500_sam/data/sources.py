@@ -1,7 +1,8 @@
 """Real photos and exact-alpha object cut-outs from the package registries, cached as PNG files.
 
-Sources (licences recorded in the model card): Debian ``opencv-doc`` example photos (BSD/various, as
-shipped by OpenCV), ``scikit-image`` sample data (BSD-3, mostly public domain), scikit-learn sample
+Sources (listed in ``imx500_sam.data.catalogue``, licences there and in the model card): Debian
+``opencv-doc`` example photos (BSD/various, as shipped by OpenCV), ``scikit-image`` sample data
+(BSD-3, mostly public domain), scikit-learn sample
 images (china.jpg, flower.jpg, CC-BY as shipped), and Debian ``tuxpaint-stamps-default`` photo stamps
 (GPL-2) whose alpha channel is an exact single-object mask. Cartoon stamps are filtered out by colour count.
 """
@@ -14,21 +15,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from imx500_sam.data import catalogue
 from imx500_sam.data.fetch import fetch_deb_files
 from imx500_sam.defaults import cache_dir
 
 OPENCV_DOC_PREFIX = "usr/share/doc/opencv-doc/examples/data/"
-# Real photographs among opencv-doc's example images (synthetic drawings, text and charts left out).
-OPENCV_PHOTOS = (
-    "apple.jpg", "baboon.jpg", "fruits.jpg", "messi5.jpg", "squirrel_cls.jpg", "butterfly.jpg",
-    "building.jpg", "HappyFish.jpg", "aero1.jpg", "aero3.jpg", "basketball1.png", "board.jpg", "home.jpg",
-    "orange.jpg", "smarties.png", "stuff.jpg", "starry_night.jpg", "leuvenA.jpg", "graf1.png",
-    "box_in_scene.png", "rubberwhale1.png", "chicky_512.png", "ela_original.jpg", "aloeL.jpg",
-)  # fmt: skip
-SKIMAGE_PHOTOS = (
-    "astronaut", "chelsea", "coffee", "rocket", "cat", "camera", "coins", "immunohistochemistry",
-    "brick", "grass", "gravel", "stereo_motorcycle",
-)  # fmt: skip
+# The distill photo lists live in the one photo catalogue (with sources and licences).
+OPENCV_PHOTOS = catalogue.DISTILL_OPENCV
+SKIMAGE_PHOTOS = catalogue.DISTILL_SKIMAGE
 TUXPAINT_PREFIX = "usr/share/tuxpaint/stamps/"
 
 

@@ -6,8 +6,9 @@
   the frame's own pixel grid (the emulated sensor has the source's resolution) and scales it to the
   network's input size, as the sensor does on chip.
 - The input is quantised as the convert output's ``dnnParams.xml`` says (8-bit unsigned, scale
-  1/256: the network sees pixel/256), and the INT8 network is the convert output's standard QDQ
-  ONNX run in onnxruntime (imported when the emulator opens).
+  1/256: the network sees pixel/256), and the INT8 network is the convert output's host network:
+  the standard QDQ ONNX derived from the MCTQ file imxconv-pt compiled (MCT's integer weights,
+  scales and rounding), run in onnxruntime without its QDQ re-quantization (``imx500_sam.int8``).
 - Each frame carries libcamera's metadata: ``CnnOutputTensor``, ``CnnOutputTensorInfo``,
   ``CnnKpiInfo`` (measured host time, microseconds), ``ScalerCrop``, ``SensorTimestamp``
   (``time.monotonic_ns``, the clock of V4L2 buffer timestamps), and ``CnnInputTensor`` when input

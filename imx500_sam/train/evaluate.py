@@ -1,8 +1,8 @@
 """mIoU on ground-truth instances: box -> prompt crop -> mask -> pasted back -> IoU in image coordinates.
 
 Every instance of a COCO file counts once (mIoU = mean over instances). The float PyTorch model, the
-INT8 QDQ ONNX of a convert output (onnxruntime) and a SAM teacher (given the same box on the whole
-image) are evaluated the same way, so their numbers compare directly.
+INT8 host network of a convert output (derived from its MCTQ file; onnxruntime) and a SAM teacher
+(given the same box on the whole image) are evaluated the same way, so their numbers compare directly.
 """
 
 from __future__ import annotations

@@ -1,0 +1,208 @@
+"""Where the host INT8 network departs from MCT's quantized network, and what each way of running it costs.
+
+On the bundled default PicoSAM3, quantized as ``convert`` does (catalogue calibration photos), on prompt
+crops of the catalogue's held-out photos (never used for calibration):
+
+- references: MCT's quantized torch module (oneDNN convolutions, the default), the same module with
+  oneDNN off (torch's own convolutions: the float32 noise floor of the reference itself), and
+  mct_quantizers' onnxruntime ops on the MCTQ file (a few crops: about 1 crop/s);
+- host networks: MCT's FAKELY_QUANT export in a default onnxruntime session (the toolkit's host network
+  until now) and with QDQ fusions off; the network derived from the MCTQ file (``converter.mctq``,
+  weights rounded as MCT's torch module) run three ways: ``default`` (QDQ fusions off, what the
+  emulator runs), ``exact_session`` (all graph optimisations off) and ``fused`` (onnxruntime's QLinear
+  integer kernels); and derived with mct_quantizers' float32 weight rounding;
+- for each: fraction of mask pixels (logit > 0) that agree with each reference, largest logit gap, and the
+  network alone at batch 1 (crops/s wall, CPU ms per crop).
+
+``--calibration`` also measures what the calibration photos do to INT8 accuracy (float vs MCT INT8 mIoU
+on the held-out crops) for a few calibration sets.
+
+    .venv/bin/python -m benchmarks.int8_agreement [--crops 64] [--mctq-crops 8] [--threads 2] [--calibration]
+
+Writes benchmarks/results/int8_agreement.json (and int8_calibration.json with --calibration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._common import write_result
+
+
+def _agree(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    return {"pixels": round(float(((a > 0) == (b > 0)).mean()), 6), "max_abs_logit_diff": float(np.abs(a - b).max())}
+
+
+def _speed(fn, x: np.ndarray, n: int) -> dict[str, float]:
+    for _ in range(10):
+        fn(x)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        fn(x)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"crops_per_s": round(n / wall, 1), "cpu_ms_per_crop": round(cpu / n * 1e3, 3)}
+
+
+def _quantize(model, calib: np.ndarray):
+    from converter.calibration import representative_dataset
+    from converter.quantize import quantize
+
+    log = io.StringIO()
+    with contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
+        return quantize(model, representative_dataset(calib))
+
+
+def agreement(args: argparse.Namespace) -> dict:
+    import torch
+
+    from converter.accuracy import batched, mctq_logits, torch_logits
+    from converter.calibration import held_out_photos, load_photos, prompt_crops, representative_dataset, to_batch
+    from converter.mctq import derive_host_network
+    from converter.model_source import load_model
+    from imx500_sam.compat import import_mct, legacy_onnx_export
+    from imx500_sam.int8 import QdqNetwork
+
+    torch.manual_seed(0)
+    source = load_model(None)
+    calib = to_batch(prompt_crops(load_photos(None), 96, 96, seed=0))
+    held = to_batch(prompt_crops(held_out_photos(), args.crops, 96, seed=1))
+    q = _quantize(source.module, calib)
+    mct = import_mct()
+    from model_compression_toolkit.exporter import PytorchExportSerializationFormat, QuantizationFormat
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {"mctq": Path(tmp) / "mctq.onnx", "fakely_quant": Path(tmp) / "fq.onnx"}
+        with legacy_onnx_export(), contextlib.redirect_stdout(io.StringIO()):
+            for key, fmt in (("mctq", QuantizationFormat.MCTQ), ("fakely_quant", QuantizationFormat.FAKELY_QUANT)):
+                mct.exporter.pytorch_export_model(
+                    q,
+                    save_model_path=str(paths[key]),
+                    repr_dataset=representative_dataset(calib[:1]),
+                    serialization_format=PytorchExportSerializationFormat.ONNX,
+                    quantization_format=fmt,
+                )
+        host = derive_host_network(paths["mctq"], Path(tmp) / "host.onnx").path
+        host_mq = derive_host_network(paths["mctq"], Path(tmp) / "host_mq.onnx", rounding="mct_quantizers").path
+        refs = {"mct_torch": torch_logits(q, held)}
+        torch.backends.mkldnn.enabled = False
+        refs["mct_torch_no_onednn"] = torch_logits(q, held)
+        torch.backends.mkldnn.enabled = True
+        refs["mct_quantizers_ort"] = mctq_logits(paths["mctq"], held[: args.mctq_crops], threads=args.threads)
+        nets = {
+            # before: MCT's FAKELY_QUANT export in a default onnxruntime session (fusions on)
+            "fakely_quant_export_fused (before)": QdqNetwork(paths["fakely_quant"], threads=args.threads, fused=True),
+            "fakely_quant_export_fusions_off": QdqNetwork(paths["fakely_quant"], threads=args.threads),
+            "derived_default (emulator)": QdqNetwork(host, threads=args.threads),
+            "derived_exact_session": QdqNetwork(host, threads=args.threads, exact=True),
+            "derived_fused": QdqNetwork(host, threads=args.threads, fused=True),
+            "derived_mct_quantizers_rounding": QdqNetwork(host_mq, threads=args.threads),
+        }
+        hosts = {}
+        for name, net in nets.items():
+            out = batched(net, held)
+            hosts[name] = {
+                "vs_mct_torch": _agree(out, refs["mct_torch"]),
+                "vs_mct_torch_no_onednn": _agree(out, refs["mct_torch_no_onednn"]),
+                f"vs_mct_quantizers_ort_{args.mctq_crops}_crops": _agree(
+                    out[: args.mctq_crops], refs["mct_quantizers_ort"]
+                ),
+                "network_only_batch1": _speed(net, held[:1], args.runs),
+            }
+        reference_floor = {
+            "mct_torch_vs_mct_torch_no_onednn": _agree(refs["mct_torch"], refs["mct_torch_no_onednn"]),
+            "mct_torch_batch1_vs_batch16": _agree(
+                batched(lambda x: torch_logits(q, x, batch_size=1), held), refs["mct_torch"]
+            ),
+            "mct_quantizers_ort_vs_mct_torch": _agree(refs["mct_quantizers_ort"], refs["mct_torch"][: args.mctq_crops]),
+        }
+        mct_speed = _speed(lambda x: torch_logits(q, x), held[:1], max(5, args.runs // 20))
+    return {
+        "what": "host INT8 network vs MCT's quantized network: mask-pixel agreement and speed",
+        "model": "bundled default PicoSAM3 (imx500_sam/model/weights/picosam3_default.pt)",
+        "crops": args.crops,
+        "held_out_photos": [p.source for p in held_out_photos()],
+        "threads": args.threads,
+        "reference_noise_floor": reference_floor,
+        "mct_torch_module_batch1": mct_speed,
+        "host_networks": hosts,
+    }
+
+
+CALIBRATION_SETS = {
+    "catalogue camera scenes (default: 5 photos)": "default",
+    "all 11 bundled images (adds colour wheel, telescope, retina, microscope)": "all_bundled",
+    "one photo (astronaut)": "one",
+    "uniform noise": "noise",
+}
+
+
+def calibration(args: argparse.Namespace) -> dict:
+    import torch
+
+    from converter.accuracy import float_vs_int8, torch_logits
+    from converter.calibration import bundled_photos, held_out_photos, load_photos, prompt_crops, to_batch
+    from converter.model_source import load_model
+    from imx500_sam.data import catalogue
+
+    torch.manual_seed(0)
+    source = load_model(None)
+    held = to_batch(prompt_crops(held_out_photos(), args.crops, 96, seed=1))
+    float_out = torch_logits(source.module, held)
+    rows = {}
+    for label, key in CALIBRATION_SETS.items():
+        if key == "noise":
+            calib = np.random.default_rng(0).random((96, 3, 96, 96), dtype=np.float32) * (255 / 256)
+        else:
+            photos = {
+                "default": lambda: load_photos(None),
+                "all_bundled": lambda: bundled_photos(
+                    tuple(p.key for p in catalogue.BUNDLED if p.key not in catalogue.HELD_OUT)
+                ),
+                "one": lambda: bundled_photos(("astronaut.png",)),
+            }[key]()
+            calib = to_batch(prompt_crops(photos, 96, 96, seed=0))
+        t0 = time.perf_counter()
+        q = _quantize(source.module, calib)
+        agreement = float_vs_int8(float_out, torch_logits(q, held))
+        rows[label] = {
+            "float_vs_int8_miou": round(agreement.miou, 4),
+            "max_abs_logit_diff": round(agreement.max_abs_logit_diff, 3),
+            "ptq_s": round(time.perf_counter() - t0, 1),
+        }
+        print(label, rows[label], flush=True)
+    return {
+        "what": "calibration set vs INT8 accuracy: mean IoU of float vs MCT INT8 masks on held-out photo crops",
+        "model": "bundled default PicoSAM3",
+        "calibration_crops": 96,
+        "held_out_crops": args.crops,
+        "held_out_photos": [p.source for p in held_out_photos()],
+        "results": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--crops", type=int, default=64)
+    ap.add_argument("--mctq-crops", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=300, help="batch-1 runs per host network for the speed figure")
+    ap.add_argument("--calibration", action="store_true", help="measure calibration sets instead")
+    args = ap.parse_args(argv)
+    if args.calibration:
+        path = write_result("int8_calibration", calibration(args))
+    else:
+        path = write_result("int8_agreement", agreement(args))
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
