@@ -15,9 +15,9 @@ import pytest
 import torch
 from torch import nn
 
-from converter.artifacts import ConvertOutput
 from converter.calibration import held_out_photos, load_photos, prompt_crops, to_batch
 from converter.mctq import derive_host_network, is_mctq
+from imx500_sam.convert_output import ConvertOutputDir
 from imx500_sam.errors import BadInputError, ExitCode
 
 
@@ -197,7 +197,7 @@ def test_convert_takes_a_bare_mct_mctq_file(bare_mctq, tmp_path: Path, capsys: p
     em = report["accuracy"]["emulator_agreement"]
     assert "mct_quantizers" in em["reference"] and em["pixels"] >= 0.999
     assert "no second PTQ" in (out / "report.md").read_text()
-    conv = ConvertOutput.load(out)
+    conv = ConvertOutputDir.load(out)
     assert conv.mctq_onnx.read_bytes() == mctq.read_bytes()  # the file imxconv-pt compiled, unchanged
 
     photo = tmp_path / "photo.png"
@@ -224,7 +224,7 @@ def test_convert_rejects_a_float_onnx(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not out.exists()
 
 
-def test_default_convert_reports_agreement_with_mct(converted_default: ConvertOutput) -> None:
+def test_default_convert_reports_agreement_with_mct(converted_default: ConvertOutputDir) -> None:
     """report.json: float vs MCT's INT8 network and the host network's agreement with it, on disjoint photos.
 
     The old host network (MCT's FAKELY_QUANT export, default onnxruntime session) agreed on 98.6-99.1% of
