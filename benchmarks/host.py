@@ -26,7 +26,7 @@ from typing import Any
 
 from benchmarks._common import RESULTS
 from imx500_sam.bench import plot
-from imx500_sam.bench.record import header, stats, write_atomic, write_json
+from imx500_sam.bench.record import ending, header, stats, write_atomic, write_json
 from imx500_sam.errors import BadInputError
 
 PARTS = ("convert", "throughput", "check", "accuracy", "teacher")
@@ -112,11 +112,8 @@ def run_host_bench(
                 data["accuracy"] = miou(convert_dir=convert_dir, teacher="teacher" not in skipped, untrained=False)
                 data["ran"].append("accuracy" + ("" if "teacher" in skipped else "+teacher"))
         status = "complete"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
     except BaseException as exc:
-        status = f"error: {exc}"
+        status = ending(exc)
         raise
     finally:
         data["status"] = status

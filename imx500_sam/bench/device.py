@@ -27,7 +27,7 @@ import numpy as np
 
 from imx500_sam.bench import plot
 from imx500_sam.bench.power import PowerSampler
-from imx500_sam.bench.record import header, stats, write_atomic, write_json
+from imx500_sam.bench.record import ending, header, stats, write_atomic, write_json
 from imx500_sam.errors import BadInputError
 from imx500_sam.runtime.geometry import Box
 from imx500_sam.runtime.sensor import Sensor
@@ -363,11 +363,8 @@ def run_device_bench(
                     record, sensor, fixed if mode == "fixed" else cycle, mode, options.frames, rates[0], options.warmup
                 )
         status = "complete"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
     except BaseException as exc:
-        status = f"error: {exc}"
+        status = ending(exc)
         raise
     finally:
         if sensor is not None:

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from imx500_sam.bench import plot
-from imx500_sam.bench.record import header, stats, write_atomic, write_json
+from imx500_sam.bench.record import ending, header, stats, write_atomic, write_json
 from imx500_sam.errors import BadInputError, ToolFailedError
 from imx500_sam.runtime import metadata as md
 from imx500_sam.runtime.sensor import Sensor, SensorFrame
@@ -144,11 +144,8 @@ def eval_device(
                 log(f"{img.path.name} #{inst.id}: IoU {row['iou_device']:.3f}")
             write_json(out / JSON_NAME, data)
         status = "complete"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
     except BaseException as exc:
-        status = f"error: {exc}"
+        status = ending(exc)
         raise
     finally:
         data["status"] = status

@@ -88,6 +88,13 @@ def header(bench: str, command: str | None = None) -> dict[str, Any]:
     }
 
 
+def ending(exc: BaseException) -> str:
+    """A run's ``status`` when ``exc`` ended it: "interrupted" (Ctrl-C, SIGTERM, SIGHUP) or "error: ..."."""
+    from imx500_sam.procs import STOP_EXCEPTIONS
+
+    return "interrupted" if isinstance(exc, STOP_EXCEPTIONS) else f"error: {exc}"
+
+
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write ``path`` through a temporary file in the same folder and a rename (never half-written)."""
     path = Path(path)
