@@ -38,7 +38,7 @@ def test_users_checkpoints_convert(kind: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        rc = main(["check", str(ckpt), "--json"])
+        rc = main(["check", str(ckpt), "--format", "json"])
     assert rc == 0, stdout.getvalue()
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):

@@ -14,7 +14,8 @@ from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S
 def check(
     model: str = typer.Argument(
         None,
-        help="PicoSAM3 checkpoint (.pt, default: the bundled model), a float .onnx file, or "
+        help="PicoSAM checkpoint (.pt: the authors' PicoSAM3/PicoSAM2 or imx500-sam's; default: the bundled model), "
+        "an .onnx file, or "
         "py:package.module:factory (imports and runs YOUR code to build the nn.Module: explicit opt-in).",
     ),
     input_size: str = typer.Option(None, "--input-size", help="H or H,W in pixels. Default: the model's own."),

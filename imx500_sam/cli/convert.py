@@ -15,7 +15,8 @@ from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S
 def convert(
     model: str = typer.Argument(
         None,
-        help="PicoSAM3 checkpoint (.pt), or py:package.module:factory (runs your code). Default: the bundled model.",
+        help="PicoSAM checkpoint (.pt: the authors' PicoSAM3/PicoSAM2 or imx500-sam's), an MCTQ .onnx, or "
+        "py:package.module:factory (runs your code). Default: the bundled model.",
     ),
     out: Path = typer.Option(None, "-o", "--out", help="Output directory. Default: ./<model-stem>_imx500/."),
     calib: Path = typer.Option(

