@@ -41,7 +41,7 @@ def test_end_to_end_conversion_of_default_model(converted_default: ConvertOutput
     assert report["model"]["input_size"] == [96, 96]
     assert out.dnn_params.input.shape == (3, 96, 96)
     assert out.dnn_params.outputs[0].shape == (1, 96, 96)
-    assert 0.0 <= report["accuracy"]["float_vs_int8_miou"] <= 1.0
+    assert 0.9 <= report["accuracy"]["float_vs_int8_miou"] <= 1.0  # trained default: 0.96 (int8_calibration.json)
     assert report["accuracy"]["crops"] >= 32
     for key in ("ptq", "export", "convert", "total"):
         assert report["timings_s"][key] > 0

@@ -232,7 +232,7 @@ def test_default_convert_reports_agreement_with_mct(converted_default: ConvertOu
     from imx500_sam.data import catalogue
 
     acc = converted_default.report["accuracy"]
-    assert 0.0 <= acc["float_vs_int8_miou"] <= 1.0
+    assert 0.9 <= acc["float_vs_int8_miou"] <= 1.0
     em = acc["emulator_agreement"]
     assert em["reference"] == "MCT's quantized torch module"
     assert em["crops"] == acc["crops"] >= 32
