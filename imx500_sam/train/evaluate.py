@@ -11,11 +11,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from imx500_sam.data.coco import CocoImage, load_coco
 from imx500_sam.prompt import crop, iou, paste_mask, square_roi, to_model_input
+
+if TYPE_CHECKING:
+    from imx500_sam.train.overlays import OverlayWriter
 
 # crops (N, 3, S, S) float32 in [0, 1) -> logits (N, 1, S, S) or (N, S, S)
 CropPredictor = Callable[[np.ndarray], np.ndarray]
@@ -55,8 +59,10 @@ def _read(img: CocoImage) -> np.ndarray:
     return rgb
 
 
-def evaluate_crops(name: str, images: list[CocoImage], predict: CropPredictor, size: int = 96) -> EvalResult:
-    """mIoU of a crop model (float or INT8) over every instance."""
+def evaluate_crops(
+    name: str, images: list[CocoImage], predict: CropPredictor, size: int = 96, overlays: OverlayWriter | None = None
+) -> EvalResult:
+    """mIoU of a crop model (float or INT8) over every instance; each mask also to ``overlays`` if given."""
     t0 = time.perf_counter()
     ious: list[float] = []
     for img in images:
@@ -66,21 +72,30 @@ def evaluate_crops(name: str, images: list[CocoImage], predict: CropPredictor, s
         logits = np.asarray(predict(batch), np.float32).reshape(len(rois), size, size)
         for a, r, lg in zip(img.instances, rois, logits, strict=True):
             pred = paste_mask(lg, r, (img.width, img.height)) > 0
-            ious.append(iou(pred, a.mask(img.height, img.width)))
+            gt = a.mask(img.height, img.width)
+            ious.append(iou(pred, gt))
+            if overlays is not None:
+                overlays.add(name, str(img.path), a.id, rgb, a.bbox, gt, pred, ious[-1])
     return EvalResult(
         name, float(np.mean(ious)) if ious else 0.0, len(ious), len(images), time.perf_counter() - t0, ious
     )
 
 
-def evaluate_teacher(name: str, images: list[CocoImage], teacher: object) -> EvalResult:
-    """mIoU of a SAM teacher given each instance's box on the whole image."""
+def evaluate_teacher(
+    name: str, images: list[CocoImage], teacher: object, overlays: OverlayWriter | None = None
+) -> EvalResult:
+    """mIoU of a SAM teacher given each instance's box on the whole image; masks to ``overlays`` if given."""
     t0 = time.perf_counter()
     ious: list[float] = []
     for img in images:
-        teacher.set_image(_read(img))  # type: ignore[attr-defined]
+        rgb = _read(img)
+        teacher.set_image(rgb)  # type: ignore[attr-defined]
         probs, _ = teacher.predict_boxes(np.asarray([a.bbox for a in img.instances], np.float32))  # type: ignore[attr-defined]
         for a, p in zip(img.instances, probs, strict=True):
-            ious.append(iou(p > 0.5, a.mask(img.height, img.width)))
+            gt = a.mask(img.height, img.width)
+            ious.append(iou(p > 0.5, gt))
+            if overlays is not None:
+                overlays.add(name, str(img.path), a.id, rgb, a.bbox, gt, p > 0.5, ious[-1])
     return EvalResult(
         name, float(np.mean(ious)) if ious else 0.0, len(ious), len(images), time.perf_counter() - t0, ious
     )
@@ -123,8 +138,15 @@ def run_eval(
     int8_out: Path | None = None,
     teacher: str | None = None,
     float_model: bool = True,
+    overlays: Path | None = None,
 ) -> list[EvalResult]:
-    """Evaluate the float checkpoint, optionally a convert output's INT8 network and a teacher."""
+    """Evaluate the float checkpoint, optionally a convert output's INT8 network and a teacher.
+
+    ``overlays``: a new folder for one picture per instance with every evaluated model side by side.
+    """
+    from imx500_sam.train.overlays import OverlayWriter
+
+    writer = OverlayWriter(overlays) if overlays is not None else None
     data = load_coco(coco, images)
     results = []
     if float_model:
@@ -133,15 +155,17 @@ def run_eval(
 
         path = Path(model) if model else DEFAULT_CHECKPOINT
         net = load_checkpoint(path)
-        results.append(evaluate_crops(f"float:{path.name}", data, torch_predictor(net), net.config.input_size))
+        results.append(evaluate_crops(f"float:{path.name}", data, torch_predictor(net), net.config.input_size, writer))
     if int8_out is not None:
         from imx500_sam.convert_output import ConvertOutputDir
 
         out = ConvertOutputDir.load(int8_out)
         predict, size = onnx_predictor(out.qdq_onnx)
-        results.append(evaluate_crops(f"int8:{out.out_dir.name}", data, predict, size))
+        results.append(evaluate_crops(f"int8:{out.out_dir.name}", data, predict, size, writer))
     if teacher:
         from imx500_sam.train.teachers import load_teacher
 
-        results.append(evaluate_teacher(f"teacher:{teacher}", data, load_teacher(teacher)))
+        results.append(evaluate_teacher(f"teacher:{teacher}", data, load_teacher(teacher), writer))
+    if writer is not None:
+        writer.write()
     return results
