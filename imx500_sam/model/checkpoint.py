@@ -245,7 +245,10 @@ def save_checkpoint(model: nn.Module, path: str | Path, **meta: Any) -> Path:
         side["input"] = {"pixel_divisor": model.pixel_divisor, "normalisation": "ImageNet mean/std of pixels / 255"}
     side.update(meta)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(net.state_dict(), tmp)
+    state = net.state_dict()
+    for k, v in state.items():  # plain NCHW tensors whatever layout the module trained in
+        state[k] = v.contiguous()
+    torch.save(state, tmp)
     tmp_side = sidecar_path(tmp)
     tmp_side.write_text(json.dumps(side, indent=1) + "\n")
     tmp.replace(path)

@@ -36,6 +36,7 @@ class RunOptions:
     save_masks: Path | None = None
     frames: int | None = None
     threads: int | None = None
+    fast_int8: bool = False
     pipelined: bool = False
 
 
@@ -66,9 +67,9 @@ def open_sensor(options: RunOptions) -> Sensor:
     if (options.rpk is None) == (options.emulate is None):
         raise BadInputError("give exactly one of --rpk network.rpk (camera) or --emulate CONVERT_DIR (emulator).")
     if options.rpk is not None:
-        if options.source is not None or options.pipelined:
+        if options.source is not None or options.pipelined or options.fast_int8:
             raise BadInputError(
-                "--source and --pipelined are for the emulator; with --rpk the AI Camera delivers the frames."
+                "--source, --pipelined and --fast-int8 are for the emulator; with --rpk the AI Camera runs the network."
             )
         from imx500_sam.runtime.picamera import IMX500Sensor
 
@@ -81,7 +82,9 @@ def open_sensor(options: RunOptions) -> Sensor:
     source = FrameSource(options.source)
     if source.is_still and (options.frames or 1) > 1:
         source.repeat = True
-    return EmulatedIMX500(options.emulate, source, threads=options.threads, pipelined=options.pipelined)
+    return EmulatedIMX500(
+        options.emulate, source, threads=options.threads, pipelined=options.pipelined, fast_int8=options.fast_int8
+    )
 
 
 def select_box(image: np.ndarray) -> Box:

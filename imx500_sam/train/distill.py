@@ -21,6 +21,7 @@ computed on each batch, so it needs no photo targets.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -69,6 +70,8 @@ class DistillOptions:
     init: Path | None = None  # start from these weights
     resume: bool = False
     threads: int | None = None
+    bf16: bool = False  # bfloat16 autocast for forward passes (CPU AVX512-BF16/AMX, GPUs)
+    channels_last: bool = True  # NHWC memory layout (same arithmetic, faster convolutions on CPU)
     max_steps: int | None = None  # stop after this many steps in this run (tests; the schedule is unchanged)
     quiet: bool = False
     log_every: int = 20
@@ -258,6 +261,11 @@ def run_distill(opts: DistillOptions) -> DistillResult:
         for p in teacher_net.parameters():
             p.requires_grad_(False)
     model.to(device).train()
+    if opts.channels_last:  # benchmarks/results/distill_throughput.json: 1.8x on the 2-core CPU, 4.3x with --bf16
+        model.to(memory_format=torch.channels_last)
+        if teacher_net is not None:
+            teacher_net.to(memory_format=torch.channels_last)
+    autocast = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=opts.bf16)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW(
@@ -314,12 +322,13 @@ def run_distill(opts: DistillOptions) -> DistillResult:
                             b = resize_batch(b, opts.low_res)
                         x = torch.from_numpy(b.images).to(device).permute(0, 3, 1, 2).float() / 256.0
                         if teacher_net is not None:
-                            with torch.no_grad():
-                                b.teacher = torch.sigmoid(teacher_net(x))[:, 0].cpu().numpy()
+                            with torch.no_grad(), autocast():
+                                b.teacher = torch.sigmoid(teacher_net(x).float())[:, 0].cpu().numpy()
                             b.teacher_conf = np.ones(len(x), np.float32)
-                        logits = net(x)
+                        with autocast():
+                            logits = net(x)
                         loss, parts = distill_loss(
-                            logits,
+                            logits.float(),
                             torch.from_numpy(b.teacher).to(device),
                             torch.from_numpy(b.teacher_conf).to(device),
                             torch.from_numpy(b.gt).to(device),

@@ -75,7 +75,7 @@ def evaluate_crops(
             gt = a.mask(img.height, img.width)
             ious.append(iou(pred, gt))
             if overlays is not None:
-                overlays.add(name, str(img.path), a.id, rgb, a.bbox, gt, pred, ious[-1])
+                overlays.add(name, img.path.name, a.id, rgb, a.bbox, gt, pred, ious[-1])
     return EvalResult(
         name, float(np.mean(ious)) if ious else 0.0, len(ious), len(images), time.perf_counter() - t0, ious
     )
@@ -95,7 +95,7 @@ def evaluate_teacher(
             gt = a.mask(img.height, img.width)
             ious.append(iou(p > 0.5, gt))
             if overlays is not None:
-                overlays.add(name, str(img.path), a.id, rgb, a.bbox, gt, p > 0.5, ious[-1])
+                overlays.add(name, img.path.name, a.id, rgb, a.bbox, gt, p > 0.5, ious[-1])
     return EvalResult(
         name, float(np.mean(ious)) if ious else 0.0, len(ious), len(images), time.perf_counter() - t0, ious
     )

@@ -114,7 +114,7 @@ class OverlayWriter:
                 row = np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
                 stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(item.image).stem)
                 name = f"{stem}_{item.ann_id}.png"
-                if not cv2.imwrite(str(tmp / name), row):
+                if not cv2.imwrite(str(tmp / name), row, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
                     raise OSError(f"could not write {tmp / name}")
                 index.append(
                     {
