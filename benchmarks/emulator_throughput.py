@@ -32,6 +32,8 @@ import numpy as np
 
 from benchmarks._common import write_result
 
+MODES = ("network_only", "network_only_fused", "pipeline_sync", "pipeline_pipelined", "pipeline_pipelined_fast_int8")
+
 
 def _convert_default(dest: Path) -> Path:
     from converter.pipeline import ConvertOptions, run_convert
@@ -124,13 +126,7 @@ def measure(convert_dir: Path, frames: int = 600, threads: int = 2, rounds: int 
         ]
         try:
             sessions = [PromptSession(e, boxes) for e in emus]
-            modes = {
-                "network_only": _Blocks(),
-                "network_only_fused": _Blocks(),
-                "pipeline_sync": _Blocks(),
-                "pipeline_pipelined": _Blocks(),
-                "pipeline_pipelined_fast_int8": _Blocks(),
-            }
+            modes = {name: _Blocks() for name in MODES}
             run_network(net, x, 20, _Blocks())  # warm-up
             run_network(fused, x, 20, _Blocks())
             for sess in sessions:
@@ -175,16 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         convert_dir = args.convert_dir or _convert_default(Path(tmp))
         result, _ = measure(convert_dir, args.frames, args.threads, args.rounds)
-    res = {
-        k: result[k]
-        for k in (
-            "network_only",
-            "network_only_fused",
-            "pipeline_sync",
-            "pipeline_pipelined",
-            "pipeline_pipelined_fast_int8",
-        )
-    }
+    res = {k: result[k] for k in MODES}
     if args.no_write:
         import json
 

