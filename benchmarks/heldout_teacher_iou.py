@@ -10,7 +10,7 @@ Held out: ``imx500_sam.data.catalogue.SELECTION_HELD_OUT``: the project photos a
 training; no held-out photo's objects or teacher masks ever do. Results are given over all held-out objects
 and per source (``default``: the first four photos, ``more``: the seven).
 
-    .venv/bin/python -m benchmarks.heldout_teacher_iou [--model PT ...]
+    .venv/bin/python -m benchmarks.heldout_teacher_iou [--model PT ...] [--int8 CONVERT_DIR ...]
 
 Writes benchmarks/results/heldout_teacher_iou.json.
 """
@@ -54,26 +54,34 @@ def heldout_set() -> list:
     return images
 
 
-def measure(models: list[Path]) -> dict:
-    """mIoU of each float checkpoint against the teacher's masks on the held-out photos."""
+def measure(models: list[Path], int8_dirs: list[Path] | None = None) -> dict:
+    """mIoU against the teacher's masks on the held-out photos: each float checkpoint, then each convert
+    output's INT8 host network (``int8_dirs``)."""
+    from imx500_sam.convert_output import ConvertOutputDir
     from imx500_sam.data.catalogue import SELECTION_HELD_OUT
     from imx500_sam.defaults import DEFAULT_CHECKPOINT
     from imx500_sam.model import load_checkpoint
-    from imx500_sam.train.evaluate import evaluate_crops, torch_predictor
+    from imx500_sam.train.evaluate import evaluate_crops, onnx_predictor, torch_predictor
 
     images = heldout_set()
     first = set(SELECTION_HELD_OUT[:4])
     source = [("default" if im.path.name in first else "more") for im in images for _ in im.instances]
-    rows = []
-    for path in models or [DEFAULT_CHECKPOINT]:
+    runs = []
+    for path in models or ([] if int8_dirs else [DEFAULT_CHECKPOINT]):
         net = load_checkpoint(path)
-        r = evaluate_crops(str(path), images, torch_predictor(net), net.config.input_size)
+        runs.append((str(path), torch_predictor(net), net.config.input_size))
+    for out_dir in int8_dirs or []:
+        predict, size = onnx_predictor(ConvertOutputDir.load(out_dir).qdq_onnx)
+        runs.append((f"int8:{out_dir}", predict, size))
+    rows = []
+    for name, predict, size in runs:
+        r = evaluate_crops(name, images, predict, size)
         by = {
             k: round(float(np.mean([v for v, s in zip(r.ious, source, strict=True) if s == k])), 4)
             for k in ("default", "more")
             if k in source
         }
-        rows.append({"model": str(path), "miou_vs_teacher": round(r.miou, 4), "objects": r.instances, "by_source": by})
+        rows.append({"model": name, "miou_vs_teacher": round(r.miou, 4), "objects": r.instances, "by_source": by})
     return {
         "what": "student mask vs MobileSAM's mask (p > 0.5), teacher's automatic boxes as prompts, held-out photos",
         "photos": list(SELECTION_HELD_OUT),
@@ -85,9 +93,10 @@ def main() -> None:
     """Measure and write benchmarks/results/heldout_teacher_iou.json."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, action="append", default=[], help="checkpoint (repeatable)")
+    ap.add_argument("--int8", type=Path, action="append", default=[], help="a convert output folder (repeatable)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
-    data = measure(args.model)
+    data = measure(args.model, args.int8)
     for r in data["results"]:
         print(f"{r['model']}: mIoU vs teacher {r['miou_vs_teacher']:.4f} over {r['objects']} objects {r['by_source']}")
     if not args.no_write:
