@@ -61,7 +61,6 @@ def measure(models: list[Path], int8_dirs: list[Path], crops: int = 64) -> dict:
     from imx500_sam.model import load_checkpoint
     from imx500_sam.train.evaluate import onnx_predictor
 
-    torch.manual_seed(0)
     batch = to_batch(prompt_crops(held_out_photos(), crops, 96, seed=1))
     x = torch.from_numpy(batch)
     rows = []

