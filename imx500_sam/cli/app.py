@@ -9,6 +9,7 @@ app = typer.Typer(
     help="Promptable segmentation (PicoSAM3) inside the Sony IMX500 sensor: convert, check, package, flash, run.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain click help: wraps text, never cuts an option name at 80 columns
     pretty_exceptions_enable=False,
 )
 

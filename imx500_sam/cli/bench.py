@@ -12,6 +12,7 @@ from imx500_sam.cli.app import app
 bench_app = typer.Typer(
     help="Benchmarks: on the AI Camera (device) or on this machine (host); JSON, PNG plots and a summary.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(bench_app, name="bench")
 

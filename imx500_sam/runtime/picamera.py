@@ -33,7 +33,7 @@ def _import_picamera2() -> tuple[Any, Any, Any]:
         raise ToolchainMissingError(
             f"picamera2 is not available ({exc}).",
             hint="On Raspberry Pi OS: sudo apt install imx500-all python3-picamera2, and make the venv with "
-            "--system-site-packages (README 'On the Pi'). Off the Pi use --emulate.",
+            "--system-site-packages (docs/run.md, 'On the Pi'). Off the Pi use --emulate.",
         ) from exc
     return Picamera2, IMX500, NetworkIntrinsics
 
