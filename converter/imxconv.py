@@ -68,13 +68,6 @@ def find_imxconv() -> Path:
     return exe
 
 
-def _tail(log: Path, n: int = 40) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return ""
-
-
 def run_imxconv(
     onnx_path: Path,
     out_dir: Path,

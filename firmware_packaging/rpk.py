@@ -51,7 +51,6 @@ CPIO_TRAILER = "TRAILER!!!"
 CPIO_PAD_BLOCK = 512  # the archive is zero-padded to a multiple of 512 bytes (as in the real files)
 NETWORK_INFO = "network_info.txt"
 NETWORK_INTRINSICS = "network_intrinsics"
-IMX500_REGS = "imx500_regs"
 MAX_RPK_BYTES = 256 * 1024 * 1024  # far above any IMX500 network (8 MiB SRAM); refuses to slurp huge files
 _NORM_KEYS = tuple(f"inputTensorNorm_K{k}" for k in ("00", "02", "03", "11", "13", "20", "22", "23"))
 _NEWC_HEADER = re.compile(rb"07070[12][0-9A-Fa-f]{104}")  # libarchive: magic 07070[12], all 110 bytes hex

@@ -165,3 +165,15 @@ def test_overlay_tints_mask_boxes_roi_and_keeps_the_rest():
     assert (out[100:118, 120:158] == 100).all()  # far from mask, ROI and text: untouched
     assert tuple(out[35, 70]) == colour(0)  # the ROI's top edge
     assert tuple(out[9, 5]) == (0, 0, 255)  # a lost prompt's ROI is red
+
+
+def test_overlay_draws_the_prompt_box_inside_its_roi():
+    from imx500_sam.runtime.overlay import colour, draw_overlay
+
+    img = np.full((120, 160, 3), 100, np.uint8)
+    out = draw_overlay(img, [None], [(20, 10, 100, 100)], [False], boxes=[(40.2, 30.0, 50.0, 60.0)])
+    assert tuple(out[10, 60]) == colour(0)  # the ROI's top edge (1 px)
+    assert tuple(out[11, 60]) == (100, 100, 100)
+    assert tuple(out[30, 60]) == colour(0) and tuple(out[31, 60]) == colour(0)  # the prompt box's top edge (2 px)
+    assert tuple(out[60, 40]) == colour(0)  # its left edge, rounded to the pixel
+    assert tuple(out[60, 65]) == (100, 100, 100)  # inside the box: untouched (no mask)

@@ -24,10 +24,6 @@ class OpEntry:
     replacement: str | None
     condition: str | None
 
-    def source_text(self) -> str:
-        """The entry's source with the named sources spelled out."""
-        return self.source
-
 
 @dataclass(frozen=True)
 class OperatorTable:

@@ -72,15 +72,15 @@ def device(
         idle_s=idle_seconds,
     )
     record = run_device_bench(options, log=_log)
-    for p in record.data["phases"]:
-        dnn = (p.get("dnn_ms") or {}).get("median")
-        lat = (p.get("latency_ms") or {}).get("median")
-        _log(f"{p['phase']}: FPS {p['fps']}, DPS {p['dps']}, RPS {p['rps']}, DNN {dnn} ms, latency {lat} ms (medians)")
-    if record.data.get("sweep"):
-        _log(f"highest rate with a mask on every frame: {record.data['sweep']['highest_rate_every_frame_has_mask']}")
-    if record.data.get("power"):
-        _log(f"power run - idle: {record.data['power'].get('run_minus_idle_w')} W (PMIC-visible rails)")
-    _log(f"wrote {options.out}/ ({', '.join(record.data['files'])})")
+    for p in record.phases:
+        dnn = (p.dnn_ms or {}).get("median")
+        lat = (p.latency_ms or {}).get("median")
+        _log(f"{p.phase}: FPS {p.fps}, DPS {p.dps}, RPS {p.rps}, DNN {dnn} ms, latency {lat} ms (medians)")
+    if record.sweep:
+        _log(f"highest rate with a mask on every frame: {record.sweep.highest_rate_every_frame_has_mask}")
+    if record.power:
+        _log(f"power run - idle: {record.power.get('run_minus_idle_w')} W (PMIC-visible rails)")
+    _log(f"wrote {options.out}/ ({', '.join(record.files)})")
 
 
 @bench_app.command("host")

@@ -44,11 +44,6 @@ def toolchain_fact(name: str) -> Fact:
     return Fact(name=name, value=entry["value"], source=entry["source"])
 
 
-def all_facts() -> list[Fact]:
-    """Every fact in imx500.json."""
-    return [fact(k) for k in _load("imx500.json") if not k.startswith("_")]
-
-
 SRAM_AVAILABLE_BYTES: int = fact("sram_available_bytes").value
 SENSOR_FULL_SIZE: tuple[int, int] = tuple(fact("sensor_full_size").value)  # (w, h)
 INPUT_SIZE_MIN: int = fact("input_size_min").value

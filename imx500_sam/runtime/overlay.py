@@ -30,10 +30,12 @@ def draw_overlay(
     lost: Sequence[bool] = (),
     text: Sequence[str] = (),
     alpha: float = 0.45,
+    boxes: Sequence[Sequence[float] | None] = (),
 ) -> np.ndarray:
-    """A copy of ``image`` (BGR) with each prompt's mask tinted, its ROI boxed and text lines on top.
+    """A copy of ``image`` (BGR) with each prompt's mask tinted, its box and ROI drawn and text lines on top.
 
-    ``masks[i]`` / ``rois[i]`` belong to prompt ``i`` (output pixels); a lost prompt's ROI is drawn dashed-red.
+    ``masks[i]`` / ``rois[i]`` / ``boxes[i]`` belong to prompt ``i`` (output pixels): the prompt box (the
+    object, 2 px) inside its ROI (what the sensor crops, 1 px); a lost prompt's ROI is drawn red.
     """
     out = image.copy()
     for i, mask in enumerate(masks):
@@ -44,6 +46,13 @@ def draw_overlay(
         out[sel] = (out[sel].astype(np.float32) * (1 - alpha) + tint * alpha).astype(np.uint8)
         contours, _ = cv2.findContours(sel.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(out, contours, -1, colour(i), 1, cv2.LINE_AA)
+    for i, box in enumerate(boxes):
+        if box is None:
+            continue
+        x0, y0 = round(box[0]), round(box[1])
+        x1, y1 = round(box[0] + box[2]) - 1, round(box[1] + box[3]) - 1
+        if x1 >= x0 and y1 >= y0:
+            cv2.rectangle(out, (x0, y0), (x1, y1), colour(i), 2)
     for i, roi in enumerate(rois):
         if roi is None or roi[2] < 1 or roi[3] < 1:
             continue

@@ -217,6 +217,7 @@ def run(options: RunOptions, on_result: Callable[[MaskResult], None] | None = No
                     [last[i].roi_output if i in last else None for i in range(n)],
                     [last[i].lost if i in last else False for i in range(n)],
                     status_text(result.fps, result.dnn_ms, result.dsp_ms),
+                    boxes=[session.prompts[i].box for i in range(n)],
                 )
             outputs.add(result, overlay)
             if on_result is not None:
