@@ -163,6 +163,10 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     progress.info(f"Wrote {out} (total {report['timings_s']['total']:.1f} s)")
+    from converter.report import summary_lines
+
+    for line in summary_lines(report, out):
+        progress.info(line)
     return ConvertResult(output=ConvertOutputDir.load(out), report=report)
 
 
