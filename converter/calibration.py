@@ -17,7 +17,7 @@ import numpy as np
 
 from imx500_sam.data import catalogue
 from imx500_sam.errors import BadInputError
-from imx500_sam.prompt import crop, square_roi, to_model_input
+from imx500_sam.prompt import SHIFTED, crop, prompt_roi, to_model_input
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -90,10 +90,12 @@ def bundled_photos(keys: tuple[str, ...]) -> list[Photo]:
     return photos
 
 
-def prompt_crops(photos: list[Photo], count: int, size: int | tuple[int, int] = 96, seed: int = 0) -> np.ndarray:
-    """``count`` uint8 (N, H, W, 3) crops: random object-like boxes made into prompt ROIs.
+def prompt_crops(
+    photos: list[Photo], count: int, size: int | tuple[int, int] = 96, seed: int = 0, convention: str = SHIFTED
+) -> np.ndarray:
+    """``count`` uint8 (N, H, W, 3) crops: random object-like boxes made into prompt ROIs (``convention``).
 
-    ``size`` is the model input, an int or (H, W); a non-square input gets the square crop resized.
+    ``size`` is the model input, an int or (H, W); a non-square input gets the crop resized.
     """
     if not photos:
         raise BadInputError("no photos to make calibration crops from.")
@@ -109,7 +111,7 @@ def prompt_crops(photos: list[Photo], count: int, size: int | tuple[int, int] = 
         bw, bh = min(bw, w - 1), min(bh, h - 1)
         x = rng.uniform(0, w - bw)
         y = rng.uniform(0, h - bh)
-        patch = crop(rgb, square_roi((x, y, bw, bh), (w, h)), max(out_h, out_w))
+        patch = crop(rgb, prompt_roi((x, y, bw, bh), (w, h), convention), max(out_h, out_w))
         out[i] = patch if out_h == out_w else cv2.resize(patch, (out_w, out_h), interpolation=cv2.INTER_AREA)
     return out
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imx500_sam.defaults import DEFAULT_CHECKPOINT
 from imx500_sam.errors import BadInputError
@@ -31,6 +31,10 @@ class SourceModel:
     origin: str  # checkpoint path or py: spec
     architecture: str  # PicoSAM3 / PicoSAM2, or the factory's class name
     layout: str  # the checkpoint's state_dict layout (imx500_sam.model.LAYOUTS), or "py"
+    file_format: str = "py"  # state_dict | float-onnx | py
+    file_info: dict[str, Any] = field(default_factory=dict)  # a wrapper's metadata (LibreYOLO) or the ONNX read
+    warnings: tuple[str, ...] = ()
+    prompt_crop: str | None = None  # the crop convention the model was trained with (imx500_sam.prompt)
 
 
 def load_factory(spec: str) -> torch.nn.Module:
@@ -57,7 +61,7 @@ def load_factory(spec: str) -> torch.nn.Module:
 
 
 def load_model(spec: str | Path | None, input_size: int | tuple[int, int] | None = None) -> SourceModel:
-    """Load a model from a checkpoint path (default: the bundled PicoSAM3) or a ``py:`` factory."""
+    """Load a model from a checkpoint (.pt or float .onnx; default: the bundled PicoSAM3) or a ``py:`` factory."""
     if isinstance(input_size, int):
         input_size = (input_size, input_size)
     if spec is not None and str(spec).startswith(PY_PREFIX):
@@ -68,10 +72,21 @@ def load_model(spec: str | Path | None, input_size: int | tuple[int, int] | None
     from imx500_sam.model import read_checkpoint
 
     path = Path(spec) if spec is not None else DEFAULT_CHECKPOINT
+    from imx500_sam.model.checkpoint import prompt_crop_of
+
     ckpt = read_checkpoint(path)
     s = ckpt.config.input_size
     return SourceModel(
-        ckpt.module, path.stem, input_size or (s, s), str(path.absolute()), ckpt.layout.architecture, ckpt.layout.name
+        ckpt.module,
+        path.stem,
+        input_size or (s, s),
+        str(path.absolute()),
+        ckpt.layout.architecture,
+        ckpt.layout.name,
+        ckpt.file_format,
+        dict(ckpt.file_info),
+        ckpt.warnings,
+        prompt_crop_of(ckpt),
     )
 
 

@@ -45,6 +45,7 @@ from imx500_sam.procs import (
     remove_stale_work_dirs,
 )
 from imx500_sam.progress import StageProgress
+from imx500_sam.prompt import CLAMPED, SHIFTED
 
 FAILED_LOG_PREFIX = "FAILED-"
 MCT_LOG = "mct.log"
@@ -67,6 +68,7 @@ class ConvertOptions:
     seed: int = 0
     color_format: str = "RGB"
     skip_check: bool = False  # skip the operator/SRAM gate and let MCT / imxconv-pt decide
+    prompt_crop: str | None = None  # the model's crop convention (imx500_sam.prompt); None: from the model file
     tool_timeout_s: float = DEFAULT_TOOL_TIMEOUT_S  # per external tool (imxconv-pt, imx500-package)
 
 
@@ -125,10 +127,6 @@ def _publish(work: Path, out: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def _is_onnx(spec: Path | str | None) -> bool:
-    return spec is not None and str(spec).lower().endswith(".onnx") and not str(spec).startswith(PY_PREFIX)
-
-
 def run_convert(opts: ConvertOptions) -> ConvertResult:
     """Convert a PicoSAM3 checkpoint for the IMX500; see the module docstring."""
     stem = str(opts.model).split(":")[-1] if opts.model is not None else DEFAULT_CHECKPOINT.stem
@@ -138,7 +136,8 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
     if opts.calib_count < 8:
         raise BadInputError(f"--calib-count {opts.calib_count}: need at least 8 calibration crops.")
 
-    progress = StageProgress(total=(7 if opts.skip_check else 8) - (1 if _is_onnx(opts.model) else 0), quiet=opts.quiet)
+    mctq_input = _mctq_path(opts.model) is not None
+    progress = StageProgress(total=(7 if opts.skip_check else 8) - (1 if mctq_input else 0), quiet=opts.quiet)
     t_start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_work_dirs(out.parent, ".*.tmp-*"):
@@ -178,6 +177,7 @@ class ModelInput:
     input_size: tuple[int, int]  # (H, W)
     source: SourceModel | None = None  # float model (checkpoint or py: factory)
     mctq_onnx: Path | None = None  # already quantized by MCT: no second PTQ
+    prompt_crop: str = SHIFTED  # the crop convention it was trained with (calibration, report, runtime)
 
 
 @dataclass(frozen=True)
@@ -224,19 +224,16 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
 
 
 def _mctq_path(spec: Path | str | None) -> Path | None:
-    """The path when MODEL is an ONNX file (an MCTQ export); BadInputError for a float ONNX."""
+    """The path when MODEL is an MCTQ ONNX (quantized by MCT already); None otherwise.
+
+    A float ONNX is loaded as a checkpoint (``imx500_sam.model.onnx_import``: a PicoSAM network, else exit 2).
+    """
     if spec is None or str(spec).startswith(PY_PREFIX) or Path(spec).suffix.lower() != ".onnx":
         return None
     from converter.mctq import is_mctq
 
     path = Path(spec)
-    if not is_mctq(path):
-        raise BadInputError(
-            f"{path}: a float ONNX file: convert quantizes PyTorch models with MCT, or takes an MCTQ ONNX "
-            "that MCT already quantized.",
-            hint="Pass the PyTorch checkpoint (or py:module:factory), or export with MCT's MCTQ format.",
-        )
-    return path
+    return path if is_mctq(path) else None
 
 
 def _load_stage(opts: ConvertOptions, progress: StageProgress) -> ModelInput:
@@ -251,14 +248,26 @@ def _load_stage(opts: ConvertOptions, progress: StageProgress) -> ModelInput:
                     raise BadInputError(f"{flag}: {mctq} is already quantized by MCT (MCTQ ONNX); drop {flag}.")
             if opts.input_size is not None and _hw(opts.input_size) != size:
                 raise BadInputError(f"--input-size {opts.input_size}: the MCTQ ONNX has a fixed input {size}.")
-            return ModelInput(name=mctq.stem, input_size=size, mctq_onnx=mctq.absolute())
+            # an MCTQ file says nothing of its training: the authors quantize their own networks (their crop)
+            crop = _crop_option(opts) or CLAMPED
+            return ModelInput(name=mctq.stem, input_size=size, mctq_onnx=mctq.absolute(), prompt_crop=crop)
         import torch
 
         from converter.model_source import load_model
 
         torch.manual_seed(opts.seed)
         source = load_model(opts.model, opts.input_size)
-        return ModelInput(name=source.name, input_size=tuple(source.input_size), source=source)
+        crop = _crop_option(opts) or source.prompt_crop or SHIFTED
+        return ModelInput(name=source.name, input_size=tuple(source.input_size), source=source, prompt_crop=crop)
+
+
+def _crop_option(opts: ConvertOptions) -> str | None:
+    from imx500_sam.prompt import check_convention
+
+    try:
+        return check_convention(opts.prompt_crop) if opts.prompt_crop is not None else None
+    except ValueError as exc:
+        raise BadInputError(f"--crop: {exc}.") from exc
 
 
 def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -288,12 +297,13 @@ def _calibration_stage(model: ModelInput, opts: ConvertOptions, progress: StageP
         held = held_out_photos()
         if model.mctq_onnx is not None:  # no PTQ; the slow reference (mct_quantizers' ops) gets a few crops
             crops, photos = np.empty((0, 3, *size), np.float32), 0
-            held_out = to_batch(prompt_crops(held, MCTQ_REFERENCE_CROPS, size, seed=opts.seed + 1))
+            held_out = to_batch(prompt_crops(held, MCTQ_REFERENCE_CROPS, size, opts.seed + 1, model.prompt_crop))
         else:
             calib_photos = load_photos(opts.calib_dir)
             photos = len(calib_photos)
-            crops = to_batch(prompt_crops(calib_photos, opts.calib_count, size, seed=opts.seed))
-            held_out = to_batch(prompt_crops(held, max(32, opts.calib_count // 3), size, seed=opts.seed + 1))
+            crops = to_batch(prompt_crops(calib_photos, opts.calib_count, size, opts.seed, model.prompt_crop))
+            n_held = max(32, opts.calib_count // 3)
+            held_out = to_batch(prompt_crops(held, n_held, size, opts.seed + 1, model.prompt_crop))
     return Calibration(crops, held_out, photos, tuple(p.source for p in held))
 
 
@@ -391,6 +401,9 @@ def _model_section(source: SourceModel) -> dict[str, Any]:
         "checkpoint": source.origin,
         "architecture": source.architecture,
         "layout": source.layout,
+        "file_format": source.file_format,
+        "file_info": dict(source.file_info),
+        "warnings": list(source.warnings),
         "params": count_parameters(source.module),
         "input_size": list(source.input_size),
     }
@@ -406,6 +419,9 @@ def _mctq_model_section(model: ModelInput) -> dict[str, Any]:
         "checkpoint": str(model.mctq_onnx),
         "architecture": "MCTQ ONNX (quantized by MCT)",
         "layout": "mctq-onnx",
+        "file_format": "mctq-onnx",
+        "file_info": {},
+        "warnings": [],
         "params": count_parameters(model.mctq_onnx),
         "input_size": list(model.input_size),
     }
@@ -433,8 +449,10 @@ def _report(
         return str(out / p.name) if p is not None else None
 
     already = model.mctq_onnx is not None
+    model_section = _model_section(model.source) if model.source is not None else _mctq_model_section(model)
+    model_section["prompt_crop"] = model.prompt_crop
     return {
-        "model": _model_section(model.source) if model.source is not None else _mctq_model_section(model),
+        "model": model_section,
         "quantization": {
             "method": quantized.method,
             "already_quantized": already,

@@ -80,6 +80,19 @@ def _accuracy_lines(acc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _model_lines(m: dict[str, Any]) -> list[str]:
+    """What the file was (format, a wrapper's metadata, warnings) and the prompt crop the runtime uses."""
+    lines = [f"- File: {m.get('file_format', 'state_dict')}, layout {m['layout']} ({m['architecture']})"]
+    if m.get("file_info"):
+        lines.append("- File metadata: " + ", ".join(f"{k}={v}" for k, v in m["file_info"].items()))
+    lines += [f"- Warning: {w}" for w in m.get("warnings") or []]
+    if m.get("prompt_crop"):
+        lines.append(
+            f"- Prompt crop: `{m['prompt_crop']}` (imx500_sam.prompt; `run`, the emulator and `eval --int8` crop so)"
+        )
+    return lines
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """A human-readable report.md."""
     m, mem, acc, t = report["model"], report["memory"], report["accuracy"], report["timings_s"]
@@ -88,6 +101,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"- Model: {m['params']:,} parameters, input {m['input_size'][0]}x{m['input_size'][1]} RGB, "
         f"checkpoint `{m['checkpoint']}`",
+        *_model_lines(m),
         _quantization_line(report["quantization"]),
         "",
         "## Memory (imxconv-pt)",

@@ -152,6 +152,11 @@ class ConvertOutputDir:
     report: dict[str, Any]
     rpk: Path | None
 
+    @property
+    def prompt_crop(self) -> str:
+        """The crop convention of the converted model (report.json; older outputs: ``shifted``, the default's)."""
+        return crop_in_report(self.report, self.out_dir / REPORT_JSON)
+
     @classmethod
     def load(cls, out_dir: str | Path) -> ConvertOutputDir:
         """Read a convert output directory; BadInputError naming what is missing."""
@@ -183,3 +188,26 @@ class ConvertOutputDir:
             report=report,
             rpk=rpk if rpk.is_file() else None,
         )
+
+
+def crop_in_report(report: dict[str, Any], where: Path | str) -> str:
+    """``model.prompt_crop`` of a report.json (``imx500_sam.prompt``); ``shifted`` when it has none."""
+    from imx500_sam.prompt import SHIFTED, check_convention
+
+    value = (report.get("model") or {}).get("prompt_crop") or SHIFTED
+    try:
+        return check_convention(value)
+    except ValueError as exc:
+        raise BadInputError(f"{where}: model.prompt_crop: {exc}.") from exc
+
+
+def prompt_crop_beside(rpk: str | Path) -> str | None:
+    """The crop convention in the report.json beside a network.rpk (a convert output packaged on the Pi), or None."""
+    report = Path(rpk).with_name(REPORT_JSON)
+    if not report.is_file():
+        return None
+    try:
+        data = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return None
+    return crop_in_report(data, report) if isinstance(data, dict) else None

@@ -1,7 +1,15 @@
-"""Prompt geometry (numpy + OpenCV only): box -> square ROI grown 10% -> model crop -> mask back.
+"""Prompt geometry (numpy + OpenCV only): box -> ROI -> model crop (stretched to the input size) -> mask back.
 
 Boxes and ROIs are ``(x, y, w, h)`` in pixels of the image they refer to. The ROI is the
-prompt: PicoSAM3 segments the object at the centre of the crop.
+prompt: PicoSAM3 segments the object at the centre of the crop. How a box becomes its ROI is the model's
+*crop convention*, the one it was trained with (kept in its JSON sidecar, see ``imx500_sam.model``):
+
+- ``shifted``: imx500-sam's (the bundled model's training): a square of side 1.1 x the box's longer side about
+  the box's centre, *shifted* to lie inside the image (always square; at an edge the object is off-centre);
+- ``clamped``: the authors' ``pad_bbox_to_square`` (their training and evaluation crop): the box padded by 10% of
+  its width and height on each side, made square about its centre, *clamped* to the image and truncated to whole
+  pixels (at an edge the crop is not square and is stretched to the input size; the object stays near its centre);
+- ``as-drawn``: the box itself, unpadded and unsquared (the authors' IMX500 demo; for comparison only).
 """
 
 from __future__ import annotations
@@ -11,21 +19,94 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-GROW = 0.10  # the box is grown by 10% of its width and height (PicoSAM3 paper)
+GROW = 0.10  # shifted: the square's side is 1.1 x the box's longer side
+AUTHORS_PADDING = 0.10  # clamped: the authors' pad_bbox_to_square(padding=0.1), per side
+SHIFTED = "shifted"
+CLAMPED = "clamped"
+AS_DRAWN = "as-drawn"
+CROP_CONVENTIONS = (SHIFTED, CLAMPED, AS_DRAWN)
 
 
 @dataclass(frozen=True)
 class ROI:
-    """A square region of an image, integer pixels: top-left (x, y) and side."""
+    """A region of an image, integer pixels: top-left (x, y), width and height (``ROI(x, y, side)``: a square)."""
 
     x: int
     y: int
-    side: int
+    w: int
+    h: int = -1  # -1: the same as w
+
+    def __post_init__(self) -> None:
+        if self.h == -1:
+            object.__setattr__(self, "h", self.w)
+
+    @property
+    def side(self) -> int:
+        """The side of a square ROI (ValueError for a rectangle)."""
+        if self.w != self.h:
+            raise ValueError(f"ROI {self.xywh} is not square")
+        return self.w
 
     @property
     def xywh(self) -> tuple[int, int, int, int]:
-        """(x, y, w, h) with w == h == side."""
-        return (self.x, self.y, self.side, self.side)
+        """(x, y, w, h)."""
+        return (self.x, self.y, self.w, self.h)
+
+
+def check_convention(convention: str) -> str:
+    """``convention`` if it is a known crop convention, else ValueError naming them."""
+    if convention not in CROP_CONVENTIONS:
+        raise ValueError(f"crop convention {convention!r}: choose one of {', '.join(CROP_CONVENTIONS)}")
+    return convention
+
+
+def _check_box(box: tuple[float, float, float, float], image_size: tuple[int, int]) -> tuple[float, ...]:
+    x, y, w, h = (float(v) for v in box)
+    if int(image_size[0]) < 1 or int(image_size[1]) < 1:
+        raise ValueError(f"image size must be positive, got {image_size}")
+    if not (w > 0 and h > 0) or not np.isfinite([x, y, w, h]).all():
+        raise ValueError(f"box must have a positive width and height, got {box}")
+    return (x, y, w, h)
+
+
+def clamped_roi(
+    box: tuple[float, float, float, float], image_size: tuple[int, int], padding: float = AUTHORS_PADDING
+) -> ROI:
+    """The authors' ``pad_bbox_to_square(bbox, W, H, padding)``: padded, squared, clamped, ``int()``-truncated.
+
+    The same arithmetic as their code (float64), so their crops are reproduced to the pixel; at least 1x1.
+    """
+    x, y, w, h = _check_box(box, image_size)
+    img_w, img_h = int(image_size[0]), int(image_size[1])
+    pw, ph = w * padding, h * padding
+    x, y, w, h = x - pw, y - ph, w + 2 * pw, h + 2 * ph
+    size = max(w, h)
+    cx, cy = x + w / 2, y + h / 2
+    x1, y1 = cx - size / 2, cy - size / 2
+    x2, y2 = x1 + size, y1 + size
+    x1, y1, x2, y2 = int(max(0, x1)), int(max(0, y1)), int(min(img_w, x2)), int(min(img_h, y2))
+    x1, y1 = min(x1, img_w - 1), min(y1, img_h - 1)
+    return ROI(x1, y1, max(1, x2 - x1), max(1, y2 - y1))
+
+
+def drawn_roi(box: tuple[float, float, float, float], image_size: tuple[int, int]) -> ROI:
+    """The box itself on whole pixels, inside the image (the authors' demo sends the drawn rectangle as is)."""
+    x, y, w, h = _check_box(box, image_size)
+    img_w, img_h = int(image_size[0]), int(image_size[1])
+    x0, y0 = min(max(round(x), 0), img_w - 1), min(max(round(y), 0), img_h - 1)
+    x1, y1 = min(max(round(x + w), x0 + 1), img_w), min(max(round(y + h), y0 + 1), img_h)
+    return ROI(x0, y0, x1 - x0, y1 - y0)
+
+
+def prompt_roi(
+    box: tuple[float, float, float, float], image_size: tuple[int, int], convention: str = SHIFTED, grow: float = GROW
+) -> ROI:
+    """The ROI of a prompt box under a crop convention (see the module docstring); ``grow``: ``shifted`` only."""
+    if check_convention(convention) == CLAMPED:
+        return clamped_roi(box, image_size)
+    if convention == AS_DRAWN:
+        return drawn_roi(box, image_size)
+    return square_roi(box, image_size, grow)
 
 
 def square_roi(box: tuple[float, float, float, float], image_size: tuple[int, int], grow: float = GROW) -> ROI:
@@ -34,12 +115,8 @@ def square_roi(box: tuple[float, float, float, float], image_size: tuple[int, in
     The side is the larger of the grown width and height. The square is shifted to lie inside
     the image; if it is larger than the image's short side it shrinks to that side.
     """
-    x, y, w, h = (float(v) for v in box)
+    x, y, w, h = _check_box(box, image_size)
     img_w, img_h = int(image_size[0]), int(image_size[1])
-    if img_w < 1 or img_h < 1:
-        raise ValueError(f"image size must be positive, got {image_size}")
-    if not (w > 0 and h > 0) or not np.isfinite([x, y, w, h]).all():
-        raise ValueError(f"box must have a positive width and height, got {box}")
     side = max(w, h) * (1.0 + grow)
     side_i = int(min(max(round(side), 1), img_w, img_h))
     cx, cy = x + w / 2.0, y + h / 2.0
@@ -72,9 +149,9 @@ def crop_rect(image: np.ndarray, rect: tuple[int, int, int, int], size: tuple[in
 
 
 def crop(image: np.ndarray, roi: ROI, size: int = 96) -> np.ndarray:
-    """Crop ``roi`` (inside the image) from an HxWxC image and resize it to ``size`` x ``size`` (same dtype)."""
+    """Crop ``roi`` (inside the image) from an HxWxC image and resize (stretch) it to ``size`` x ``size``."""
     ih, iw = image.shape[:2]
-    if roi.x < 0 or roi.y < 0 or roi.x + roi.side > iw or roi.y + roi.side > ih:
+    if roi.x < 0 or roi.y < 0 or roi.x + roi.w > iw or roi.y + roi.h > ih:
         raise ValueError(f"ROI {roi.xywh} is not inside the image of shape {image.shape}")
     return crop_rect(image, roi.xywh, (size, size))
 

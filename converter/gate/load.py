@@ -54,7 +54,7 @@ def resolve_model(spec: str | os.PathLike[str] | None) -> ResolvedModel:
                 f"{path}: no such file.",
                 hint="Give a PicoSAM3 .pt checkpoint, a float .onnx file, or py:package.module:factory.",
             )
-        if path.suffix.lower() == ".onnx":
+        if path.suffix.lower() == ".onnx" and not _picosam_onnx(path):
             return ResolvedModel(label=text, onnx_path=path, file=text)
 
     source = load_model(text)
@@ -70,6 +70,20 @@ def resolve_model(spec: str | os.PathLike[str] | None) -> ResolvedModel:
     return ResolvedModel(
         label=text or str(DEFAULT_CHECKPOINT), module=source.module, file=file, default_size=tuple(source.input_size)
     )
+
+
+def _picosam_onnx(path: Path) -> bool:
+    """Whether a float ONNX is a PicoSAM network (checked as the module convert makes of it); others: ONNX gate."""
+    from converter.mctq import is_mctq
+    from imx500_sam.model.onnx_import import read_onnx_network
+
+    if is_mctq(path):
+        return False
+    try:
+        read_onnx_network(path)
+    except BadInputError:
+        return False
+    return True
 
 
 def choose_input_size(requested: tuple[int, int] | None, default: int | tuple[int, int] | None) -> tuple[int, int]:

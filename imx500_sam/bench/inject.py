@@ -75,15 +75,18 @@ def eval_device(
     readback: bool = True,
     command: str | None = None,
     log: Callable[[str], None] = lambda s: None,
+    convention: str = "shifted",
 ) -> dict[str, Any]:
     """On-sensor mIoU by tensor injection; ``reference``: the emulator's logits for an RGB crop (optional).
+
+    ``convention``: the prompt crop (``imx500_sam.prompt.CROP_CONVENTIONS``), the one the model was trained with.
 
     Writes ``eval_device.json`` (as it goes), ``eval_device.md`` and ``eval_device.png`` to ``out``; an error
     keeps what was measured (``status``).
     """
     from imx500_sam.data.coco import load_coco
     from imx500_sam.data.sources import read_rgb
-    from imx500_sam.prompt import crop, iou, paste_mask, square_roi
+    from imx500_sam.prompt import check_convention, crop, iou, paste_mask, prompt_roi
 
     w, h = sensor.input_size
     if w != h:
@@ -101,8 +104,10 @@ def eval_device(
         sensor=type(sensor).__name__,
         reference=reference_name,
         coco=str(coco),
+        prompt_crop=check_convention(convention),
         instances=[],
-        method="prompt crop (square ROI +10%) of each instance injected into the sensor (picamera2's injection "
+        method="prompt crop (the model's crop convention, prompt_crop) of each instance injected into the sensor "
+        "(picamera2's injection "
         "format), the frame with the driver's comparison frameCount read back; IoU after pasting the mask "
         "into the image (logit > 0); agreement = fraction of equal mask pixels at the network's resolution",
     )
@@ -111,7 +116,7 @@ def eval_device(
         for img in data_set:
             rgb = read_rgb(img.path)
             for inst in img.instances:
-                roi = square_roi(inst.bbox, (img.width, img.height))
+                roi = prompt_roi(inst.bbox, (img.width, img.height), convention)
                 crop_rgb = crop(rgb, roi, w)
                 t0 = time.perf_counter()
                 frame = run_injected(sensor, crop_rgb)

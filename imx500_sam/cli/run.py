@@ -38,9 +38,21 @@ def run(
         help="Emulator: onnxruntime's fused INT8 kernels, ~2x faster; masks agree with MCT's network on ~99.5% "
         "of pixels instead of 99.9%.",
     ),
+    crop: str = typer.Option(
+        None,
+        "--crop",
+        help="How a box becomes the sensor ROI: shifted (square kept inside the frame) | clamped (the authors' "
+        "padded square clamped to the frame). Default: the one the converted model was trained with (report.json).",
+    ),
+    roi_as_drawn: bool = typer.Option(
+        False,
+        "--roi-as-drawn",
+        help="Send the box itself as the ROI, unpadded and unsquared, as the authors' demo does (for comparison: "
+        "the model was not trained on such crops).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per frame."),
 ) -> None:
-    """Segment prompted objects per frame: box -> square ROI (+10%) on the sensor -> mask in the output image."""
+    """Segment prompted objects per frame: box -> ROI on the sensor (the model's crop) -> mask in the output image."""
     from imx500_sam.runtime.runner import RunOptions, parse_box
     from imx500_sam.runtime.runner import run as run_prompts
 
@@ -57,6 +69,8 @@ def run(
         threads=threads,
         pipelined=pipelined,
         fast_int8=fast_int8,
+        crop=crop,
+        roi_as_drawn=roi_as_drawn,
     )
 
     def emit(result: MaskResult) -> None:

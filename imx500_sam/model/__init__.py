@@ -9,6 +9,7 @@ from imx500_sam.model.checkpoint import (
     Layout,
     bare_network,
     load_checkpoint,
+    prompt_crop_of,
     read_checkpoint,
     save_checkpoint,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "bare_network",
     "count_parameters",
     "load_checkpoint",
+    "prompt_crop_of",
     "read_checkpoint",
     "save_checkpoint",
 ]

@@ -7,8 +7,12 @@ Known layouts (a table of named builders, as in segment-anything's ``build_sam``
 - ``picosam2``: the authors' PicoSAM2 state_dict (``PicoSAM2_student_epoch1.pt``, ``PicoSAM2_epoch1.pt``);
 - ``imx500-sam-v1``: the toolkit's earlier look-alike layout (checkpoints of imx500-sam 0.1 ``distill``).
 
-A file may hold the state_dict bare, or under ``model`` / ``state_dict``, with or without DDP's ``module.`` prefix.
-Widths are read from the tensors. The module returned takes RGB = pixels / 256 (the sensor's input) and returns
+A file may hold the state_dict bare, or under ``model`` / ``state_dict`` (e.g. LibreYOLO's ``LibrePicoSAM3pico.pt``:
+the authors' state_dict with ``model_family``, ``imgsz``, ... beside it, kept as ``Checkpoint.file_info``), with or
+without DDP's ``module.`` prefix; or be a float ONNX export of the network (``imx500_sam.model.onnx_import``).
+Widths are read from the tensors. The layout comes from the tensors, not the file name: a PicoSAM2 in a file named
+PicoSAM3 (the authors' ``PicoSAM3_epoch1.pt``) loads as PicoSAM2 with a one-line warning.
+The module returned takes RGB = pixels / 256 (the sensor's input) and returns
 the same logits as the authors' forward on ``Normalize(ImageNet)(pixels / 255)`` (see ``sensor_input``).
 What the toolkit keeps besides the weights (layout, config, training metadata) goes in a JSON sidecar
 (``name.json`` beside ``name.pt``), so the ``.pt`` stays a plain state_dict the authors' code loads.
@@ -16,12 +20,15 @@ What the toolkit keeps besides the weights (layout, config, training metadata) g
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
+import re
+import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +106,19 @@ LAYOUTS: dict[str, Layout] = {
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A loaded checkpoint: the ready module (eval mode), its layout and widths, and the sidecar's metadata."""
+    """A loaded checkpoint: the ready module (eval mode), its layout and widths, and the sidecar's metadata.
+
+    ``file_format``: ``state_dict`` or ``float-onnx``; ``file_info``: the plain values stored beside the
+    state_dict (a LibreYOLO checkpoint's ``model_family``, ``imgsz``, ...); ``warnings``: one line each.
+    """
 
     module: nn.Module
     layout: Layout
     config: Any
     meta: dict[str, Any]
+    file_format: str = "state_dict"
+    file_info: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
 
 def sidecar_path(path: Path) -> Path:
@@ -132,6 +146,25 @@ def _read(path: Path) -> Any:
         ) from exc
 
 
+def _plain(value: Any) -> Any:
+    """A JSON-able copy of a plain value (dict keys as strings); None for one that holds tensors or objects."""
+    if isinstance(value, dict):
+        items = {str(k): _plain(v) for k, v in value.items()}
+        return None if any(items[str(k)] is None and v is not None for k, v in value.items()) else items
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v) for v in value]
+        return None if any(p is None and v is not None for p, v in zip(items, value, strict=True)) else items
+    return value if isinstance(value, (str, int, float, bool)) else None
+
+
+def wrapper_metadata(obj: Any) -> dict[str, Any]:
+    """The plain values stored beside a wrapped state_dict (LibreYOLO's ``model_family``, ``imgsz``, ...)."""
+    if not isinstance(obj, dict) or not any(isinstance(obj.get(k), dict) for k in ("model", "state_dict")):
+        return {}
+    plain = {str(k): _plain(v) for k, v in obj.items() if k not in ("model", "state_dict")}
+    return {k: v for k, v in plain.items() if v is not None or obj.get(k) is None}
+
+
 def extract_state_dict(obj: Any, path: Path | str = "checkpoint") -> tuple[StateDict, dict]:
     """(state_dict without DDP's ``module.`` prefix, embedded config dict) from a loaded checkpoint object."""
     config: dict = {}
@@ -139,6 +172,8 @@ def extract_state_dict(obj: Any, path: Path | str = "checkpoint") -> tuple[State
         for key in ("model", "state_dict"):
             if key in obj and isinstance(obj[key], dict):
                 config = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+                if not config and isinstance(obj.get("imgsz"), int):  # LibreYOLO's wrapper
+                    config = {"input_size": obj["imgsz"]}
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -196,20 +231,81 @@ def build_from_state(state: StateDict, input_size: int = 96, path: Path | str = 
     )
 
 
-def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Load a PicoSAM checkpoint (any known layout) and its sidecar, never running code from the file."""
-    path = Path(path)
-    state, config = extract_state_dict(_read(path), path)
-    meta: dict[str, Any] = {}
+def _read_sidecar(path: Path) -> dict[str, Any]:
     side = sidecar_path(path)
     if side.is_file():
         try:
             meta = json.loads(side.read_text())
+            return meta if isinstance(meta, dict) else {}
         except (OSError, ValueError):
-            meta = {}
-    input_size = int((meta.get("config") or config or {}).get("input_size", 96))
-    ckpt = build_from_state(state, input_size, path)
-    return Checkpoint(ckpt.module, ckpt.layout, ckpt.config, meta)
+            return {}
+    return {}
+
+
+def name_mismatch(path: Path, layout: Layout) -> str | None:
+    """A one-line warning when the file's name names another PicoSAM architecture than its tensors hold."""
+    named = {m.lower() for m in re.findall(r"picosam\d", path.name, flags=re.IGNORECASE)}
+    if not named or layout.architecture.lower() in named or layout.name == LEGACY:
+        return None
+    names = "/".join(sorted(n.replace("picosam", "PicoSAM") for n in named))
+    arch = layout.architecture
+    return f"{path.name} is named {names} but holds a {arch} network: loading it as {arch}."
+
+
+def _warn(lines: tuple[str, ...]) -> None:
+    for line in lines:
+        print(f"imx500-sam: warning: {line}", file=sys.stderr)
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Load a PicoSAM checkpoint (any known layout, or a float ONNX export) and its sidecar, never running code.
+
+    Warnings (a file named for another architecture) are printed to stderr, one line each, and kept.
+    """
+    path = Path(path)
+    meta = _read_sidecar(path)
+    if path.suffix.lower() == ".onnx":
+        from imx500_sam.model.onnx_import import read_onnx_network
+
+        found = read_onnx_network(path)
+        layout = LAYOUTS[found.layout]
+        module = SensorInput(found.net).eval()
+        file_info = {
+            "onnx_batchnorm_folded": found.batchnorm_folded,
+            "onnx_vs_module_max_rel_diff": found.verified_rel_diff,
+        }
+        ckpt = Checkpoint(module, layout, found.config, meta, "float-onnx", file_info)
+    else:
+        obj = _read(path)
+        state, config = extract_state_dict(obj, path)
+        input_size = int((meta.get("config") or config or {}).get("input_size", 96))
+        built = build_from_state(state, input_size, path)
+        ckpt = Checkpoint(built.module, built.layout, built.config, meta, "state_dict", wrapper_metadata(obj))
+    mismatch = name_mismatch(path, ckpt.layout)
+    if mismatch:
+        ckpt = dataclasses.replace(ckpt, warnings=(mismatch,))
+        _warn(ckpt.warnings)
+    return ckpt
+
+
+def prompt_crop_of(ckpt: Checkpoint) -> str:
+    """The crop convention the checkpoint's model was trained with (``imx500_sam.prompt``).
+
+    Its sidecar's ``prompt_crop`` when it has one; else ``shifted`` for a file imx500-sam wrote (a sidecar, or
+    imx500-sam 0.1's layout: both trained on shifted squares), and ``clamped`` (the authors' ``pad_bbox_to_square``)
+    for the authors' files and their repackagings (no sidecar: .pt, LibreYOLO's, the float ONNX).
+    """
+    from imx500_sam.prompt import CLAMPED, SHIFTED, check_convention
+
+    recorded = ckpt.meta.get("prompt_crop")
+    if isinstance(recorded, str):
+        try:
+            return check_convention(recorded)
+        except ValueError as exc:
+            raise BadInputError(f"sidecar: {exc}.", hint="Fix prompt_crop in the checkpoint's .json sidecar.") from exc
+    if ckpt.layout.name == LEGACY or ckpt.meta.get("format") == SIDECAR_FORMAT:
+        return SHIFTED
+    return CLAMPED
 
 
 def load_checkpoint(path: str | Path) -> nn.Module:

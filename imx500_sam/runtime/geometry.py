@@ -8,8 +8,11 @@ Three coordinate systems:
   applies: ``out = (sensor - crop.xy) * output_size / crop.size``.
 - *input*: the network's input tensor (96x96): the ROI scaled by the sensor.
 
-The square prompt ROI itself comes from ``imx500_sam.prompt.square_roi`` (box grown 10%), computed
-in sensor pixels because that is where the sensor crops.
+The prompt ROI itself comes from ``imx500_sam.prompt.prompt_roi`` under the model's crop convention (a square
+shifted inside the sensor, or the authors' padded square clamped to it, which is not square at an edge),
+computed in sensor pixels because that is where the sensor crops. The sensor scales any ROI rectangle into the
+input tensor, so a non-square ROI is stretched on chip as the authors' crops are stretched in training; the
+mask comes back over the same rectangle (``paste_mask``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imx500_sam.facts import SENSOR_FULL_SIZE
-from imx500_sam.prompt import GROW, ROI, paste_rect, square_roi
+from imx500_sam.prompt import GROW, ROI, SHIFTED, paste_rect, prompt_roi
 
 Box = tuple[float, float, float, float]
 
@@ -71,9 +74,9 @@ class SensorGeometry:
         x, y, w, h = (float(v) for v in rect)
         return ((x - self.scaler_crop[0]) / sx, (y - self.scaler_crop[1]) / sy, w / sx, h / sy)
 
-    def prompt_roi(self, box: Box, grow: float = GROW) -> ROI:
-        """The sensor ROI for a prompt box in output pixels: square, grown by ``grow``, inside the sensor."""
-        return square_roi(self.output_to_sensor(box), self.full_size, grow)
+    def prompt_roi(self, box: Box, grow: float = GROW, convention: str = SHIFTED) -> ROI:
+        """The sensor ROI for a prompt box in output pixels, under a crop convention, inside the sensor."""
+        return prompt_roi(self.output_to_sensor(box), self.full_size, convention, grow)
 
     def roi_rect(self, roi: ROI) -> tuple[int, int, int, int]:
         """The ROI on the output image's pixel grid: edges rounded to whole pixels, not clipped."""

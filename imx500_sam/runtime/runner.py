@@ -38,6 +38,8 @@ class RunOptions:
     threads: int | None = None
     fast_int8: bool = False
     pipelined: bool = False
+    crop: str | None = None  # crop convention (imx500_sam.prompt); None: the converted model's
+    roi_as_drawn: bool = False  # the authors' demo: the drawn box is the ROI (no padding, not square)
 
 
 @dataclass
@@ -85,6 +87,33 @@ def open_sensor(options: RunOptions) -> Sensor:
     return EmulatedIMX500(
         options.emulate, source, threads=options.threads, pipelined=options.pipelined, fast_int8=options.fast_int8
     )
+
+
+def crop_convention(options: RunOptions, sensor: Sensor) -> str:
+    """The ROI convention of a run: ``--roi-as-drawn``, ``--crop``, else the converted model's training crop.
+
+    The emulator reads it from its convert output's report.json; the camera from the report.json beside the
+    .rpk (a convert output packaged on the Pi), else ``shifted`` (the bundled model's).
+    """
+    from imx500_sam.prompt import AS_DRAWN, SHIFTED, check_convention
+
+    if options.roi_as_drawn:
+        if options.crop is not None:
+            raise BadInputError("--roi-as-drawn and --crop exclude each other.")
+        return AS_DRAWN
+    if options.crop is not None:
+        try:
+            return check_convention(options.crop)
+        except ValueError as exc:
+            raise BadInputError(f"--crop: {exc}.") from exc
+    convert_out = getattr(sensor, "convert_out", None)
+    if convert_out is not None:
+        return convert_out.prompt_crop
+    if options.rpk is not None:
+        from imx500_sam.convert_output import prompt_crop_beside
+
+        return prompt_crop_beside(options.rpk) or SHIFTED
+    return SHIFTED
 
 
 def select_box(image: np.ndarray) -> Box:
@@ -187,7 +216,7 @@ def run(options: RunOptions, on_result: Callable[[MaskResult], None] | None = No
             peek = getattr(sensor, "peek_image", None)
             image = peek() if callable(peek) else sensor.capture().image  # type: ignore[union-attr]
             boxes.append(select_box(image))
-        session = PromptSession(sensor, boxes, track=options.track)
+        session = PromptSession(sensor, boxes, track=options.track, convention=crop_convention(options, sensor))
         source = getattr(sensor, "source", None)
         limit = options.frames
         if limit is None and source is not None and source.is_still:

@@ -1,7 +1,8 @@
 """A prompt session over any sensor: box prompts -> on-sensor ROIs -> masks in output-image pixels.
 
-Each prompt is a box (x, y, w, h) in output-image pixels. Its ROI is the square around the box,
-grown 10%, in sensor pixels (``SensorGeometry.prompt_roi`` -> ``imx500_sam.prompt.square_roi``). Several
+Each prompt is a box (x, y, w, h) in output-image pixels. Its ROI, in sensor pixels, follows the model's crop
+convention (``SensorGeometry.prompt_roi`` -> ``imx500_sam.prompt.prompt_roi``: the square grown 10% shifted inside
+the sensor, the authors' padded square clamped to it, or the box as drawn). Several
 prompts take turns, one ROI per frame (round robin). With ``track=True`` the next ROI of a prompt
 comes from its current mask's box (the mask parts overlapping the expected box; size smoothed), its
 centre corrected by the object's motion in the image (mask-weighted phase correlation with the prompt's
@@ -20,7 +21,7 @@ import cv2
 import numpy as np
 
 from imx500_sam.errors import BadInputError
-from imx500_sam.prompt import GROW, ROI
+from imx500_sam.prompt import GROW, ROI, SHIFTED, check_convention
 from imx500_sam.runtime.geometry import Box, SensorGeometry
 from imx500_sam.runtime.sensor import Sensor, SensorFrame
 
@@ -166,7 +167,8 @@ class PromptSession:
     (0..1) is the weight of the previous motion and ``size_smoothing`` that of the previous box size, and
     the box changes size by at most ``max_scale_step`` per turn; with ``motion`` the image motion of the
     object moves its last position and ``motion_weight`` (0..1) is its weight against the mask's centre;
-    a mask smaller than ``min_area_fraction`` of its ROI means the object is lost.
+    a mask smaller than ``min_area_fraction`` of its ROI means the object is lost. ``convention``: how a box
+    becomes its ROI (``imx500_sam.prompt.CROP_CONVENTIONS``): the one the model was trained with.
     """
 
     def __init__(
@@ -182,6 +184,7 @@ class PromptSession:
         max_scale_step: float = 1.1,
         motion: bool = True,
         motion_weight: float = 0.5,
+        convention: str = SHIFTED,
     ) -> None:
         if not boxes:
             raise BadInputError("no prompt given.", hint="Give --box x,y,w,h (repeat for several objects) or --select.")
@@ -196,6 +199,7 @@ class PromptSession:
         self.size_smoothing = float(size_smoothing)
         self.min_area_fraction = float(min_area_fraction)
         self.grow = grow
+        self.convention = check_convention(convention)
         if max_scale_step < 1.0:
             raise ValueError(f"max_scale_step must be >= 1, got {max_scale_step}")
         self.max_scale_step = float(max_scale_step)
@@ -207,7 +211,7 @@ class PromptSession:
         self.prompts: list[PromptState] = []
         for b in boxes:
             box = clip_box(b, geometry.output_size)
-            self.prompts.append(PromptState(box=box, roi=geometry.prompt_roi(box, grow), track=track))
+            self.prompts.append(PromptState(box=box, roi=geometry.prompt_roi(box, grow, self.convention), track=track))
         self._turn = 0
         self._last_time: float | None = None
         self._fps: float | None = None
@@ -217,7 +221,7 @@ class PromptSession:
         geometry = self._geometry()
         state = self.prompts[index]
         state.box = clip_box(box, geometry.output_size)
-        state.roi = geometry.prompt_roi(state.box, self.grow)
+        state.roi = geometry.prompt_roi(state.box, self.grow, self.convention)
         state.lost, state.lost_frames = False, 0
         state.velocity, state.last_centre = (0.0, 0.0), None
         state.last_grey, state.prev_mask = None, None
@@ -283,7 +287,7 @@ class PromptSession:
                 state.last_grey = grey
                 state.prev_mask = mask
                 state.box = self._follow(state, window_box, roi_out, motion)
-                state.roi = geometry.prompt_roi(state.box, self.grow)
+                state.roi = geometry.prompt_roi(state.box, self.grow, self.convention)
         now = time.perf_counter()
         if self._last_time is not None:
             inst = 1.0 / max(1e-9, now - self._last_time)

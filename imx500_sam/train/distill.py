@@ -68,7 +68,8 @@ class DistillOptions:
     low_res: int | None = None  # train the first ``low_res_epochs`` epochs on crops of this size (cheaper)
     low_res_epochs: int = 0
     seed: int = 0
-    init: Path | None = None  # start from these weights
+    init: Path | None = None  # start from these weights (.pt of any known layout, or a float ONNX)
+    crop: str | None = None  # crop convention (imx500_sam.prompt); None: the --init model's, else shifted
     resume: bool = False
     threads: int | None = None
     bf16: bool = False  # bfloat16 autocast for forward passes (CPU AVX512-BF16/AMX, GPUs)
@@ -109,8 +110,13 @@ def training_more_photos() -> list[Path]:
     return [p for p in fetch_more_photos() if p.name not in SELECTION_HELD_OUT]
 
 
-def build_samplers(opts: DistillOptions, log: Callable[[str], None]) -> list[tuple[object, float]]:
-    """Teacher targets (cached) and samplers for every requested source, with their mixing weights."""
+def build_samplers(
+    opts: DistillOptions, log: Callable[[str], None], crop: str = "shifted"
+) -> list[tuple[object, float]]:
+    """Teacher targets (cached) and samplers for every requested source, with their mixing weights.
+
+    ``crop``: the crop convention of the training crops (``imx500_sam.prompt.CROP_CONVENTIONS``).
+    """
     from imx500_sam.data.coco import load_coco
     from imx500_sam.data.sources import fetch_cutouts, fetch_photos, read_rgb
     from imx500_sam.train.samples import PasteSampler, TargetSampler
@@ -149,7 +155,7 @@ def build_samplers(opts: DistillOptions, log: Callable[[str], None]) -> list[tup
             records += box_targets(imgs, [im.path for im in coco], boxes, gts, factory, opts.teacher, log=log)
     samplers: list[tuple[object, float]] = []
     if records:
-        ts = TargetSampler(records)
+        ts = TargetSampler(records, convention=crop)
         log(f"targets: {len(ts)} objects in {len(ts.records)} images")
         if len(ts):
             samplers.append((ts, 1.0 - opts.paste_frac if (opts.cutouts or opts.default_cutouts) else 1.0))
@@ -166,7 +172,7 @@ def build_samplers(opts: DistillOptions, log: Callable[[str], None]) -> list[tup
             backgrounds = [im.path for im in load_coco(opts.coco, opts.images)]
         if not backgrounds:
             backgrounds = fetch_photos()
-        ps = PasteSampler(cutouts, backgrounds)
+        ps = PasteSampler(cutouts, backgrounds, convention=crop)
         log(f"cut-and-paste: {len(ps.cutouts)} cut-outs on {len(ps.backgrounds)} backgrounds")
         samplers.append((ps, opts.paste_frac if samplers else 1.0))
     if not samplers:
@@ -229,8 +235,17 @@ def run_distill(opts: DistillOptions) -> DistillResult:
     import torch
     import torch.distributed as dist
 
-    from imx500_sam.model import PicoSAM3, SensorInput, bare_network, load_checkpoint, save_checkpoint
+    from imx500_sam.model import (
+        PicoSAM3,
+        SensorInput,
+        bare_network,
+        load_checkpoint,
+        prompt_crop_of,
+        read_checkpoint,
+        save_checkpoint,
+    )
     from imx500_sam.model.legacy import LegacyPicoSAM3, to_published
+    from imx500_sam.prompt import SHIFTED, check_convention
     from imx500_sam.train.losses import distill_loss
     from imx500_sam.train.samples import make_batch, resize_batch
 
@@ -253,16 +268,22 @@ def run_distill(opts: DistillOptions) -> DistillResult:
         out.mkdir(parents=True, exist_ok=True)
     last_path, final_path = out / LAST, out / FINAL
 
+    init = read_checkpoint(opts.init) if opts.init else None
+    try:
+        crop = check_convention(opts.crop or (prompt_crop_of(init) if init is not None else SHIFTED))
+    except ValueError as exc:
+        raise BadInputError(f"--crop: {exc}.") from exc
+    log(f"training crops: {crop} (imx500_sam.prompt)")
     # Teacher targets: rank 0 computes and caches them, the others then read the cache.
     if distributed and not is_main:
         dist.barrier()
     with activity("teacher targets"):
-        samplers = build_samplers(opts, log)
+        samplers = build_samplers(opts, log, crop)
     if distributed and is_main:
         dist.barrier()
 
     torch.manual_seed(opts.seed)
-    model = load_checkpoint(opts.init) if opts.init else SensorInput(PicoSAM3())
+    model = init.module if init is not None else SensorInput(PicoSAM3())
     if isinstance(model, LegacyPicoSAM3):
         log(f"{opts.init}: imx500-sam 0.1 layout, moved to the published PicoSAM3 layout (approximately)")
         model = to_published(model)
@@ -394,7 +415,9 @@ def run_distill(opts: DistillOptions) -> DistillResult:
                             history_json=json.dumps(history),
                             options_json=json.dumps(options),
                         )
-                        save_checkpoint(model, final_path, training={"epoch": epoch + 1, "options": options})
+                        save_checkpoint(
+                            model, final_path, prompt_crop=crop, training={"epoch": epoch + 1, "options": options}
+                        )
                         (out / HISTORY).write_text(json.dumps(history, indent=1))
                         model.train()
                         log(f"epoch {epoch + 1} done: loss {entry['loss']:.4f}, checkpoint {final_path}")

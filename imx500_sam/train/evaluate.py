@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from imx500_sam.data.coco import CocoImage, CocoInstance, load_coco
-from imx500_sam.prompt import crop, iou, paste_mask, square_roi, to_model_input
+from imx500_sam.prompt import SHIFTED, crop, iou, paste_mask, prompt_roi, to_model_input
 
 if TYPE_CHECKING:
     from imx500_sam.train.overlays import OverlayWriter
@@ -71,14 +71,22 @@ def _score(
 
 
 def evaluate_crops(
-    name: str, images: list[CocoImage], predict: CropPredictor, size: int = 96, overlays: OverlayWriter | None = None
+    name: str,
+    images: list[CocoImage],
+    predict: CropPredictor,
+    size: int = 96,
+    overlays: OverlayWriter | None = None,
+    convention: str = SHIFTED,
 ) -> EvalResult:
-    """mIoU of a crop model (float or INT8) over every instance; each mask also to ``overlays`` if given."""
+    """mIoU of a crop model (float or INT8) over every instance; each mask also to ``overlays`` if given.
+
+    ``convention``: the prompt crop (``imx500_sam.prompt``), the one the model was trained with.
+    """
     t0 = time.perf_counter()
     ious: list[float] = []
     for img in images:
         rgb = _read(img)
-        rois = [square_roi(a.bbox, (img.width, img.height)) for a in img.instances]
+        rois = [prompt_roi(a.bbox, (img.width, img.height), convention) for a in img.instances]
         batch = np.stack([to_model_input(crop(rgb, r, size)) for r in rois])
         logits = np.asarray(predict(batch), np.float32).reshape(len(rois), size, size)
         for a, r, lg in zip(img.instances, rois, logits, strict=True):
@@ -143,9 +151,11 @@ def run_eval(
     teacher: str | None = None,
     float_model: bool = True,
     overlays: Path | None = None,
+    crop: str | None = None,
 ) -> list[EvalResult]:
     """Evaluate the float checkpoint, optionally a convert output's INT8 network and a teacher.
 
+    Each network is prompted with the crop it was trained with (its sidecar / report.json), unless ``crop`` says.
     ``overlays``: a new folder for one picture per instance with every evaluated model side by side.
     """
     from imx500_sam.train.overlays import OverlayWriter
@@ -155,17 +165,26 @@ def run_eval(
     results = []
     if float_model:
         from imx500_sam.defaults import DEFAULT_CHECKPOINT
-        from imx500_sam.model import load_checkpoint
+        from imx500_sam.model import prompt_crop_of, read_checkpoint
 
         path = Path(model) if model else DEFAULT_CHECKPOINT
-        net = load_checkpoint(path)
-        results.append(evaluate_crops(f"float:{path.name}", data, torch_predictor(net), net.config.input_size, writer))
+        ckpt = read_checkpoint(path)
+        results.append(
+            evaluate_crops(
+                f"float:{path.name}",
+                data,
+                torch_predictor(ckpt.module),
+                ckpt.config.input_size,
+                writer,
+                crop or prompt_crop_of(ckpt),
+            )
+        )
     if int8_out is not None:
         from imx500_sam.convert_output import ConvertOutputDir
 
         out = ConvertOutputDir.load(int8_out)
         predict, size = onnx_predictor(out.qdq_onnx)
-        results.append(evaluate_crops(f"int8:{out.out_dir.name}", data, predict, size, writer))
+        results.append(evaluate_crops(f"int8:{out.out_dir.name}", data, predict, size, writer, crop or out.prompt_crop))
     if teacher:
         from imx500_sam.train.teachers import load_teacher
 

@@ -1,7 +1,8 @@
 """Training crops: prompt-style crops from cached teacher targets, and cut-and-paste composites.
 
-Every sample is what PicoSAM3 sees at run time: a square crop around an object's box grown by 10%
-(imx500_sam.prompt.square_roi / crop), 96x96 RGB, plus its targets in the same crop:
+Every sample is what PicoSAM3 sees at run time: the crop of an object's box under the model's crop convention
+(imx500_sam.prompt.prompt_roi / crop: the shifted square or the authors' clamped one), 96x96 RGB, plus its targets
+in the same crop:
 - ``teacher``: the teacher's soft mask (float in [0, 1]) and confidence, where a teacher ran;
 - ``gt``: an exact ground-truth mask, where one exists (COCO masks, or the alpha of a pasted cut-out).
 Pure numpy + OpenCV; all randomness comes from the ``numpy.random.Generator`` passed in.
@@ -15,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from imx500_sam.prompt import crop, mask_bbox, square_roi
+from imx500_sam.prompt import SHIFTED, check_convention, crop, mask_bbox, prompt_roi
 from imx500_sam.train.targets import ImageTargets
 
 
@@ -56,10 +57,13 @@ def _photometric(img: np.ndarray, rng: np.random.Generator, strength: float = 0.
 class TargetSampler:
     """Crops from cached teacher (and ground-truth) targets, images held in memory."""
 
-    def __init__(self, records: list[ImageTargets], size: int = 96, min_side: float = 6.0) -> None:
+    def __init__(
+        self, records: list[ImageTargets], size: int = 96, min_side: float = 6.0, convention: str = SHIFTED
+    ) -> None:
         from imx500_sam.data.sources import read_rgb
 
         self.size = size
+        self.convention = check_convention(convention)
         self.records = [r for r in records if len(r)]
         self.images = [read_rgb(r.image_path) for r in self.records]
         self.index = [
@@ -77,7 +81,7 @@ class TargetSampler:
         i, j = self.index[int(rng.integers(len(self.index)))]
         rec, img = self.records[i], self.images[i]
         h, w = img.shape[:2]
-        roi = square_roi(tuple(jitter_box(rec.boxes[j], rng, jitter)), (w, h))
+        roi = prompt_roi(tuple(jitter_box(rec.boxes[j], rng, jitter)), (w, h), self.convention)
         im = crop(img, roi, self.size)
         t = crop(rec.teacher[j], roi, self.size).astype(np.float32) / 255.0
         if rec.gt is not None:
@@ -95,10 +99,13 @@ class PasteSampler:
     with random scale, position, flip and colour jitter; the target's visible alpha is the ground truth.
     """
 
-    def __init__(self, cutouts: list[Path], backgrounds: list[Path], size: int = 96, canvas: int = 256) -> None:
+    def __init__(
+        self, cutouts: list[Path], backgrounds: list[Path], size: int = 96, canvas: int = 256, convention: str = SHIFTED
+    ) -> None:
         from imx500_sam.data.sources import read_rgb
 
         self.size, self.canvas = size, canvas
+        self.convention = check_convention(convention)
         self.cutouts = []
         for p in cutouts:
             rgba = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
@@ -160,7 +167,8 @@ class PasteSampler:
             box = mask_bbox(gt)
             if box is None or min(box[2], box[3]) < 6 or gt.sum() < 0.25 * (target > 0.01).sum():
                 continue
-            roi = square_roi(tuple(jitter_box(np.asarray(box, np.float32), rng, jitter)), (self.canvas, self.canvas))
+            box = tuple(jitter_box(np.asarray(box, np.float32), rng, jitter))
+            roi = prompt_roi(box, (self.canvas, self.canvas), self.convention)
             im = _photometric(crop(canvas, roi, self.size), rng, 0.1)
             g = (crop(gt.astype(np.uint8) * 255, roi, self.size) > 127).astype(np.float32)
             return im, np.zeros_like(g), 0.0, g, 1.0

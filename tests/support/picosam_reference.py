@@ -114,3 +114,86 @@ def authors_forward(sd: dict, x: torch.Tensor, arch: str = "picosam3") -> torch.
 def authors_input(pixels_nchw_uint8: torch.Tensor) -> torch.Tensor:
     """The authors' input: ToTensor (pixels / 255) then Normalize(ImageNet)."""
     return (pixels_nchw_uint8.float() / 255.0 - MEAN) / STD
+
+
+def pad_bbox_to_square(bbox: tuple[float, float, float, float], img_w: int, img_h: int, padding: float = 0.1):
+    """The authors' crop box (shared/notes/picosam3.md, protocol step 3): pad, square about the centre, clamp to
+    the image, ``int()`` each corner. Returns (x1, y1, x2, y2)."""
+    x, y, w, h = bbox
+    x, y = x - w * padding, y - h * padding
+    w, h = w + 2 * w * padding, h + 2 * h * padding
+    size = max(w, h)
+    cx, cy = x + w / 2, y + h / 2
+    x1, y1 = cx - size / 2, cy - size / 2
+    x2, y2 = x1 + size, y1 + size
+    return int(max(0, x1)), int(max(0, y1)), int(min(img_w, x2)), int(min(img_h, y2))
+
+
+def export_authors_onnx(arch: str, sd: dict, path, size: int = 96, fold: bool = True) -> None:
+    """``torch.onnx.export`` of the authors' network in eval mode, ImageNet normalisation outside (as their
+    ``PicoSAM3_SAM3_student_best.onnx``): a throwaway nn.Module running ``authors_forward``'s arithmetic with
+    the authors' module names, so the exporter folds each BatchNorm into its convolution as it does for theirs
+    (``fold=False``: constant folding off)."""
+    from torch import nn
+
+    from imx500_sam.compat import legacy_onnx_export
+
+    def ds(cin: int, cout: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU(),
+            nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+        )  # fmt: skip
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            cin = 3
+            for i, c in enumerate(ENC, 1):
+                setattr(self, f"encoder_stage{i}", ds(cin, c))
+                setattr(self, f"down{i}", nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False))
+                cin = c
+            if arch == "picosam3":
+                self.bottleneck = nn.Sequential(
+                    ds(ENC[-1], BOT), nn.Conv2d(BOT, BOT, 3, padding=2, dilation=2, groups=BOT, bias=False),
+                    nn.BatchNorm2d(BOT), nn.ReLU(), nn.Conv2d(BOT, BOT, 1, bias=False), nn.BatchNorm2d(BOT), nn.ReLU(),
+                )  # fmt: skip
+            else:
+                self.bottleneck = ds(ENC[-1], BOT)
+            cin = BOT
+            for i, c in enumerate(DEC, 1):
+                setattr(self, f"up{i}", nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), ds(cin, c)))
+                cin = c
+            for i, (e, d) in zip((4, 3, 2, 1), zip(reversed(ENC), DEC, strict=True), strict=True):
+                setattr(self, f"skip_conn{i}", nn.Conv2d(e, d, 1))
+            if arch == "picosam3":
+                self.eca = nn.Module()
+                self.eca.conv1x1 = nn.Conv2d(DEC[-1], DEC[-1], 1, bias=False)
+                self.refine = nn.Sequential(
+                    nn.Conv2d(DEC[-1], DEC[-1], 3, padding=1, groups=DEC[-1], bias=False), nn.BatchNorm2d(DEC[-1]),
+                    nn.ReLU(), nn.Conv2d(DEC[-1], 1, 1),
+                )  # fmt: skip
+            else:
+                self.output_head = nn.Conv2d(DEC[-1], 1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            f1 = self.encoder_stage1(x)
+            f2 = self.encoder_stage2(self.down1(f1))
+            f3 = self.encoder_stage3(self.down2(f2))
+            f4 = self.encoder_stage4(self.down3(f3))
+            b = self.bottleneck(self.down4(f4))
+            u = self.up1(b) + self.skip_conn4(f4)
+            u = self.up2(u) + self.skip_conn3(f3)
+            u = self.up3(u) + self.skip_conn2(f2)
+            u = self.up4(u) + self.skip_conn1(f1)
+            if arch == "picosam2":
+                return self.output_head(u)
+            u = u * torch.sigmoid(self.eca.conv1x1(F.adaptive_avg_pool2d(u, 1)))
+            return self.refine(u)
+
+    net = Net().eval()
+    net.load_state_dict(sd, strict=True)
+    with legacy_onnx_export(), torch.inference_mode():
+        torch.onnx.export(
+            net, (torch.zeros(1, 3, size, size),), str(path), input_names=["input"], output_names=["output"],
+            opset_version=17, do_constant_folding=fold,
+        )  # fmt: skip
