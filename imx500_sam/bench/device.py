@@ -30,7 +30,7 @@ from imx500_sam.bench.power import PowerSampler
 from imx500_sam.bench.record import ending, header, stats, write_atomic, write_json
 from imx500_sam.errors import BadInputError
 from imx500_sam.runtime.geometry import Box
-from imx500_sam.runtime.sensor import Sensor
+from imx500_sam.runtime.sensor import Sensor, sensor_to_mask_ms
 
 ROI_MODES = ("fixed", "cycle", "both")
 SWEEP_RATES = (5.0, 7.5, 10.0, 12.5, 15.0, 20.0, 25.0, 30.0)  # Sony's library sweeps FrameRate 5..30
@@ -135,7 +135,7 @@ class DeviceBenchRecord:
 def _frame_row(phase: str, rate: float | None, result: Any, ready_ns: int, requests: int) -> dict[str, Any]:
     f = result.sensor_frame
     has = f.outputs is not None
-    latency = (ready_ns - f.timestamp_ns) / 1e6 if has and f.timestamp_ns else None
+    latency = sensor_to_mask_ms(f, ready_ns)
     return {
         "phase": phase,
         "rate": rate,

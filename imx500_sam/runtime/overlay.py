@@ -30,26 +30,29 @@ def draw_overlay(
     lost: Sequence[bool] = (),
     text: Sequence[str] = (),
     alpha: float = 0.45,
+    ids: Sequence[int] = (),
 ) -> np.ndarray:
     """A copy of ``image`` (BGR) with each prompt's mask tinted, its ROI boxed and text lines on top.
 
-    ``masks[i]`` / ``rois[i]`` belong to prompt ``i`` (output pixels); a lost prompt's ROI is drawn dashed-red.
+    ``masks[i]`` / ``rois[i]`` belong to prompt ``i`` (output pixels), drawn in the colour of ``ids[i]`` (default
+    ``i``); a lost prompt's ROI is drawn red.
     """
     out = image.copy()
+    hue = [colour(ids[i] if i < len(ids) else i) for i in range(max(len(masks), len(rois)))]
     for i, mask in enumerate(masks):
         if mask is None or not mask.any():
             continue
-        tint = np.array(colour(i), dtype=np.float32)
+        tint = np.array(hue[i], dtype=np.float32)
         sel = mask.astype(bool)
         out[sel] = (out[sel].astype(np.float32) * (1 - alpha) + tint * alpha).astype(np.uint8)
         contours, _ = cv2.findContours(sel.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(out, contours, -1, colour(i), 1, cv2.LINE_AA)
+        cv2.drawContours(out, contours, -1, hue[i], 1, cv2.LINE_AA)
     for i, roi in enumerate(rois):
         if roi is None or roi[2] < 1 or roi[3] < 1:
             continue
         x, y, w, h = roi
         is_lost = i < len(lost) and lost[i]
-        cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), (0, 0, 255) if is_lost else colour(i), 1)
+        cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), (0, 0, 255) if is_lost else hue[i], 1)
         if is_lost:
             cv2.putText(out, "lost", (x + 2, y + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 255), 1, cv2.LINE_AA)
     scale = max(0.4, min(1.0, image.shape[1] / 1000))
