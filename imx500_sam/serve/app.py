@@ -268,7 +268,9 @@ def make_app(engine: ServeEngine, config: AppConfig) -> web.Application:
         if config.masks_only:
             raise RequestError(403, "masks-only mode: no frame is encoded or served.")
         snap = snapshot()
-        body = await asyncio.get_running_loop().run_in_executor(None, lambda: encode_jpeg(render(snap, "overlay")))
+        body = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: encode_jpeg(render(snap, "overlay", text=True))
+        )
         return web.Response(body=body, content_type="image/jpeg", headers=_download(f"overlay_{snap.frame}.jpg"))
 
     def stream(view: str) -> Handler:

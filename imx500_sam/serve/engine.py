@@ -91,7 +91,7 @@ class Snapshot:
     dnn_ms: float | None
     dsp_ms: float | None
     latency_ms: float | None
-    roi: tuple[int, int, int, int] | None  # the ROI of this frame's mask (sensor px)
+    roi: tuple[int, int, int, int] | None  # the ROI of the latest mask (sensor px)
     track: bool
     jpegs: dict[str, bytes] = field(repr=False)  # the streams watched at the time: view -> JPEG
 
@@ -160,6 +160,7 @@ class ServeEngine:
         self._times: deque[float] = deque(maxlen=FPS_WINDOW)
         self._kpi: tuple[float | None, float | None] = (None, None)
         self._latency: float | None = None
+        self._roi: tuple[int, int, int, int] | None = None
 
     # ------------------------------------------------------------------ requests (any thread)
 
@@ -266,9 +267,8 @@ class ServeEngine:
         fps = (len(self._times) - 1) / span if span > 0 else None
         if frame.dnn_ms is not None:
             self._kpi = (frame.dnn_ms, frame.dsp_ms)
-        roi = None
         if result is not None and frame.outputs is not None:  # a frame without a tensor keeps the last mask
-            roi = result.roi.xywh
+            self._roi = result.roi.xywh
             latency = sensor_to_mask_ms(frame, ready_ns)
             if latency is not None:
                 self._latency = latency
@@ -304,7 +304,7 @@ class ServeEngine:
             dnn_ms=self._kpi[0],
             dsp_ms=self._kpi[1],
             latency_ms=self._latency,
-            roi=roi,
+            roi=self._roi,
             track=self.session.track,
             jpegs={},
         )
@@ -316,8 +316,11 @@ class ServeEngine:
             listener(snap)
 
 
-def render(snap: Snapshot, view: str) -> np.ndarray:
-    """``overlay``: the frame with each prompt's mask and ROI; ``masks``: the same on black (no frame pixel)."""
+def render(snap: Snapshot, view: str, text: bool = False) -> np.ndarray:
+    """``overlay``: the frame with each prompt's mask and ROI; ``masks``: the same on black (no frame pixel).
+
+    ``text``: the rate and KPI line on top (the downloaded frame; the page shows them in its panel).
+    """
     w, h = snap.output_size
     if view == "overlay":
         if snap.image is None:
@@ -333,7 +336,7 @@ def render(snap: Snapshot, view: str) -> np.ndarray:
         [p.mask for p in prompts],
         [p.roi_output for p in prompts],
         [p.lost for p in prompts],
-        status_text(snap.fps, snap.dnn_ms, snap.dsp_ms),
+        status_text(snap.fps, snap.dnn_ms, snap.dsp_ms) if text else (),
         alpha=alpha,
         ids=[p.id for p in prompts],
     )
