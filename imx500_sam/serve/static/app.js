@@ -38,6 +38,7 @@ const fmt = (v, unit, digits = 1) => (v === null || v === undefined ? "–" : `$
 
 function startStream() {
   const path = state.masks_only ? "masks.mjpg" : "stream.mjpg";
+  $("stage").style.setProperty("--aspect", String(state.stream_size[0] / state.stream_size[1]));
   img.src = url(path);
 }
 img.addEventListener("error", () => setTimeout(() => state && startStream(), 2000));
@@ -165,7 +166,7 @@ function renderState() {
   $("k-dsp").textContent = fmt(state.dsp_ms, "ms", 2);
   $("k-fps").textContent = state.fps === null ? "–" : state.fps.toFixed(1);
   $("k-lat").textContent = fmt(state.latency_ms, "ms", 1);
-  $("k-roi").textContent = state.roi ? state.roi.join(", ") : "–";
+  $("k-roi").textContent = state.roi ? `${state.roi[2]}² at ${state.roi[0]},${state.roi[1]}` : "–";
   $("k-power").textContent = state.power_w === null ? "n/a" : `${state.power_w.toFixed(2)} W`;
   $("k-power").title = state.power_note || "";
   $("k-frame").textContent = state.frame === null ? "–" : String(state.frame);
