@@ -38,8 +38,9 @@ java:
 	fi
 
 # System packages the dev extra and the tests need: libcap-dev (pip builds python-prctl for picamera2),
-# libarchive13 (libarchive-c, picamera2's .rpk reader), openssh-server/-client (flash tests on a loopback sshd).
-TEST_SYSDEPS := libcap-dev libarchive13 openssh-server openssh-client
+# libarchive13 (libarchive-c, picamera2's .rpk reader), openssh-server/-client (flash tests on a loopback sshd),
+# chromium + chromium-driver (the serve page test drives Debian's headless browser with selenium).
+TEST_SYSDEPS := libcap-dev libarchive13 openssh-server openssh-client chromium chromium-driver
 test-deps:
 	@command -v dpkg >/dev/null || exit 0; \
 	missing=$$(for p in $(TEST_SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

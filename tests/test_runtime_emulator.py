@@ -57,17 +57,18 @@ _FORBIDDEN = (
 
 
 def test_device_side_never_imports_torch_mct_or_converter():
-    """Every module of imx500_sam.runtime and firmware_packaging, and the CLI, in a fresh interpreter."""
+    """Every module of imx500_sam.runtime, imx500_sam.serve and firmware_packaging, and the CLI, in a fresh
+    interpreter."""
     code = (
         "import importlib, pkgutil, sys\n"
-        "import imx500_sam.runtime, firmware_packaging\n"
-        "names = [m.name for pkg in (imx500_sam.runtime, firmware_packaging)\n"
+        "import imx500_sam.runtime, imx500_sam.serve, firmware_packaging\n"
+        "names = [m.name for pkg in (imx500_sam.runtime, imx500_sam.serve, firmware_packaging)\n"
         "         for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.')]\n"
         "for name in names:\n"
         "    importlib.import_module(name)\n"
         "import imx500_sam.convert_output, imx500_sam.cli.run\n"
         "from imx500_sam.cli import main\n"
-        "assert {'imx500_sam.runtime.emulator', 'firmware_packaging.rpk'} <= set(names), names\n"
+        "assert {'imx500_sam.runtime.emulator', 'imx500_sam.serve.app', 'firmware_packaging.rpk'} <= set(names)\n"
         + _FORBIDDEN
         + "lazy = [m for m in ('picamera2', 'onnxruntime') if m in sys.modules]\n"
         "assert not lazy, lazy\n"

@@ -65,6 +65,7 @@ def fake_pi(monkeypatch):
             return self.meta
 
         def make_array(self, name: str) -> np.ndarray:
+            calls.append(("make_array", name))
             return np.zeros((OUT[1], OUT[0], 3), np.uint8)
 
         def release(self) -> None:
@@ -82,9 +83,10 @@ def fake_pi(monkeypatch):
 
         def start(self, config: dict, show_preview: bool = False) -> None:
             calls.append(("start",))
+            self.main = config["main"]
 
         def camera_configuration(self) -> dict:
-            return {"main": {"size": OUT}, "raw": {"size": (2028, 1520)}}
+            return {"main": {"size": tuple(self.main["size"])}, "raw": {"size": (2028, 1520)}}
 
         def capture_request(self) -> FakeRequest:
             return FakeRequest(self)
@@ -133,3 +135,21 @@ def test_pi_sensor_refuses_a_network_that_is_not_segmentation(fake_pi):
         IMX500Sensor(rpk_fixture_dir() / "imx500_network_higherhrnet_coco.rpk")
     with pytest.raises(BadInputError, match="no such"):
         IMX500Sensor(rpk_fixture_dir() / "missing.rpk")
+
+
+def test_pi_sensor_masks_only_reads_no_image(fake_pi):
+    """images=False (serve --masks-only): the smallest main stream is requested, no request's image is ever read,
+    and masks still come on a 640x480 grid of the same sensor region."""
+    from imx500_sam.runtime.picamera import MASKS_ONLY_STREAM, IMX500Sensor
+
+    calls, _ = fake_pi
+    rpk = rpk_fixture_dir() / "imx500_network_deeplabv3plus.rpk"
+    with IMX500Sensor(rpk, output_size=OUT, images=False) as sensor:
+        assert sensor.stream_size == MASKS_ONLY_STREAM and sensor.output_size == OUT
+        session = PromptSession(sensor, [(100, 100, 80, 60)], motion=False)
+        results = [session.step() for _ in range(3)]
+    config = next(c for c in calls if c[0] == "config")
+    assert config[1] == {"size": MASKS_ONLY_STREAM, "format": "YUV420"}
+    assert not [c for c in calls if c[0] == "make_array"]
+    for r in results:
+        assert r.image.size == 0 and r.mask.shape == (OUT[1], OUT[0]) and r.sensor_frame.outputs is not None

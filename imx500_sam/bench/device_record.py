@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from imx500_sam.bench.record import header, stats, write_json
+from imx500_sam.runtime.sensor import sensor_to_mask_ms
 
 CHECKPOINT_FRAMES = 200  # frames between JSON rewrites (a rewrite delays the next frame by its write time)
 JSON_NAME = "bench_device.json"
@@ -55,7 +56,7 @@ class FrameRow:
         """The row of one ``PromptSession`` result, ``ready_ns`` the monotonic time its mask was ready."""
         f = result.sensor_frame
         has = f.outputs is not None
-        latency = (ready_ns - f.timestamp_ns) / 1e6 if has and f.timestamp_ns else None
+        latency = sensor_to_mask_ms(f, ready_ns)
         return cls(
             phase=phase,
             rate=rate,

@@ -22,6 +22,7 @@ _COMMAND_MODULES = [
     "package",
     "flash",
     "run",
+    "serve",
     "distill",
     "eval",
     "doctor",

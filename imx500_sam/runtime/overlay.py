@@ -31,34 +31,37 @@ def draw_overlay(
     text: Sequence[str] = (),
     alpha: float = 0.45,
     boxes: Sequence[Sequence[float] | None] = (),
+    ids: Sequence[int] = (),
 ) -> np.ndarray:
     """A copy of ``image`` (BGR) with each prompt's mask tinted, its box and ROI drawn and text lines on top.
 
-    ``masks[i]`` / ``rois[i]`` / ``boxes[i]`` belong to prompt ``i`` (output pixels): the prompt box (the
-    object, 2 px) inside its ROI (what the sensor crops, 1 px); a lost prompt's ROI is drawn red.
+    ``masks[i]`` / ``rois[i]`` / ``boxes[i]`` belong to prompt ``i`` (output pixels), drawn in the colour of
+    ``ids[i]`` (default ``i``): the prompt box (the object, 2 px) inside its ROI (what the sensor crops, 1 px);
+    a lost prompt's ROI is drawn red.
     """
     out = image.copy()
+    hue = [colour(ids[i] if i < len(ids) else i) for i in range(max(len(masks), len(rois), len(boxes)))]
     for i, mask in enumerate(masks):
         if mask is None or not mask.any():
             continue
-        tint = np.array(colour(i), dtype=np.float32)
+        tint = np.array(hue[i], dtype=np.float32)
         sel = mask.astype(bool)
         out[sel] = (out[sel].astype(np.float32) * (1 - alpha) + tint * alpha).astype(np.uint8)
         contours, _ = cv2.findContours(sel.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(out, contours, -1, colour(i), 1, cv2.LINE_AA)
+        cv2.drawContours(out, contours, -1, hue[i], 1, cv2.LINE_AA)
     for i, box in enumerate(boxes):
         if box is None:
             continue
         x0, y0 = round(box[0]), round(box[1])
         x1, y1 = round(box[0] + box[2]) - 1, round(box[1] + box[3]) - 1
         if x1 >= x0 and y1 >= y0:
-            cv2.rectangle(out, (x0, y0), (x1, y1), colour(i), 2)
+            cv2.rectangle(out, (x0, y0), (x1, y1), colour(ids[i] if i < len(ids) else i), 2)
     for i, roi in enumerate(rois):
         if roi is None or roi[2] < 1 or roi[3] < 1:
             continue
         x, y, w, h = roi
         is_lost = i < len(lost) and lost[i]
-        cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), (0, 0, 255) if is_lost else colour(i), 1)
+        cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), (0, 0, 255) if is_lost else hue[i], 1)
         if is_lost:
             cv2.putText(out, "lost", (x + 2, y + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 255), 1, cv2.LINE_AA)
     scale = max(0.4, min(1.0, image.shape[1] / 1000))

@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from imx500_sam.errors import BadInputError, ToolchainMissingError
 from imx500_sam.prompt import ROI
 from imx500_sam.runtime.geometry import SensorGeometry
@@ -38,12 +40,22 @@ def _import_picamera2() -> tuple[Any, Any, Any]:
     return Picamera2, IMX500, NetworkIntrinsics
 
 
+MASKS_ONLY_STREAM = (64, 48)  # the main stream requested in masks-only mode (4:3, as the default 640x480)
+NO_IMAGE = np.zeros((0, 0, 3), np.uint8)  # a masks-only frame's image: none is read
+NO_IMAGE.flags.writeable = False
+
+
 class IMX500Sensor(Sensor):
     """The Raspberry Pi AI Camera running a PicoSAM3 ``.rpk``.
 
     ``roi_settle_frames``: frames dropped after the ROI changes, so that a frame's tensor belongs to
     the ROI it is reported with (the ROI control reaches the sensor a frame or more later; the exact
     delay has not been measured on a device by this project).
+
+    ``images=False`` (masks only): the main stream is configured at ``MASKS_ONLY_STREAM`` in YUV420, the smallest
+    request (libcamera raises it to the ISP's minimum when that is larger), and no image is ever read from a
+    request: frames carry an empty image; masks are still pasted on an ``output_size`` grid of the same sensor
+    region (``ScalerCrop``).
     """
 
     def __init__(
@@ -55,6 +67,7 @@ class IMX500Sensor(Sensor):
         frame_rate: float | None = None,
         tensor_injection: bool = False,
         input_tensor: bool = False,
+        images: bool = True,
     ) -> None:
         path = Path(rpk)
         if not path.is_file():
@@ -85,14 +98,17 @@ class IMX500Sensor(Sensor):
         controls: dict[str, Any] = {"FrameRate": float(frame_rate) if frame_rate else intrinsics.inference_rate}
         if input_tensor:
             controls["CnnEnableInputTensor"] = True
-        config = self.picam2.create_preview_configuration(
-            main={"size": tuple(output_size), "format": "RGB888"},  # BGR byte order, as OpenCV
-            controls=controls,
-            buffer_count=12,
+        self.images = images
+        main = (
+            {"size": tuple(output_size), "format": "RGB888"}  # BGR byte order, as OpenCV
+            if images
+            else {"size": MASKS_ONLY_STREAM, "format": "YUV420"}
         )
+        config = self.picam2.create_preview_configuration(main=main, controls=controls, buffer_count=12)
         self.imx500.show_network_fw_progress_bar()
         self.picam2.start(config, show_preview=False)
-        self.output_size = tuple(self.picam2.camera_configuration()["main"]["size"])
+        self.stream_size = tuple(self.picam2.camera_configuration()["main"]["size"])
+        self.output_size = self.stream_size if images else tuple(int(v) for v in output_size)
         self._geometry = SensorGeometry.for_output(self.output_size)
         self._roi: ROI | None = None
         self._tag: Any = None
@@ -145,7 +161,7 @@ class IMX500Sensor(Sensor):
                     self._settle -= 1
                     continue
                 metadata = request.get_metadata()
-                image = request.make_array("main")
+                image = request.make_array("main") if self.images else NO_IMAGE
                 outputs = self.imx500.get_outputs(metadata)
                 kpi = self.imx500.get_kpi_info(metadata)
                 roi_scaled = self.imx500.get_roi_scaled(request)

@@ -64,8 +64,15 @@ def parse_box(text: str) -> Box:
     return vals  # type: ignore[return-value]
 
 
-def open_sensor(options: RunOptions) -> Sensor:
-    """The IMX500 (``--rpk``) or the emulated IMX500 (``--emulate``)."""
+def open_sensor(
+    options: RunOptions, loop: bool = False, frame_rate: float | None = None, images: bool = True
+) -> Sensor:
+    """The IMX500 (``--rpk``) or the emulated IMX500 (``--emulate``).
+
+    ``loop``: repeat the emulator's source (a photo, a video) without end; ``frame_rate``: frames per second (the
+    camera's default: the network's ``inference_rate``; the emulator's: as fast as it computes); ``images=False``:
+    the camera streams the smallest image picamera2 allows and no image is read (masks only).
+    """
     if (options.rpk is None) == (options.emulate is None):
         raise BadInputError("give exactly one of --rpk network.rpk (camera) or --emulate CONVERT_DIR (emulator).")
     if options.rpk is not None:
@@ -75,17 +82,22 @@ def open_sensor(options: RunOptions) -> Sensor:
             )
         from imx500_sam.runtime.picamera import IMX500Sensor
 
-        return IMX500Sensor(options.rpk)
+        return IMX500Sensor(options.rpk, frame_rate=frame_rate, images=images)
     if options.source is None:
         raise BadInputError("--emulate needs --source PATH (image, folder, video) or a webcam index.")
     from imx500_sam.runtime.emulator import EmulatedIMX500
     from imx500_sam.runtime.sources import FrameSource
 
     source = FrameSource(options.source)
-    if source.is_still and (options.frames or 1) > 1:
+    if loop or (source.is_still and (options.frames or 1) > 1):
         source.repeat = True
     return EmulatedIMX500(
-        options.emulate, source, threads=options.threads, pipelined=options.pipelined, fast_int8=options.fast_int8
+        options.emulate,
+        source,
+        threads=options.threads,
+        pipelined=options.pipelined,
+        fast_int8=options.fast_int8,
+        frame_rate=frame_rate,
     )
 
 

@@ -42,6 +42,14 @@ class SensorFrame:
     extra: dict[str, Any] = field(default_factory=dict)  # host stage timings (ms, emulator), roi_scaled (Pi)
 
 
+def sensor_to_mask_ms(frame: SensorFrame, ready_ns: int) -> float | None:
+    """Sensor-to-mask latency: ``ready_ns`` (``time.monotonic_ns()`` when the mask is ready on the CPU) minus the
+    frame's ``SensorTimestamp``; None for a frame without a tensor or a timestamp."""
+    if frame.outputs is None or not frame.timestamp_ns:
+        return None
+    return (ready_ns - frame.timestamp_ns) / 1e6
+
+
 class Sensor(abc.ABC):
     """An IMX500-like sensor: set the inference ROI, capture frames with the network's outputs."""
 

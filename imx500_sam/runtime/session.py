@@ -2,9 +2,10 @@
 
 Each prompt is a box (x, y, w, h) in output-image pixels. Its ROI, in sensor pixels, follows the model's crop
 convention (``SensorGeometry.prompt_roi`` -> ``imx500_sam.prompt.prompt_roi``: the square grown 10% shifted inside
-the sensor, the authors' padded square clamped to it, or the box as drawn). Several
-prompts take turns, one ROI per frame (round robin). With ``track=True`` the next ROI of a prompt
-comes from its current mask's box (the mask parts overlapping the expected box; size smoothed), its
+the sensor, the authors' padded square clamped to it, or the box as drawn). Several prompts take turns, one ROI
+per frame (round robin); prompts can be added and removed between frames (``add_prompt`` / ``remove_prompt``:
+the web front end), each keeping its ``id``. With ``track=True`` the next ROI of a prompt comes from its
+current mask's box (the mask parts overlapping the expected box; size smoothed), its
 centre corrected by the object's motion in the image (mask-weighted phase correlation with the prompt's
 previous frame) and moved on by the smoothed motion; when the mask vanishes the
 prompt is reported ``lost`` and its ROI stays where the object was last seen until it is found again.
@@ -26,13 +27,14 @@ from imx500_sam.runtime.geometry import Box, SensorGeometry
 from imx500_sam.runtime.sensor import Sensor, SensorFrame
 
 
-@dataclass
+@dataclass(eq=False)
 class PromptState:
     """One prompt: its current box (output pixels), ROI (sensor pixels) and tracking status."""
 
     box: Box
     roi: ROI
     track: bool
+    id: int = 0  # stable while prompts come and go (the index of the prompts given at the start)
     lost: bool = False
     lost_frames: int = 0
     velocity: tuple[float, float] = (0.0, 0.0)  # centre motion per turn (output pixels)
@@ -47,7 +49,7 @@ class MaskResult:
     """The mask of one prompt on one frame, in output-image pixels, with its timing."""
 
     frame: int
-    prompt: int
+    prompt: int  # the prompt's id (its index among the boxes given, when none was removed)
     roi: ROI
     roi_output: tuple[int, int, int, int]
     mask: np.ndarray
@@ -163,6 +165,8 @@ def object_motion(
 class PromptSession:
     """Prompts on a sensor; iterate to get one ``MaskResult`` per frame.
 
+    ``boxes`` are the first prompts (ids 0, 1, ...); more can be added later (``add_prompt``).
+
     ``threshold`` is on the network's logits (mask = logit > threshold); when tracking, ``smoothing``
     (0..1) is the weight of the previous motion and ``size_smoothing`` that of the previous box size, and
     the box changes size by at most ``max_scale_step`` per turn; with ``motion`` the image motion of the
@@ -174,7 +178,7 @@ class PromptSession:
     def __init__(
         self,
         sensor: Sensor,
-        boxes: Sequence[Sequence[float]],
+        boxes: Sequence[Sequence[float]] = (),
         track: bool = False,
         threshold: float = 0.0,
         smoothing: float = 0.3,
@@ -186,8 +190,6 @@ class PromptSession:
         motion_weight: float = 0.5,
         convention: str = SHIFTED,
     ) -> None:
-        if not boxes:
-            raise BadInputError("no prompt given.", hint="Give --box x,y,w,h (repeat for several objects) or --select.")
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
         self.sensor = sensor
@@ -207,14 +209,50 @@ class PromptSession:
             raise ValueError(f"motion_weight must be in [0, 1], got {motion_weight}")
         self.motion = motion
         self.motion_weight = float(motion_weight)
-        geometry = self._geometry()
         self.prompts: list[PromptState] = []
+        self._next_id = 0
         for b in boxes:
-            box = clip_box(b, geometry.output_size)
-            self.prompts.append(PromptState(box=box, roi=geometry.prompt_roi(box, grow, self.convention), track=track))
+            self.add_prompt(b)
         self._turn = 0
         self._last_time: float | None = None
         self._fps: float | None = None
+
+    def add_prompt(self, box: Sequence[float], track: bool | None = None) -> PromptState:
+        """Add a prompt (box in output pixels; BadInputError when it is not in the image); it gets the next id."""
+        geometry = self._geometry()
+        clipped = clip_box(box, geometry.output_size)
+        state = PromptState(
+            box=clipped,
+            roi=geometry.prompt_roi(clipped, self.grow, self.convention),
+            track=self.track if track is None else bool(track),
+            id=self._next_id,
+        )
+        self._next_id += 1
+        self.prompts.append(state)
+        return state
+
+    def prompt(self, prompt_id: int) -> PromptState | None:
+        """The prompt with this id, or None (never given, or removed)."""
+        return next((p for p in self.prompts if p.id == prompt_id), None)
+
+    def remove_prompt(self, prompt_id: int) -> PromptState:
+        """Remove the prompt with this id (KeyError when there is none); the others keep their turns."""
+        state = self.prompt(prompt_id)
+        if state is None:
+            raise KeyError(prompt_id)
+        index = next(i for i, p in enumerate(self.prompts) if p is state)
+        pos = self._turn % len(self.prompts)  # the next prompt's turn
+        self.prompts.pop(index)
+        self._turn = pos - 1 if index < pos else pos
+        return state
+
+    def set_track(self, track: bool) -> None:
+        """Turn tracking on or off for every prompt (and those added later); tracking restarts from the boxes."""
+        self.track = bool(track)
+        for state in self.prompts:
+            state.track = self.track
+            state.velocity, state.last_centre = (0.0, 0.0), None
+            state.last_grey, state.prev_mask = None, None
 
     def set_box(self, index: int, box: Sequence[float]) -> None:
         """Re-prompt prompt ``index`` with a new box (output pixels); clears its lost state."""
@@ -243,16 +281,25 @@ class PromptSession:
             yield result
 
     def step(self) -> MaskResult | None:
-        """Set the next prompt's ROI, capture a frame, return its mask (None when the source ends)."""
-        turn = self._turn % len(self.prompts)
-        self.sensor.set_roi(self.prompts[turn].roi, tag=turn)
-        frame = self.sensor.capture()
-        if frame is None:
-            return None
+        """Set the next prompt's ROI, capture a frame, return its mask (None when the source ends).
+
+        A frame computed on the ROI of a prompt removed meanwhile (a sensor whose ROI takes effect later) is
+        skipped. ValueError when there is no prompt.
+        """
+        if not self.prompts:
+            raise ValueError("no prompt to segment: add one with add_prompt()")
+        pos = self._turn % len(self.prompts)
+        current = self.prompts[pos]
+        self.sensor.set_roi(current.roi, tag=current.id)
+        while True:
+            frame = self.sensor.capture()
+            if frame is None:
+                return None
+            # a sensor whose ROI takes effect later says which prompt's ROI the frame used
+            state = self.prompt(frame.tag) if isinstance(frame.tag, int) else current
+            if state is not None:
+                break
         t0 = time.perf_counter()
-        # a sensor whose ROI takes effect later says which prompt's ROI the frame used
-        index = frame.tag if isinstance(frame.tag, int) and 0 <= frame.tag < len(self.prompts) else turn
-        state = self.prompts[index]
         roi = frame.roi or state.roi
         geometry = frame.geometry
         if not frame.outputs:
@@ -293,10 +340,10 @@ class PromptSession:
             inst = 1.0 / max(1e-9, now - self._last_time)
             self._fps = inst if self._fps is None else 0.9 * self._fps + 0.1 * inst
         self._last_time = now
-        self._turn += 1
+        self._turn = pos + 1  # a prompt added now comes next, after the current round
         return MaskResult(
             frame=frame.index,
-            prompt=index,
+            prompt=state.id,
             roi=roi,
             roi_output=roi_out,
             mask=mask,
