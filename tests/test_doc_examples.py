@@ -51,11 +51,16 @@ def examples(doc: Path) -> list[str]:
     return commands
 
 
-def test_every_doc_has_examples_or_synopses() -> None:
-    """The extraction sees the examples (a test that finds nothing to run would pass vacuously)."""
+TOPICS = {"int8-host-network.md", "stopping.md", "verification.md"}  # pages about a topic, not a command
+
+
+def test_every_command_page_has_examples() -> None:
+    """The extraction sees the examples (a test that finds nothing to run would pass vacuously), and every
+    command's page shows a synopsis or an example."""
     assert len(examples(REPO / "README.md")) >= 8
-    for doc in DOCS:
-        assert FENCE.search(doc.read_text(encoding="utf-8")), f"{doc.name}: no code block"
+    for doc in DOCS[1:]:
+        if doc.name not in TOPICS:
+            assert FENCE.search(doc.read_text(encoding="utf-8")), f"{doc.name}: no code block"
 
 
 def test_marked_lines_are_skipped() -> None:
