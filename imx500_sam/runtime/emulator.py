@@ -259,7 +259,7 @@ class EmulatedIMX500(Sensor):
         t1 = time.perf_counter()
         injected = self._injected if self._injected is not None and self._index >= self._inject_from else None
         rgb = injected if injected is not None else self.input_crop(image, geometry, setting)
-        tensor = self._network_input(rgb)
+        tensor = self.network_input(rgb)
         t2 = time.perf_counter()
         raw = self.network(tensor)
         t3 = time.perf_counter()
@@ -329,19 +329,19 @@ class EmulatedIMX500(Sensor):
         crop = crop_rect(image, rect, self.input_size)
         return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)  # the network's input format is RGB
 
-    def _network_input(self, rgb: np.ndarray) -> np.ndarray:
-        # The sensor hands the network its 8-bit pixels with dnnParams' scale: value = q * scale.
+    def network_input(self, rgb: np.ndarray) -> np.ndarray:
+        """What the sensor hands the network for an HxWx3 uint8 RGB input: 1x3xHxW float32 (q * dnnParams' scale)."""
         return np.multiply(rgb.transpose(2, 0, 1)[None], self.input_scale, dtype=np.float32)
 
     def infer(self, rgb: np.ndarray) -> list[np.ndarray]:
         """The network alone on an HxWx3 uint8 RGB input (no frame, no metadata): its output tensors."""
-        return self._split_outputs(self.network(self._network_input(rgb)))
+        return self._split_outputs(self.network(self.network_input(rgb)))
 
     def input_tensor(
         self, image: np.ndarray, geometry: SensorGeometry, setting: _RoiSetting | None = None
     ) -> np.ndarray:
         """The network input for an ROI (default: the current one): crop, scale, RGB, quantise (1xCxHxW)."""
-        return self._network_input(self.input_crop(image, geometry, setting))
+        return self.network_input(self.input_crop(image, geometry, setting))
 
     def _split_outputs(self, raw: np.ndarray) -> list[np.ndarray]:
         arr = np.asarray(raw, dtype=np.float32)[0]
