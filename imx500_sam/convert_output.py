@@ -153,6 +153,15 @@ class ConvertOutputDir:
     rpk: Path | None
 
     @property
+    def input_preprocessor(self) -> Any:
+        """The sensor's input preprocessor settings (``imx500_sam.preprocessor.InputPreprocessor``) from report.json,
+        or None: gain 1, offset 0 (the network takes pixels / 256, its normalisation inside)."""
+        from imx500_sam.preprocessor import InputPreprocessor
+
+        data = (self.report.get("input") or {}).get("preprocessor")
+        return InputPreprocessor.from_dict(data) if isinstance(data, dict) else None
+
+    @property
     def prompt_crop(self) -> str:
         """The crop convention of the converted model (report.json; older outputs: ``shifted``, the default's)."""
         return crop_in_report(self.report, self.out_dir / REPORT_JSON)

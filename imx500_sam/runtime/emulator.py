@@ -36,6 +36,7 @@ import numpy as np
 from imx500_sam.convert_output import INTRINSICS_JSON, ConvertOutputDir
 from imx500_sam.errors import BadInputError
 from imx500_sam.facts import SENSOR_FULL_SIZE
+from imx500_sam.preprocessor import network_input as preprocess
 from imx500_sam.prompt import ROI, crop_rect
 from imx500_sam.runtime import metadata as md
 from imx500_sam.runtime.geometry import SensorGeometry
@@ -69,12 +70,17 @@ class EmulatedIMX500(Sensor):
         check_segmentation_intrinsics(out.intrinsics, str(out.out_dir / INTRINSICS_JSON))
         spec = out.dnn_params.input
         where = str(out.dnn_params.path)
-        if spec.bits != 8 or spec.signed or spec.shift != 0 or len(spec.shape) != 3 or spec.shape[0] != 3:
+        self.preprocessor = out.input_preprocessor  # the sensor's gain/offset (report.json), None: identity
+        known = self.preprocessor is not None and self.preprocessor.signed == spec.signed
+        shape_ok = len(spec.shape) == 3 and spec.shape[0] == 3
+        if spec.bits != 8 or (spec.signed and not known) or spec.shift != 0 or not shape_ok:
             raise BadInputError(
                 f"{where}: input {spec.shape} {'signed' if spec.signed else 'unsigned'} {spec.bits}-bit "
-                f"shift {spec.shift}: the emulator runs 3-channel unsigned 8-bit inputs with shift 0.",
+                f"shift {spec.shift}: the emulator runs 3-channel 8-bit inputs with shift 0 (signed: with the input "
+                "preprocessor's settings in report.json).",
                 hint="Convert an RGB network with imx500-sam convert.",
             )
+        self.input_signed = spec.signed
         if not out.dnn_params.outputs:
             raise BadInputError(f"{where}: lists no output tensor.", hint="Re-run imx500-sam convert.")
         self.convert_out = out
@@ -330,8 +336,9 @@ class EmulatedIMX500(Sensor):
         return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)  # the network's input format is RGB
 
     def network_input(self, rgb: np.ndarray) -> np.ndarray:
-        """What the sensor hands the network for an HxWx3 uint8 RGB input: 1x3xHxW float32 (q * dnnParams' scale)."""
-        return np.multiply(rgb.transpose(2, 0, 1)[None], self.input_scale, dtype=np.float32)
+        """What the sensor hands the network for an HxWx3 uint8 RGB input: 1x3xHxW float32 ``t * scale``, ``t`` the
+        input preprocessor's integers (``imx500_sam.preprocessor``), ``scale`` dnnParams'."""
+        return preprocess(self.preprocessor, rgb, self.input_scale)[None]
 
     def infer(self, rgb: np.ndarray) -> list[np.ndarray]:
         """The network alone on an HxWx3 uint8 RGB input (no frame, no metadata): its output tensors."""

@@ -184,6 +184,12 @@ def run_eval(
 
         out = ConvertOutputDir.load(int8_out)
         predict, size = onnx_predictor(out.qdq_onnx)
+        pre = out.input_preprocessor
+        if pre is not None:  # the sensor's gain/offset in front, as the emulator and the camera apply it
+            from imx500_sam.preprocessor import network_input, pixels_of
+
+            host, scale = predict, out.dnn_params.input.scale
+            predict = lambda batch: host(network_input(pre, pixels_of(batch), scale))  # noqa: E731
         results.append(evaluate_crops(f"int8:{out.out_dir.name}", data, predict, size, writer, crop or out.prompt_crop))
     if teacher:
         from imx500_sam.train.teachers import load_teacher
