@@ -384,36 +384,50 @@ def _accuracy_stage(
 ) -> dict:
     """float vs INT8 (the reference: MCT's network) and the host network's agreement with it.
 
-    With a normalised input (``inp.preprocessor``) the host network gets the sensor preprocessor's integers and
-    MCT's network the exact normalised crops, so the agreement includes the preprocessor's rounding."""
+    With a normalised input (``inp.preprocessor``) both networks get the sensor preprocessor's integers (what the
+    camera feeds), and ``preprocessor`` says how far that is from the exact normalisation: the input integers that
+    differ, and MCT's masks on the preprocessor's input against its masks on the exactly normalised crops."""
     from converter.accuracy import batched, float_vs_int8, mctq_logits, pixel_agreement, torch_logits
     from imx500_sam.int8 import QdqNetwork
     from imx500_sam.preprocessor import IMAGENET_MEAN, IMAGENET_STD, network_input, pixels_of
 
     with progress.stage("Comparing float, MCT INT8 and the host network", "accuracy"):
-        held_out, reference_input = calib.held_out, calib.held_out
+        held_out = calib.held_out
+        result: dict[str, Any] = {"float_vs_int8_miou": None, "crops": len(calib.held_out)}
+        exact = None
         if inp.preprocessor is not None:
             px = pixels_of(calib.held_out)
             held_out = network_input(inp.preprocessor, px, float(inp.scale))
             mean = np.reshape(IMAGENET_MEAN, (1, 3, 1, 1))
             std = np.reshape(IMAGENET_STD, (1, 3, 1, 1))
-            reference_input = ((px.transpose(0, 3, 1, 2) / 255.0 - mean) / std).astype(np.float32)
+            exact = ((px.transpose(0, 3, 1, 2) / 255.0 - mean) / std).astype(np.float32)
+            lo, hi = inp.preprocessor.range
+            ideal = np.clip(np.round(exact / float(inp.scale)), lo, hi)
+            result["preprocessor"] = {
+                "input_integers_differing": float(np.mean(np.round(held_out / float(inp.scale)) != ideal)),
+                "max_input_difference_steps": float(np.abs(np.round(held_out / float(inp.scale)) - ideal).max()),
+            }
         host = batched(QdqNetwork(quantized.artifacts.qdq_onnx), held_out)
-        result: dict[str, Any] = {"float_vs_int8_miou": None, "crops": len(calib.held_out)}
         if quantized.module is not None and model.source is not None:
-            reference = torch_logits(quantized.module, calib.held_out)
+            reference = torch_logits(quantized.module, held_out)
             agreement = float_vs_int8(torch_logits(model.source.module, calib.held_out), reference)
             result.update(float_vs_int8_miou=agreement.miou, max_abs_logit_diff=agreement.max_abs_logit_diff)
             ref_name = "MCT's quantized torch module"
         else:
-            reference = mctq_logits(quantized.artifacts.mctq_onnx, reference_input)
+            reference = mctq_logits(quantized.artifacts.mctq_onnx, held_out)
             ref_name = "mct_quantizers' onnxruntime ops on the MCTQ ONNX"
+            if exact is not None:
+                on_exact = mctq_logits(quantized.artifacts.mctq_onnx, exact)
+                result["preprocessor"]["mask_agreement_vs_exact_normalisation"] = float(
+                    np.mean((reference > 0) == (on_exact > 0))
+                )
         result["emulator_agreement"] = pixel_agreement(host, reference, ref_name).to_dict()
         result["held_out_photos"] = list(calib.held_out_sources)
         result["note"] = (
             "on prompt crops of photos calibration never saw: float_vs_int8_miou is the mean IoU of the float "
             "model's masks and MCT's quantized network's (the INT8 reference; null without a float model); "
-            "emulator_agreement is the host network (emulator, eval --int8) against that reference"
+            "emulator_agreement is the host network (emulator, eval --int8) against that reference, both fed "
+            "what the sensor feeds (preprocessor: how far that is from the exact normalisation)"
         )
     return result
 
