@@ -112,3 +112,66 @@ def test_users_checkpoints_convert(kind: str, tmp_path: Path) -> None:
     # default), so the float check is on the logits: the quantized network must still be this network.
     assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] >= 0.9
     assert 0.5 <= report["accuracy"]["float_vs_int8_miou"] <= 1.0
+
+
+@pytest.fixture(scope="module")
+def authors_quantized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """The authors' recipe: bare MCT PTQ of PicoSAM3 with ImageNet normalisation *outside* (calibrated on
+    normalised crops), MCTQ export (a signed input quantizer), then `imx500-sam convert` of that file."""
+    from converter.calibration import load_photos, prompt_crops
+    from imx500_sam.model import PicoSAM3
+    from tests.support.convert_models import bare_mct_mctq
+
+    folder = tmp_path_factory.mktemp("authors_quantized")
+    net = PicoSAM3().eval()
+    net.load_state_dict(authors_state_dict("picosam3", seed=7))
+    px = torch.from_numpy(prompt_crops(load_photos(None), 32, 96, seed=0, convention="clamped"))
+    calib = authors_input(px.permute(0, 3, 1, 2).contiguous()).numpy()
+    mctq, _ = bare_mct_mctq(net, folder / "PicoSAM3_student_quantized.onnx", calib)
+    out = folder / "out"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        rc = main(["convert", str(mctq), "-o", str(out), "--json"])
+    assert rc == 0
+    return mctq, out, json.loads(stdout.getvalue())
+
+
+@pytest.mark.slow
+def test_authors_quantized_onnx_gets_its_normalised_input_on_the_sensor(authors_quantized) -> None:
+    """The input preprocessor makes what the network expects; the emulator and `eval --int8` apply the same integer
+    arithmetic and agree with MCT's network fed the same; the .rpk settings are in the report (and the Pi commands)."""
+    from converter.accuracy import mctq_logits
+    from converter.calibration import held_out_photos, prompt_crops
+    from imx500_sam.convert_output import ConvertOutputDir
+    from imx500_sam.int8 import QdqNetwork
+    from imx500_sam.preprocessor import AUTHORS_INPUT, InputPreprocessor, network_input
+    from imx500_sam.prompt import to_model_input
+    from imx500_sam.runtime.emulator import EmulatedIMX500
+    from imx500_sam.train.evaluate import int8_predictor
+
+    mctq, out, report = authors_quantized
+    inp = report["input"]
+    assert inp["convention"] == AUTHORS_INPUT and inp["quantizer"]["signed"] is True
+    step = inp["quantizer"]["scale"]
+    pre = InputPreprocessor.from_dict(inp["preprocessor"])
+    assert not pre.is_identity() and inp["preprocessor_max_error_steps"] <= 0.5
+    converted = ConvertOutputDir.load(out)
+    assert converted.dnn_params.input.signed and converted.dnn_params.input.scale == pytest.approx(step)
+    assert converted.prompt_crop == "clamped" and report["model"]["prompt_crop"] == "clamped"
+    assert any("network-info" in c and "inputTensorNorm_K00" in c for c in report["packaging"]["commands"])
+    assert report["accuracy"]["preprocessor"]["max_input_difference_steps"] <= 1
+
+    crops = prompt_crops(held_out_photos(), 4, 96, seed=4321, convention="clamped")
+    fed = network_input(pre, crops, step)  # what the sensor feeds the network
+    emu = EmulatedIMX500(out, None)
+    assert np.array_equal(emu.network_input(crops[0]), fed[:1])
+    emulated = np.stack([emu.infer(c)[0] for c in crops])
+    emu.close()
+    mct = mctq_logits(mctq, fed)
+    exact = QdqNetwork(converted.qdq_onnx, exact=True)(fed)
+    assert ((exact.reshape(mct.shape) > 0) == (mct > 0)).mean() >= 0.999
+    assert ((emulated.reshape(mct.shape) > 0) == (mct > 0)).mean() >= 0.95  # default ORT session, see above
+    # `eval --int8` (its crops are pixels / 256) computes what the emulator computes
+    predict, _ = int8_predictor(converted)
+    evaluated = predict(np.stack([to_model_input(c) for c in crops]))
+    assert np.array_equal(evaluated.reshape(emulated.shape), emulated)
