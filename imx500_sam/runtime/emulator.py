@@ -80,7 +80,6 @@ class EmulatedIMX500(Sensor):
                 "preprocessor's settings in report.json).",
                 hint="Convert an RGB network with imx500-sam convert.",
             )
-        self.input_signed = spec.signed
         if not out.dnn_params.outputs:
             raise BadInputError(f"{where}: lists no output tensor.", hint="Re-run imx500-sam convert.")
         self.convert_out = out
