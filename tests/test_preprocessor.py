@@ -79,3 +79,18 @@ def test_picamera2_decodes_the_written_settings_to_the_networks_values(tmp_path:
     ]
     with pytest.raises(BadInputError):
         with_network_info(before, {"noSuchKey": "0x0000"})
+
+
+def test_pi_commands_set_the_preprocessor_after_packaging() -> None:
+    """Off the Pi, convert's report lists the packaging commands: the last one writes the settings."""
+    import shlex
+
+    from firmware_packaging.packager import pi_commands
+
+    pre, _ = InputPreprocessor.for_normalised_input(2**-5, IMAGENET_MEAN, IMAGENET_STD)
+    lines = pi_commands("packerOut.zip", ".", "RGB", network_info=pre.network_info())
+    assert lines[-1].startswith("imx500-sam network-info network.rpk")
+    args = shlex.split(lines[-1])[2:]
+    assert args[0] == "network.rpk"
+    assert {a.split("=", 1)[0] for a in args[2::2]} == set(pre.network_info())
+    assert not any("network-info" in line for line in pi_commands("packerOut.zip", ".", "RGB"))
