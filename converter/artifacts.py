@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from imx500_sam.convert_output import DnnParams, MemoryReport
 
@@ -18,6 +19,7 @@ class QuantizedArtifacts:
 
     mctq_onnx: Path
     qdq_onnx: Path
+    input_quant: Any = None  # converter.mctq.ActivationQuant: the quantizer on the graph input (None: none found)
 
 
 @dataclass(frozen=True)

@@ -208,12 +208,58 @@ class Quantized:
 
 
 @dataclass(frozen=True)
+class InputConvention:
+    """What the network's input is and what the sensor's input preprocessor must do to make it."""
+
+    convention: str  # imx500_sam.preprocessor.SENSOR_INPUT or AUTHORS_INPUT
+    scale: float | None  # the input quantizer's step
+    signed: bool
+    preprocessor: Any | None  # imx500_sam.preprocessor.InputPreprocessor; None: gain 1, offset 0
+    max_error_steps: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report.json ``input`` section."""
+        return {
+            "convention": self.convention,
+            "quantizer": {"scale": self.scale, "signed": self.signed},
+            "preprocessor": self.preprocessor.to_dict() if self.preprocessor is not None else None,
+            "preprocessor_max_error_steps": round(self.max_error_steps, 4),
+        }
+
+
+def _input_stage(model: ModelInput, quantized: Quantized) -> InputConvention:
+    """The input convention: a signed input quantizer means normalised input (the authors' MCTQ files, quantized
+    with ImageNet normalisation outside): the sensor's preprocessor makes it, or BadInputError (exit 2)."""
+    from imx500_sam.preprocessor import (
+        AUTHORS_INPUT,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        SENSOR_INPUT,
+        InputPreprocessor,
+    )
+
+    q = quantized.artifacts.input_quant
+    if q is None or not q.signed:
+        return InputConvention(SENSOR_INPUT, q.scale if q else None, False, None)
+    where = str(model.mctq_onnx or model.name)
+    if q.num_bits != 8 or q.zero_point != 0:
+        raise BadInputError(
+            f"{where}: its input quantizer ({q.num_bits}-bit, zero point {q.zero_point}) is not the sensor's "
+            "8-bit input.",
+            hint="Convert the float network instead (the .pt or float .onnx).",
+        )
+    pre, err = InputPreprocessor.for_normalised_input(q.scale, IMAGENET_MEAN, IMAGENET_STD, 255.0, True, where)
+    return InputConvention(AUTHORS_INPUT, q.scale, True, pre, err)
+
+
+@dataclass(frozen=True)
 class Packaged:
     """Stage 8: network.rpk when imx500-package is here, else the commands to run on the Pi."""
 
     rpk: Path | None
     packager_available: bool
     intrinsics: dict[str, Any]
+    network_info: dict[str, str] | None = None  # network_info.txt values set after imx500-package
 
 
 def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StageProgress) -> dict[str, Any]:
@@ -225,10 +271,13 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
     gate = None if opts.skip_check else _check_stage(model, progress)
     calib = _calibration_stage(model, opts, progress)
     quantized = _quantize_stage(model, calib, opts, work, progress)
-    accuracy = _accuracy_stage(model, calib, quantized, progress)
+    inp = _input_stage(model, quantized)
+    accuracy = _accuracy_stage(model, calib, quantized, inp, progress)
     conv = _imxconv_stage(quantized, work, progress, opts.tool_timeout_s)
-    packaged = _package_stage(work, opts, progress)
-    return _report(out, opts, model, gate, calib, quantized, accuracy, conv, packaged, progress)
+    packaged = _package_stage(work, opts, progress, inp)
+    report = _report(out, opts, model, gate, calib, quantized, accuracy, conv, packaged, progress)
+    report["input"] = inp.to_dict()
+    return report
 
 
 def _mctq_path(spec: Path | str | None) -> Path | None:
@@ -346,28 +395,55 @@ def _quantize_stage(
     return Quantized(artifacts, method, module)
 
 
-def _accuracy_stage(model: ModelInput, calib: Calibration, quantized: Quantized, progress: StageProgress) -> dict:
-    """float vs INT8 (the reference: MCT's network) and the host network's agreement with it."""
+def _accuracy_stage(
+    model: ModelInput, calib: Calibration, quantized: Quantized, inp: InputConvention, progress: StageProgress
+) -> dict:
+    """float vs INT8 (the reference: MCT's network) and the host network's agreement with it.
+
+    With a normalised input (``inp.preprocessor``) both networks get the sensor preprocessor's integers (what the
+    camera feeds), and ``preprocessor`` says how far that is from the exact normalisation: the input integers that
+    differ, and MCT's masks on the preprocessor's input against its masks on the exactly normalised crops."""
     from converter.accuracy import batched, float_vs_int8, mctq_logits, pixel_agreement, torch_logits
     from imx500_sam.int8 import QdqNetwork
+    from imx500_sam.preprocessor import IMAGENET_MEAN, IMAGENET_STD, network_input, pixels_of
 
     with progress.stage("Comparing float, MCT INT8 and the host network", "accuracy"):
-        host = batched(QdqNetwork(quantized.artifacts.qdq_onnx), calib.accuracy_crops)
+        crops_in = calib.accuracy_crops
         result: dict[str, Any] = {"float_vs_int8_miou": None, "crops": len(calib.accuracy_crops)}
+        exact = None
+        if inp.preprocessor is not None:
+            px = pixels_of(calib.accuracy_crops)
+            crops_in = network_input(inp.preprocessor, px, float(inp.scale))
+            mean = np.reshape(IMAGENET_MEAN, (1, 3, 1, 1))
+            std = np.reshape(IMAGENET_STD, (1, 3, 1, 1))
+            exact = ((px.transpose(0, 3, 1, 2) / 255.0 - mean) / std).astype(np.float32)
+            lo, hi = inp.preprocessor.range
+            ideal = np.clip(np.round(exact / float(inp.scale)), lo, hi)
+            result["preprocessor"] = {
+                "input_integers_differing": float(np.mean(np.round(crops_in / float(inp.scale)) != ideal)),
+                "max_input_difference_steps": float(np.abs(np.round(crops_in / float(inp.scale)) - ideal).max()),
+            }
+        host = batched(QdqNetwork(quantized.artifacts.qdq_onnx), crops_in)
         if quantized.module is not None and model.source is not None:
-            reference = torch_logits(quantized.module, calib.accuracy_crops)
+            reference = torch_logits(quantized.module, crops_in)
             agreement = float_vs_int8(torch_logits(model.source.module, calib.accuracy_crops), reference)
             result.update(float_vs_int8_miou=agreement.miou, max_abs_logit_diff=agreement.max_abs_logit_diff)
             ref_name = "MCT's quantized torch module"
         else:
-            reference = mctq_logits(quantized.artifacts.mctq_onnx, calib.accuracy_crops)
+            reference = mctq_logits(quantized.artifacts.mctq_onnx, crops_in)
             ref_name = "mct_quantizers' onnxruntime ops on the MCTQ ONNX"
+            if exact is not None:
+                on_exact = mctq_logits(quantized.artifacts.mctq_onnx, exact)
+                result["preprocessor"]["mask_agreement_vs_exact_normalisation"] = float(
+                    np.mean((reference > 0) == (on_exact > 0))
+                )
         result["emulator_agreement"] = pixel_agreement(host, reference, ref_name).to_dict()
         result["note"] = (
             "on prompt crops of the evaluate photos (report.json's data.accuracy; never calibration or training): "
             "float_vs_int8_miou is the mean IoU of the float "
             "model's masks and MCT's quantized network's (the INT8 reference; null without a float model); "
-            "emulator_agreement is the host network (emulator, eval --int8) against that reference"
+            "emulator_agreement is the host network (emulator, eval --int8) against that reference, both fed "
+            "what the sensor feeds (preprocessor: how far that is from the exact normalisation)"
         )
     return result
 
@@ -387,21 +463,28 @@ def _imxconv_stage(quantized: Quantized, work: Path, progress: StageProgress, ti
     return conv
 
 
-def _package_stage(work: Path, opts: ConvertOptions, progress: StageProgress) -> Packaged:
+def _package_stage(work: Path, opts: ConvertOptions, progress: StageProgress, inp: InputConvention) -> Packaged:
     from firmware_packaging.packager import package, packager_available, picosam3_intrinsics
 
     intrinsics = picosam3_intrinsics()
     (work / INTRINSICS_JSON).write_text(json.dumps(intrinsics, indent=2) + "\n")
+    pre = inp.preprocessor
+    network_info = pre.network_info() if pre is not None and not pre.is_identity() else None
     with progress.stage("Packaging to network.rpk", "package"):
         rpk = None
         available = packager_available()
         if available:
             rpk = package(
-                work / PACKER_OUT, work, color=opts.color_format, intrinsics=intrinsics, timeout_s=opts.tool_timeout_s
+                work / PACKER_OUT,
+                work,
+                color=opts.color_format,
+                intrinsics=intrinsics,
+                timeout_s=opts.tool_timeout_s,
+                network_info=network_info,
             )
         else:
             progress.info("  imx500-package is not here (it runs only on a Raspberry Pi): see report.md")
-    return Packaged(rpk, available, intrinsics)
+    return Packaged(rpk, available, intrinsics, network_info)
 
 
 def _model_section(source: SourceModel) -> dict[str, Any]:
@@ -502,7 +585,10 @@ def _report(
             # run inside the output folder once it is copied to the Pi
             "commands": []
             if packaged.rpk
-            else [f"cd {out.name}", *pi_commands(PACKER_OUT, ".", opts.color_format, packaged.intrinsics)],
+            else [
+                f"cd {out.name}",
+                *pi_commands(PACKER_OUT, ".", opts.color_format, packaged.intrinsics, packaged.network_info),
+            ],
         },
         "toolchain": {**toolchain_versions(), "imx500-sam-git": git_describe(Path(__file__).parent)},
     }

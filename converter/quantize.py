@@ -81,5 +81,5 @@ def host_artifacts(mctq_onnx: Path, out_dir: Path) -> QuantizedArtifacts:
     """An MCTQ ONNX and the host network derived from it (written to ``out_dir``)."""
     from converter.mctq import derive_host_network
 
-    derive_host_network(mctq_onnx, out_dir / QDQ_ONNX)
-    return QuantizedArtifacts(mctq_onnx=mctq_onnx, qdq_onnx=out_dir / QDQ_ONNX)
+    info = derive_host_network(mctq_onnx, out_dir / QDQ_ONNX)
+    return QuantizedArtifacts(mctq_onnx=mctq_onnx, qdq_onnx=out_dir / QDQ_ONNX, input_quant=info.input_quant)

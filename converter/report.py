@@ -93,6 +93,23 @@ def _model_lines(m: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _input_lines(inp: dict[str, Any] | None) -> list[str]:
+    """The input convention and the sensor's input preprocessor settings (``imx500_sam.preprocessor``)."""
+    if not inp:
+        return []
+    q = inp.get("quantizer") or {}
+    step = f", step {q['scale']:.6g}" if q.get("scale") else ""
+    lines = [f"- Input: {inp['convention']} ({'signed' if q.get('signed') else 'unsigned'} 8-bit{step})"]
+    pre = inp.get("preprocessor")
+    if pre:
+        lines.append(
+            f"- Sensor input preprocessor: gain {[round(g, 4) for g in pre['gain']]}, offset {pre['offset']} "
+            f"(network_info.txt {', '.join(f'{k}={v}' for k, v in pre['network_info'].items())}; "
+            f"max error {inp.get('preprocessor_max_error_steps')} input steps)"
+        )
+    return lines
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """A human-readable report.md."""
     m, mem, acc, t = report["model"], report["memory"], report["accuracy"], report["timings_s"]
@@ -102,6 +119,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- Model: {m['params']:,} parameters, input {m['input_size'][0]}x{m['input_size'][1]} RGB, "
         f"checkpoint `{m['checkpoint']}`",
         *_model_lines(m),
+        *_input_lines(report.get("input")),
         _quantization_line(report["quantization"]),
         "",
         "## Memory (imxconv-pt)",

@@ -18,7 +18,14 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from firmware_packaging.rpk import RpkFormatError, read_rpk, set_intrinsics_file, validate_intrinsics
+from firmware_packaging.rpk import (
+    RpkFormatError,
+    read_rpk,
+    set_intrinsics_file,
+    validate_intrinsics,
+    with_network_info,
+    write_atomic,
+)
 from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError
 from imx500_sam.facts import fact
 from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, run_tool
@@ -124,8 +131,12 @@ def pi_commands(
     out_dir: str | os.PathLike[str],
     color: str = "RGB",
     intrinsics: dict[str, Any] | None = None,
+    network_info: dict[str, str] | None = None,
 ) -> list[str]:
-    """The exact shell lines that package ``packer_out_zip`` into ``out_dir/network.rpk`` on a Pi."""
+    """The exact shell lines that package ``packer_out_zip`` into ``out_dir/network.rpk`` on a Pi.
+
+    ``network_info``: network_info.txt values to set after packaging (the input preprocessor's gain/offset).
+    """
     zip_q, out_q = shlex.quote(str(packer_out_zip)), shlex.quote(str(out_dir))
     fmt_q = shlex.quote(str(Path(out_dir) / INPUT_FORMAT_JSON))
     lines = [
@@ -137,6 +148,9 @@ def pi_commands(
     rpk_q = shlex.quote(str(Path(out_dir) / RPK_NAME))
     intr = intrinsics if intrinsics is not None else picosam3_intrinsics()
     lines.append(f"imx500-sam intrinsics {rpk_q} --from {shlex.quote(json.dumps(intr))} --in-place")
+    if network_info:
+        sets = " ".join(f"--set {shlex.quote(f'{k}={v}')}" for k, v in network_info.items())
+        lines.append(f"imx500-sam network-info {rpk_q} {sets}")
     return lines
 
 
@@ -147,6 +161,7 @@ def package(
     intrinsics: dict[str, Any] | None = None,
     *,
     timeout_s: float = DEFAULT_TOOL_TIMEOUT_S,
+    network_info: dict[str, str] | None = None,
 ) -> Path:
     """Run ``imx500-package`` on a validated packerOut.zip, then write intrinsics; returns ``out_dir/network.rpk``.
 
@@ -163,7 +178,7 @@ def package(
         raise ToolchainMissingError(
             f"{PACKAGER} is not installed here (it exists only on Raspberry Pi OS).",
             hint=f"Copy {zip_path.name} to the Pi and run there: "
-            + " && ".join(pi_commands(zip_path.name, out.name, color, intr)),
+            + " && ".join(pi_commands(zip_path.name, out.name, color, intr, network_info)),
         )
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".package-", dir=out) as tmp:
@@ -192,6 +207,8 @@ def package(
         except RpkFormatError as exc:
             raise ToolFailedError(f"{PACKAGER} wrote a bad network.rpk: {exc.reason} (byte {exc.offset}).") from None
         set_intrinsics_file(rpk, intr)
+        if network_info:  # the input preprocessor's settings (imx500-package writes gain 1, offset 0 / -128)
+            write_atomic(rpk, with_network_info(read_rpk(rpk), network_info))
         final = out / RPK_NAME
         os.replace(rpk, final)
         shutil.copyfile(fmt, out / INPUT_FORMAT_JSON)

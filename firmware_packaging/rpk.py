@@ -534,6 +534,33 @@ def with_intrinsics(rpk: Rpk, intrinsics: dict[str, Any]) -> bytes:
     return out
 
 
+def with_network_info(rpk: Rpk, values: dict[str, str]) -> bytes:
+    """The .rpk bytes with these ``network_info.txt`` keys set (e.g. the input preprocessor's
+    ``inputTensorNorm_K..``, see ``imx500_sam.preprocessor``); every other byte of the entry and of the file kept.
+
+    Only keys already in network_info.txt are changed (BadInputError otherwise): the sensor's loader and picamera2
+    read a fixed set of keys.
+    """
+    info = rpk.entry(NETWORK_INFO)
+    if info is None:
+        raise BadInputError("the .rpk has no network_info.txt.", hint="Package it with imx500-package.")
+    text = info.data
+    for key, value in values.items():
+        pattern = re.compile(rb"^(" + re.escape(key.encode()) + rb"=)[^\r\n]*", re.MULTILINE)
+        if not pattern.search(text):
+            raise BadInputError(f"network_info.txt has no {key}.", hint="Package the network with imx500-package.")
+        text = pattern.sub(lambda m, v=value: m.group(1) + v.encode(), text, count=1)
+    parts = [rpk.firmware]
+    for e in rpk.entries:
+        parts.append(_newc_entry(e.name, e.fields, text) if e is info else e.raw)
+    parts.append(_trailer_bytes(rpk))
+    archive_len = sum(len(p) for p in parts[1:])
+    parts.append(b"\0" * (-archive_len % CPIO_PAD_BLOCK))
+    out = b"".join(parts)
+    parse_rpk(out)  # never hand back something we cannot read ourselves
+    return out
+
+
 def merge_intrinsics(current: dict[str, Any] | None, updates: dict[str, Any]) -> dict[str, Any]:
     """``current`` with ``updates`` applied (nested dicts merged one level deep, like picamera2's setters)."""
     merged = dict(current or {})

@@ -153,6 +153,15 @@ class ConvertOutputDir:
     rpk: Path | None
 
     @property
+    def input_preprocessor(self) -> Any:
+        """The sensor's input preprocessor settings (``imx500_sam.preprocessor.InputPreprocessor``) from report.json,
+        or None: gain 1, offset 0 (the network takes pixels / 256, its normalisation inside)."""
+        from imx500_sam.preprocessor import InputPreprocessor
+
+        data = (self.report.get("input") or {}).get("preprocessor")
+        return InputPreprocessor.from_dict(data) if isinstance(data, dict) else None
+
+    @property
     def prompt_crop(self) -> str:
         """The crop convention of the converted model (report.json; older outputs: ``shifted``, the default's)."""
         return crop_in_report(self.report, self.out_dir / REPORT_JSON)
@@ -201,13 +210,30 @@ def crop_in_report(report: dict[str, Any], where: Path | str) -> str:
         raise BadInputError(f"{where}: model.prompt_crop: {exc}.") from exc
 
 
-def prompt_crop_beside(rpk: str | Path) -> str | None:
-    """The crop convention in the report.json beside a network.rpk (a convert output packaged on the Pi), or None."""
-    report = Path(rpk).with_name(REPORT_JSON)
+def _report_beside(path: str | Path) -> dict[str, Any] | None:
+    report = Path(path).with_name(REPORT_JSON)
     if not report.is_file():
         return None
     try:
         data = json.loads(report.read_text())
     except (OSError, ValueError):
         return None
-    return crop_in_report(data, report) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else None
+
+
+def network_info_beside(path: str | Path) -> dict[str, str] | None:
+    """The input preprocessor's network_info.txt values from the report.json beside ``path`` (a convert output's
+    packerOut.zip or network.rpk), when it needs other than imx500-package's (gain 1, offset 0 / -128)."""
+    from imx500_sam.preprocessor import InputPreprocessor
+
+    data = ((_report_beside(path) or {}).get("input") or {}).get("preprocessor")
+    if not isinstance(data, dict):
+        return None
+    pre = InputPreprocessor.from_dict(data)
+    return None if pre.is_identity() else pre.network_info()
+
+
+def prompt_crop_beside(rpk: str | Path) -> str | None:
+    """The crop convention in the report.json beside a network.rpk (a convert output packaged on the Pi), or None."""
+    data = _report_beside(rpk)
+    return crop_in_report(data, Path(rpk).with_name(REPORT_JSON)) if data is not None else None

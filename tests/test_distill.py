@@ -250,3 +250,42 @@ def test_bf16_channels_last_trains_and_writes_plain_weights(coffee_coco, full_ru
     sd = torch.load(run.checkpoint, weights_only=True)
     assert all(v.is_contiguous() for v in sd.values())
     PicoSAM3().load_state_dict(sd, strict=True)
+
+
+@pytest.mark.parametrize("kind", ["float-onnx", "libreyolo", "picosam2-named-picosam3"])
+def test_init_takes_the_files_users_hold(tmp_path: Path, kind: str) -> None:
+    """--init the authors' float ONNX, LibreYOLO's checkpoint or a misnamed PicoSAM2: fine-tunes that network in
+    its own layout, on the authors' clamped crops, and records the crop in the sidecar."""
+    import json
+
+    from imx500_sam.model import read_checkpoint
+    from imx500_sam.train.distill import DistillOptions, run_distill
+    from tests.support.picosam_reference import authors_state_dict, export_authors_onnx
+    from tests.test_user_files import LIBREYOLO_META
+
+    arch = "picosam2" if kind.startswith("picosam2") else "picosam3"
+    sd = authors_state_dict(arch, seed=2)
+    if kind == "float-onnx":
+        init = tmp_path / "PicoSAM3_SAM3_student_best.onnx"
+        export_authors_onnx(arch, sd, init)
+    elif kind == "libreyolo":
+        init = tmp_path / "LibrePicoSAM3pico.pt"
+        torch.save({"model": sd, **LIBREYOLO_META}, init)
+    else:
+        init = tmp_path / "PicoSAM3_epoch1.pt"
+        torch.save(sd, init)
+    cut = tmp_path / "cutouts"
+    cut.mkdir()
+    rgba = np.zeros((60, 80, 4), np.uint8)
+    cv2.ellipse(rgba, (40, 30), (35, 25), 0, 0, 360, (200, 30, 30, 255), -1)
+    cv2.imwrite(str(cut / "disc.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    bg = tmp_path / "bg"
+    bg.mkdir()
+    cv2.imwrite(str(bg / "bg.png"), np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8))
+    opts = DistillOptions(
+        out=tmp_path / "run", photos=bg, cutouts=cut, teacher="none", init=init, epochs=1, steps_per_epoch=2,
+        batch=4, warmup_steps=1, threads=2, quiet=True,
+    )  # fmt: skip
+    result = run_distill(opts)
+    assert read_checkpoint(result.checkpoint).layout.name == arch
+    assert json.loads(result.checkpoint.with_suffix(".json").read_text())["prompt_crop"] == "clamped"

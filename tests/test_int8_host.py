@@ -54,10 +54,7 @@ class PicoLike(nn.Module):
 
 def _bare_mct_mctq(path: Path, calib: np.ndarray) -> tuple[Path, nn.Module]:
     """Quantize PicoLike with bare MCT and export MCTQ, the way a user's own pipeline does."""
-    from imx500_sam.compat import import_mct, legacy_onnx_export
-
-    mct = import_mct()
-    from model_compression_toolkit.exporter import PytorchExportSerializationFormat, QuantizationFormat
+    from tests.support.convert_models import bare_mct_mctq
 
     torch.manual_seed(0)
     model = PicoLike().eval()
@@ -65,24 +62,7 @@ def _bare_mct_mctq(path: Path, calib: np.ndarray) -> tuple[Path, nn.Module]:
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 2.0)
-
-    def gen():
-        for s in range(0, len(calib), 8):
-            yield [calib[s : s + 8]]
-
-    tpc = mct.get_target_platform_capabilities("pytorch", "imx500", target_platform_version=None)
-    q, _ = mct.ptq.pytorch_post_training_quantization(
-        in_module=model, representative_data_gen=gen, target_platform_capabilities=tpc
-    )
-    with legacy_onnx_export():
-        mct.exporter.pytorch_export_model(
-            q,
-            save_model_path=str(path),
-            repr_dataset=gen,
-            serialization_format=PytorchExportSerializationFormat.ONNX,
-            quantization_format=QuantizationFormat.MCTQ,
-        )
-    return path, q
+    return bare_mct_mctq(model, path, calib)
 
 
 @pytest.fixture(scope="module")

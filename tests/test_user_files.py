@@ -213,3 +213,23 @@ def test_run_uses_the_models_crop_and_roi_as_drawn(converted_default, tmp_path: 
     assert rois["clamped"].w < rois["clamped"].h
     sx = 4056 / 640
     assert abs(rois["drawn"].w - 80 * sx) <= 2 and abs(rois["drawn"].h - 300 * sx) <= 2
+
+
+@pytest.mark.parametrize("output_size", [(640, 480), (1280, 720)])
+def test_non_square_sensor_roi_maps_back_onto_the_object(output_size: tuple[int, int]) -> None:
+    """A clamped (non-square) sensor ROI: the emulator's crop of it, stretched to 96x96, pasted back through
+    ``SensorGeometry.paste_mask`` lands on the object in the output image."""
+    from imx500_sam.prompt import crop_rect
+    from imx500_sam.runtime.geometry import SensorGeometry
+
+    geo = SensorGeometry.for_output(output_size)
+    ow, oh = output_size
+    box = (ow - 70.0, oh * 0.2, 70.0, oh * 0.5)  # an object at the right edge
+    roi = geo.prompt_roi(box, convention=CLAMPED)
+    assert roi.w != roi.h
+    img = np.zeros((oh, ow), np.uint8)
+    x, y, w, h = (int(v) for v in box)
+    img[y : y + h, x : x + w] = 255
+    tensor = crop_rect(img, geo.roi_rect(roi), (96, 96)).astype(np.float32) / 255.0  # what the sensor crops
+    back = geo.paste_mask(tensor, roi) > 0.5
+    assert (back == (img > 0)).mean() > 0.997

@@ -19,6 +19,7 @@ _COMMAND_MODULES = [
     "check",
     "rpk_inspect",
     "rpk_intrinsics",
+    "rpk_network_info",
     "package",
     "flash",
     "run",

@@ -46,6 +46,12 @@ def distill(
     init: Path = typer.Option(
         None, "--init", help="Start from these PicoSAM weights (imx500-sam 0.1's layout is moved to the published one)."
     ),
+    crop: str = typer.Option(
+        None,
+        "--crop",
+        help="Training crops: shifted | clamped (the authors' pad_bbox_to_square). Default: the --init model's "
+        "convention, else shifted. Recorded in the checkpoint's sidecar for run/eval.",
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt if it exists."),
     threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
     bf16: bool = typer.Option(
@@ -89,6 +95,7 @@ def distill(
             low_res_epochs=low_res_epochs,
             seed=seed,
             init=init,
+            crop=crop,
             resume=resume,
             threads=threads,
             bf16=bf16,

@@ -16,16 +16,19 @@ def package(
     out: Path = typer.Option(..., "-o", "--out", help="Output directory; network.rpk is written there."),
     color: str = typer.Option("RGB", "--color", help="Input colour format: RGB, BGR, Y or BayerRGB."),
 ) -> None:
-    """Validate packerOut.zip, run Sony's imx500-package (Raspberry Pi only), write PicoSAM3's intrinsics."""
+    """Validate packerOut.zip, run Sony's imx500-package (Raspberry Pi only), write PicoSAM3's intrinsics (and the
+    input preprocessor's settings that the report.json beside the zip asks for)."""
     from firmware_packaging.packager import package as run_package
     from firmware_packaging.packager import packager_available, pi_commands, validate_packer_zip
+    from imx500_sam.convert_output import network_info_beside
     from imx500_sam.errors import ToolchainMissingError
 
     validate_packer_zip(packer_out)
+    network_info = network_info_beside(packer_out)  # a normalised input: the preprocessor's gain/offset
     if not packager_available():
         print("imx500-package runs only on Raspberry Pi OS. Copy the zip to the Pi and run there:", file=sys.stderr)
-        for line in pi_commands(packer_out.name, out, color):
+        for line in pi_commands(packer_out.name, out, color, network_info=network_info):
             print(f"  {line}", file=sys.stderr)
         raise ToolchainMissingError("imx500-package not found (run the commands above on the Pi).")
-    rpk = run_package(packer_out, out, color=color)
+    rpk = run_package(packer_out, out, color=color, network_info=network_info)
     typer.echo(str(rpk))

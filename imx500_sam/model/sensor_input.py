@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from imx500_sam.preprocessor import IMAGENET_MEAN, IMAGENET_STD
+
 SENSOR_PIXEL_DIVISOR = 256.0  # the IMX500 input tensor is uint8 / 256
 TRAINING_PIXEL_DIVISOR = 255.0  # the authors' (torchvision ToTensor) pixels / 255
 

@@ -36,6 +36,7 @@ import numpy as np
 from imx500_sam.convert_output import INTRINSICS_JSON, ConvertOutputDir
 from imx500_sam.errors import BadInputError
 from imx500_sam.facts import SENSOR_FULL_SIZE
+from imx500_sam.preprocessor import network_input as preprocess
 from imx500_sam.prompt import ROI, crop_rect
 from imx500_sam.runtime import metadata as md
 from imx500_sam.runtime.geometry import SensorGeometry
@@ -69,10 +70,14 @@ class EmulatedIMX500(Sensor):
         check_segmentation_intrinsics(out.intrinsics, str(out.out_dir / INTRINSICS_JSON))
         spec = out.dnn_params.input
         where = str(out.dnn_params.path)
-        if spec.bits != 8 or spec.signed or spec.shift != 0 or len(spec.shape) != 3 or spec.shape[0] != 3:
+        self.preprocessor = out.input_preprocessor  # the sensor's gain/offset (report.json), None: identity
+        known = self.preprocessor is not None and self.preprocessor.signed == spec.signed
+        shape_ok = len(spec.shape) == 3 and spec.shape[0] == 3
+        if spec.bits != 8 or (spec.signed and not known) or spec.shift != 0 or not shape_ok:
             raise BadInputError(
                 f"{where}: input {spec.shape} {'signed' if spec.signed else 'unsigned'} {spec.bits}-bit "
-                f"shift {spec.shift}: the emulator runs 3-channel unsigned 8-bit inputs with shift 0.",
+                f"shift {spec.shift}: the emulator runs 3-channel 8-bit inputs with shift 0 (signed: with the input "
+                "preprocessor's settings in report.json).",
                 hint="Convert an RGB network with imx500-sam convert.",
             )
         if not out.dnn_params.outputs:
@@ -259,7 +264,7 @@ class EmulatedIMX500(Sensor):
         t1 = time.perf_counter()
         injected = self._injected if self._injected is not None and self._index >= self._inject_from else None
         rgb = injected if injected is not None else self.input_crop(image, geometry, setting)
-        tensor = self._network_input(rgb)
+        tensor = self.network_input(rgb)
         t2 = time.perf_counter()
         raw = self.network(tensor)
         t3 = time.perf_counter()
@@ -329,19 +334,20 @@ class EmulatedIMX500(Sensor):
         crop = crop_rect(image, rect, self.input_size)
         return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)  # the network's input format is RGB
 
-    def _network_input(self, rgb: np.ndarray) -> np.ndarray:
-        # The sensor hands the network its 8-bit pixels with dnnParams' scale: value = q * scale.
-        return np.multiply(rgb.transpose(2, 0, 1)[None], self.input_scale, dtype=np.float32)
+    def network_input(self, rgb: np.ndarray) -> np.ndarray:
+        """What the sensor hands the network for an HxWx3 uint8 RGB input: 1x3xHxW float32 ``t * scale``, ``t`` the
+        input preprocessor's integers (``imx500_sam.preprocessor``), ``scale`` dnnParams'."""
+        return preprocess(self.preprocessor, rgb, self.input_scale)[None]
 
     def infer(self, rgb: np.ndarray) -> list[np.ndarray]:
         """The network alone on an HxWx3 uint8 RGB input (no frame, no metadata): its output tensors."""
-        return self._split_outputs(self.network(self._network_input(rgb)))
+        return self._split_outputs(self.network(self.network_input(rgb)))
 
     def input_tensor(
         self, image: np.ndarray, geometry: SensorGeometry, setting: _RoiSetting | None = None
     ) -> np.ndarray:
         """The network input for an ROI (default: the current one): crop, scale, RGB, quantise (1xCxHxW)."""
-        return self._network_input(self.input_crop(image, geometry, setting))
+        return self.network_input(self.input_crop(image, geometry, setting))
 
     def _split_outputs(self, raw: np.ndarray) -> list[np.ndarray]:
         arr = np.asarray(raw, dtype=np.float32)[0]

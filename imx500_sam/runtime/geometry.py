@@ -75,8 +75,17 @@ class SensorGeometry:
         return ((x - self.scaler_crop[0]) / sx, (y - self.scaler_crop[1]) / sy, w / sx, h / sy)
 
     def prompt_roi(self, box: Box, grow: float = GROW, convention: str = SHIFTED) -> ROI:
-        """The sensor ROI for a prompt box in output pixels, under a crop convention, inside the sensor."""
-        return prompt_roi(self.output_to_sensor(box), self.full_size, convention, grow)
+        """The sensor ROI for a prompt box in output pixels, under a crop convention.
+
+        ``shifted``: a square inside the sensor. ``clamped`` / ``as-drawn``: clamped to the region the output image
+        shows (``ScalerCrop``), as the authors clamp to their image.
+        """
+        if convention == SHIFTED:
+            return prompt_roi(self.output_to_sensor(box), self.full_size, convention, grow)
+        cx, cy, cw, ch = self.scaler_crop
+        x, y, w, h = self.output_to_sensor(box)
+        r = prompt_roi((x - cx, y - cy, w, h), (cw, ch), convention, grow)
+        return ROI(r.x + cx, r.y + cy, r.w, r.h)
 
     def roi_rect(self, roi: ROI) -> tuple[int, int, int, int]:
         """The ROI on the output image's pixel grid: edges rounded to whole pixels, not clipped."""

@@ -327,6 +327,8 @@ def run_distill(opts: DistillOptions) -> DistillResult:
     except ValueError as exc:
         raise BadInputError(f"--crop: {exc}.") from exc
     log(f"training crops: {crop} (imx500_sam.prompt)")
+    if init is not None and init.file_info.get("onnx_batchnorm_folded"):
+        log(f"{opts.init}: BatchNorms folded into the convolutions in this ONNX; training re-learns their statistics")
     # Teacher targets: rank 0 computes and caches them, the others then read the cache.
     if distributed and not is_main:
         dist.barrier()

@@ -19,6 +19,7 @@ from imx500_sam.data.coco import CocoImage, CocoInstance, load_coco
 from imx500_sam.prompt import SHIFTED, crop, iou, paste_mask, prompt_roi, to_model_input
 
 if TYPE_CHECKING:
+    from imx500_sam.convert_output import ConvertOutputDir
     from imx500_sam.train.overlays import OverlayWriter
 
 # crops (N, 3, S, S) float32 in [0, 1) -> logits (N, 1, S, S) or (N, S, S)
@@ -143,6 +144,19 @@ def onnx_predictor(onnx_path: Path) -> tuple[CropPredictor, int]:
     return predict, size
 
 
+def int8_predictor(out: ConvertOutputDir) -> tuple[CropPredictor, int]:
+    """A convert output's host INT8 network as a crop predictor, with the sensor's input preprocessor in front
+    (``imx500_sam.preprocessor``: the same integers the emulator and the camera feed), and its input size."""
+    predict, size = onnx_predictor(out.qdq_onnx)
+    pre = out.input_preprocessor
+    if pre is None:
+        return predict, size
+    from imx500_sam.preprocessor import network_input, pixels_of
+
+    scale = out.dnn_params.input.scale
+    return (lambda batch: predict(network_input(pre, pixels_of(batch), scale))), size
+
+
 def run_eval(
     coco: Path,
     images: Path,
@@ -183,7 +197,7 @@ def run_eval(
         from imx500_sam.convert_output import ConvertOutputDir
 
         out = ConvertOutputDir.load(int8_out)
-        predict, size = onnx_predictor(out.qdq_onnx)
+        predict, size = int8_predictor(out)
         results.append(evaluate_crops(f"int8:{out.out_dir.name}", data, predict, size, writer, crop or out.prompt_crop))
     if teacher:
         from imx500_sam.train.teachers import load_teacher

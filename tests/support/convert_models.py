@@ -49,3 +49,30 @@ def wide_net() -> nn.Module:
     """Factory for WideNet."""
     torch.manual_seed(0)
     return WideNet().eval()
+
+
+def bare_mct_mctq(model: nn.Module, path, calib) -> tuple:
+    """Quantize ``model`` with bare MCT PTQ (IMX500 target) on ``calib`` (float Nx3xHxW, the model's own input) and
+    export an MCTQ ONNX to ``path``, the way a user's own pipeline (the PicoSAM authors') does. (path, MCT module)."""
+    from imx500_sam.compat import import_mct, legacy_onnx_export
+
+    mct = import_mct()
+    from model_compression_toolkit.exporter import PytorchExportSerializationFormat, QuantizationFormat
+
+    def gen():
+        for s in range(0, len(calib), 8):
+            yield [calib[s : s + 8]]
+
+    tpc = mct.get_target_platform_capabilities("pytorch", "imx500", target_platform_version=None)
+    q, _ = mct.ptq.pytorch_post_training_quantization(
+        in_module=model.eval(), representative_data_gen=gen, target_platform_capabilities=tpc
+    )
+    with legacy_onnx_export():
+        mct.exporter.pytorch_export_model(
+            q,
+            save_model_path=str(path),
+            repr_dataset=gen,
+            serialization_format=PytorchExportSerializationFormat.ONNX,
+            quantization_format=QuantizationFormat.MCTQ,
+        )
+    return path, q
