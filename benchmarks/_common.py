@@ -19,12 +19,26 @@ def machine() -> dict[str, Any]:
     return machine_info()
 
 
+def git_commit() -> str:
+    """The commit the measured code is at (``git rev-parse HEAD``; ``+dirty`` with uncommitted changes)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def write_result(name: str, data: dict[str, Any]) -> Path:
-    """Write benchmarks/results/<name>.json with the command line, the machine and the date."""
+    """Write benchmarks/results/<name>.json with the command line, the commit, the machine and the date."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
         "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
+        "commit": git_commit(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
         **data,
