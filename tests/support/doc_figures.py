@@ -72,10 +72,20 @@ def figures(doc: str, text: str) -> list[Figure]:
 
 
 def json_value(root: Path, file: str, path: str) -> Any:
-    """The value at ``path`` (dot-separated keys / list indexes) of ``root/file``."""
+    """The value at ``path`` (dot-separated keys / list indexes; a key may itself hold dots) of ``root/file``."""
     node: Any = json.loads((root / file).read_text())
-    for part in path.split("."):
-        node = node[int(part)] if isinstance(node, list) else node[part]
+    parts = path.split(".")
+    while parts:
+        if isinstance(node, list):
+            node, parts = node[int(parts[0])], parts[1:]
+            continue
+        for n in range(len(parts), 0, -1):  # the longest run of parts that is a key
+            key = ".".join(parts[:n])
+            if key in node:
+                node, parts = node[key], parts[n:]
+                break
+        else:
+            raise KeyError(path)
     return node
 
 
@@ -88,4 +98,4 @@ def matches(fig: Figure, value: Any) -> bool:
         candidates.append(100 * float(value))
     if fig.unit == "M":
         candidates.append(float(value) / 1e6)
-    return any(abs(round(c, fig.decimals) - fig.value) < 10 ** (-fig.decimals) / 2 for c in candidates)
+    return any(abs(c - fig.value) <= 10 ** (-fig.decimals) / 2 + 1e-9 for c in candidates)  # printed rounded
