@@ -25,6 +25,24 @@ NOT_MEASUREMENTS: set[tuple[str, str, str]] = {
     (_CARD, "0.1", "imx500-sam 0.1"),  # the toolkit's earlier version
     (_CARD, "2.13", "torch 2.13"),
     ("benchmarks/README.md", "0.1", "imx500-sam 0.1"),
+    ("README.md", "0.1", "imx500-sam 0.1"),
+    ("README.md", "3.10", "Python 3.10+"),  # versions
+    ("README.md", "2.6", "MCT 2.6 with converter 3.19"),
+    ("README.md", "3.19", "MCT 2.6 with converter 3.19"),
+    ("README.md", "1.21", "onnxruntime 1.21"),
+    ("README.md", "3.6", "libarchive 3.6"),
+    ("README.md", "13.0", "Pillow here is 13.0"),
+    ("README.md", "12.2", "lock pins 12.2"),
+    ("README.md", "10%", "grown 10%"),  # the prompt's definition: the box grown 10%
+    ("README.md", "10%", "10%, in full-sensor pixels"),
+    ("README.md", "10%", "box grown 10%"),
+    ("README.md", "10%", "pad_bbox_to_square` (10% each side"),
+    ("README.md", "10%", "losses within 10%"),  # a test's tolerance
+    ("README.md", "99.9%", ">= 99.9% of mask pixels agree"),  # a test's threshold
+    ("README.md", "0.8", "stay above IoU 0.8"),
+    ("README.md", "0.8", ">= 0.8x the IoU"),
+    ("README.md", "99.9%", "250 crops/s at >= 99.9% agreement"),  # goals
+    ("README.md", "0.55", "goal of INT8 >= 0.55"),
 }
 
 
