@@ -19,17 +19,11 @@ def machine() -> dict[str, Any]:
     return machine_info()
 
 
-def git_commit() -> str:
-    """The commit the measured code is at (``git rev-parse HEAD``; ``+dirty`` with uncommitted changes)."""
-    import subprocess
+def toolkit_commit() -> str:
+    """The commit the measured code is at (one definition: ``imx500_sam.bench.record.toolkit_commit``)."""
+    from imx500_sam.bench.record import toolkit_commit as commit
 
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    return commit()
 
 
 def write_result(name: str, data: dict[str, Any]) -> Path:
@@ -38,7 +32,7 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
     payload = {
         "benchmark": name,
         "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
-        "commit": git_commit(),
+        "commit": toolkit_commit(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
         **data,
