@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,22 +19,11 @@ def machine() -> dict[str, Any]:
     return machine_info()
 
 
-def commit() -> str | None:
-    """The repository's HEAD commit ("-dirty" when files differ from it), or None outside a git checkout."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if head.returncode != 0:
-        return None
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+def toolkit_commit() -> str:
+    """The commit the measured code is at (one definition: ``imx500_sam.bench.record.toolkit_commit``)."""
+    from imx500_sam.bench.record import toolkit_commit as commit
+
+    return commit()
 
 
 def write_result(name: str, data: dict[str, Any]) -> Path:
@@ -45,7 +33,7 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
     payload = {
         "benchmark": name,
         "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
-        "commit": commit(),
+        "commit": toolkit_commit(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
         **data,

@@ -86,11 +86,12 @@ def _step_rate(
 
 
 def _data_rate(batches: int, batch: int) -> dict[str, Any]:
-    from imx500_sam.data.sources import fetch_cutouts, fetch_photos
+    from imx500_sam.data.sources import fetch_cutouts
+    from imx500_sam.train.distill import training_default_photos
     from imx500_sam.train.samples import PasteSampler, make_batch
 
     cutouts = [p for p in fetch_cutouts() if "cartoon" not in p.name]
-    ps = PasteSampler(cutouts, fetch_photos())
+    ps = PasteSampler(cutouts, training_default_photos())
     rng = np.random.default_rng(0)
     make_batch([(ps, 1.0)], batch, rng)
     t0 = time.perf_counter()

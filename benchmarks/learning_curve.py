@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = "imx500_sam/model/weights/picosam3_default.pt"
 # (commit that installed the default, training crops seen in all, what it was): from MODEL_CARD.md
 VERSIONS = [
-    ("a8959f6", 12_800, "stages 1-2: MobileSAM targets on 28 photos + cut-and-paste (0.1 layout)"),
+    ("a8959f6", 19_200, "stages 1-2: MobileSAM targets on 28 photos + cut-and-paste (0.1 layout)"),
     ("3bfda81", 32_000, "stage 3: 30 photos + cut-and-paste (0.1 layout)"),
     ("413b595", 51_200, "moved to the published layout: + 19,200 cut-and-paste crops, the 0.1 network as teacher"),
     ("193db7b", 243_200, "+ 192,000 crops, MobileSAM targets on 30 photos, --bf16 (run4: reverted, INT8 fidelity)"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 
@@ -53,3 +53,19 @@ class StageProgress:
         """A line of information (suppressed when quiet)."""
         if not self.quiet:
             self.console.print(text, soft_wrap=True)  # paths stay whole on one line
+
+
+@contextlib.contextmanager
+def item_bar(total: int, description: str, enabled: bool = True) -> Iterator[Callable[[], None]]:
+    """A progress bar over ``total`` items on an interactive stderr (nothing otherwise); yields ``advance()``."""
+    console = Console(file=sys.stderr)
+    if not enabled or not console.is_terminal:
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)

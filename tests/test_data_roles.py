@@ -92,3 +92,19 @@ def test_image_records_round_trip() -> None:
     rec = roles.ImageRecord("x.png", "here", pixel_sha256(rgb))
     assert roles.records_from_json(roles.records_to_json([rec])) == [rec]
     assert rec.sha256 == pixel_sha256(rgb.copy()) != pixel_sha256(rgb + 1)
+
+
+def test_convert_refuses_calibration_photos_of_another_role(tmp_path, capsys) -> None:
+    """convert --calib DIR with a crop of a training photo among the photos: exit 2 naming both roles, no output."""
+    from imx500_sam.cli import main
+    from imx500_sam.errors import ExitCode
+
+    train = roles.load_role(Role.TRAIN)[3]
+    h, w = train.rgb.shape[:2]
+    (tmp_path / "calib").mkdir()
+    cv2.imwrite(str(tmp_path / "calib" / "mine.png"), cv2.cvtColor(train.rgb[h // 8 :, w // 8 :], cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    rc = main(["convert", "-o", str(out), "--calib", str(tmp_path / "calib"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == ExitCode.BAD_INPUT and "mine.png (role calibrate)" in err and f"{train.record.name}" in err
+    assert "role train" in err and not out.exists()

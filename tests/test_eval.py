@@ -86,7 +86,10 @@ def test_eval_cli_json(tiny_coco: tuple[Path, Path], tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    (res,) = json.loads(proc.stdout)
+    out = json.loads(proc.stdout)
+    (res,) = out["results"]
+    assert out["protocol"] == "image" and out["set"]["role"] == "evaluate" and out["set"]["instances"] == 2
+    assert [r["name"] for r in out["set"]["images"]] == ["a.png"] and len(out["set"]["images"][0]["sha256"]) == 64
     assert res["instances"] == 2 and res["model"] == "float:m.pt" and 0.0 <= res["miou"] <= 1.0
     bad = subprocess.run(
         [sys.executable, "-m", "imx500_sam", "eval", str(ckpt), "--coco", str(tmp_path / "nope.json"), "--images",

@@ -214,7 +214,9 @@ def test_default_convert_reports_agreement_with_mct(converted_default: ConvertOu
     em = acc["emulator_agreement"]
     assert em["reference"] == "MCT's quantized torch module"
     assert em["crops"] == acc["crops"] >= 32
-    assert em["pixels"] >= 0.999
+    # 99.81% on the evaluate photos with the default options (benchmarks/results/convert_default.json); the
+    # earlier >= 99.9% was measured on two photos that are training backgrounds of the default (old roles)
+    assert em["pixels"] >= 0.995
     data = converted_default.report["data"]
     calib, held = records_from_json(data["calibration"]), records_from_json(data["accuracy"])
     assert [r.name for r in calib] == [r.name for r in registered(Role.CALIBRATE)]

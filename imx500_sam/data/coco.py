@@ -137,7 +137,12 @@ def load_coco(ann_file: Path, images_dir: Path) -> list[CocoImage]:
     try:
         data = json.loads(ann_file.read_text())
         images = {
-            int(im["id"]): CocoImage(int(im["id"]), images_dir / im["file_name"], int(im["width"]), int(im["height"]))
+            int(im["id"]): CocoImage(
+                int(im["id"]),
+                images_dir / im.get("file_name", f"{int(im['id']):012d}.jpg"),
+                int(im["width"]),
+                int(im["height"]),
+            )  # LVIS has no file_name: its images are named by id
             for im in data["images"]
         }
         for a in data["annotations"]:

@@ -71,6 +71,20 @@ def _score(
     return score
 
 
+def limit_instances(images: list[CocoImage], limit: int | None) -> list[CocoImage]:
+    """The first ``limit`` instances in file order (images cut short, later images dropped); all when None."""
+    if limit is None:
+        return images
+    out: list[CocoImage] = []
+    left = limit
+    for img in images:
+        if left <= 0:
+            break
+        out.append(CocoImage(img.id, img.path, img.width, img.height, img.instances[:left]))
+        left -= len(out[-1].instances)
+    return out
+
+
 def evaluate_crops(
     name: str,
     images: list[CocoImage],
@@ -78,6 +92,7 @@ def evaluate_crops(
     size: int = 96,
     overlays: OverlayWriter | None = None,
     convention: str = SHIFTED,
+    advance: Callable[[], None] | None = None,
 ) -> EvalResult:
     """mIoU of a crop model (float or INT8) over every instance; each mask also to ``overlays`` if given.
 
@@ -92,13 +107,19 @@ def evaluate_crops(
         logits = np.asarray(predict(batch), np.float32).reshape(len(rois), size, size)
         for a, r, lg in zip(img.instances, rois, logits, strict=True):
             ious.append(_score(name, img, a, rgb, paste_mask(lg, r, (img.width, img.height)) > 0, overlays))
+            if advance is not None:
+                advance()
     return EvalResult(
         name, float(np.mean(ious)) if ious else 0.0, len(ious), len(images), time.perf_counter() - t0, ious
     )
 
 
 def evaluate_teacher(
-    name: str, images: list[CocoImage], teacher: object, overlays: OverlayWriter | None = None
+    name: str,
+    images: list[CocoImage],
+    teacher: object,
+    overlays: OverlayWriter | None = None,
+    advance: Callable[[], None] | None = None,
 ) -> EvalResult:
     """mIoU of a SAM teacher given each instance's box on the whole image; masks to ``overlays`` if given."""
     t0 = time.perf_counter()
@@ -109,6 +130,8 @@ def evaluate_teacher(
         probs, _ = teacher.predict_boxes(np.asarray([a.bbox for a in img.instances], np.float32))  # type: ignore[attr-defined]
         for a, p in zip(img.instances, probs, strict=True):
             ious.append(_score(name, img, a, rgb, p > 0.5, overlays))
+            if advance is not None:
+                advance()
     return EvalResult(
         name, float(np.mean(ious)) if ious else 0.0, len(ious), len(images), time.perf_counter() - t0, ious
     )
@@ -166,16 +189,21 @@ def run_eval(
     float_model: bool = True,
     overlays: Path | None = None,
     crop: str | None = None,
+    limit: int | None = None,
+    progress: bool = False,
 ) -> list[EvalResult]:
     """Evaluate the float checkpoint, optionally a convert output's INT8 network and a teacher.
 
     Each network is prompted with the crop it was trained with (its sidecar / report.json), unless ``crop`` says.
     ``overlays``: a new folder for one picture per instance with every evaluated model side by side.
+    ``limit``: the first N instances only. ``progress``: a progress bar per model on an interactive stderr.
     """
+    from imx500_sam.progress import item_bar
     from imx500_sam.train.overlays import OverlayWriter
 
     writer = OverlayWriter(overlays) if overlays is not None else None
-    data = load_coco(coco, images)
+    data = limit_instances(load_coco(coco, images), limit)
+    total = sum(len(im.instances) for im in data)
     results = []
     if float_model:
         from imx500_sam.defaults import DEFAULT_CHECKPOINT
@@ -183,26 +211,32 @@ def run_eval(
 
         path = Path(model) if model else DEFAULT_CHECKPOINT
         ckpt = read_checkpoint(path)
-        results.append(
-            evaluate_crops(
-                f"float:{path.name}",
-                data,
-                torch_predictor(ckpt.module),
-                ckpt.config.input_size,
-                writer,
-                crop or prompt_crop_of(ckpt),
+        name = f"float:{path.name}"
+        with item_bar(total, name, progress) as advance:
+            results.append(
+                evaluate_crops(
+                    name,
+                    data,
+                    torch_predictor(ckpt.module),
+                    ckpt.config.input_size,
+                    writer,
+                    crop or prompt_crop_of(ckpt),
+                    advance,
+                )
             )
-        )
     if int8_out is not None:
         from imx500_sam.convert_output import ConvertOutputDir
 
         out = ConvertOutputDir.load(int8_out)
         predict, size = int8_predictor(out)
-        results.append(evaluate_crops(f"int8:{out.out_dir.name}", data, predict, size, writer, crop or out.prompt_crop))
+        name = f"int8:{out.out_dir.name}"
+        with item_bar(total, name, progress) as advance:
+            results.append(evaluate_crops(name, data, predict, size, writer, crop or out.prompt_crop, advance))
     if teacher:
         from imx500_sam.train.teachers import load_teacher
 
-        results.append(evaluate_teacher(f"teacher:{teacher}", data, load_teacher(teacher), writer))
+        with item_bar(total, f"teacher:{teacher}", progress) as advance:
+            results.append(evaluate_teacher(f"teacher:{teacher}", data, load_teacher(teacher), writer, advance))
     if writer is not None:
         writer.write()
     return results

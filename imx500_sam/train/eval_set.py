@@ -1,0 +1,68 @@
+"""What ``eval`` scored: the set (its name, the role it is used in, each image's record) and the results.
+
+Before scoring, the set is checked against the data-role registry (an image that is a registered train, calibrate
+or select picture is refused, exit 2) and against the model's own training images (its sidecar's
+``training.images``, by sha256), so a figure is never measured on pixels the model or its choice saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imx500_sam.data.roles import ImageRecord, Role, records_to_json
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """The images a run scored: a name (the annotation file or a registry set), their role and records."""
+
+    name: str
+    role: Role
+    images: tuple[ImageRecord, ...]
+    instances: int
+
+    def to_json(self) -> dict[str, Any]:
+        """``{name, role, instances, images: [{name, source, sha256}]}``."""
+        return {
+            "name": self.name,
+            "role": self.role.value,
+            "instances": self.instances,
+            "images": records_to_json(self.images),
+        }
+
+
+@dataclass
+class EvalReport:
+    """``eval --json``: the protocol, the scored set, one result per model."""
+
+    protocol: str
+    set: EvalSet
+    results: list[Any] = field(default_factory=list)  # EvalResult or PaperResult (each with to_json)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object ``eval --json`` prints."""
+        return {"protocol": self.protocol, "set": self.set.to_json(), "results": [r.to_json() for r in self.results]}
+
+
+def scored_set(name: str, paths: Sequence[Path], instances: int, models: Sequence[Path | None] = ()) -> EvalSet:
+    """Records of the images to score, refused (RoleConflictError, exit 2) if one is another role's picture
+    (registry) or one of ``models``' training images (their sidecars)."""
+    from imx500_sam.data.fingerprint import Fingerprint
+    from imx500_sam.data.roles import Named, check_against_registry, check_records, model_training_images
+    from imx500_sam.data.sources import read_rgb
+
+    records: list[ImageRecord] = []
+    named: list[Named] = []
+    for path in dict.fromkeys(Path(p) for p in paths):
+        rgb = read_rgb(path)
+        fp = Fingerprint.of(rgb)
+        records.append(ImageRecord(path.name, str(path), fp.sha256))
+        named.append(Named(str(path), fp))
+    check_against_registry(Role.EVALUATE, named)
+    for model in models:
+        if model is not None:
+            check_records(Role.EVALUATE, records, Role.TRAIN, model_training_images(model))
+    return EvalSet(name, Role.EVALUATE, tuple(records), instances)

@@ -1,0 +1,100 @@
+"""Every figure in the project's documents comes from a committed JSON under benchmarks/results: each cited
+figure equals its JSON value, each cited JSON says its command, commit, machine and date, and a number with a
+decimal point or a percent sign that carries no citation is flagged (unless it is in ``NOT_MEASUREMENTS``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.doc_figures import Figure, figures, json_value, matches
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = [
+    "README.md",
+    "benchmarks/README.md",
+    "imx500_sam/model/weights/MODEL_CARD.md",
+    *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")),
+]
+# Numbers that are not measurements: versions, settings, definitions. (document, token, words around it)
+_CARD = "imx500_sam/model/weights/MODEL_CARD.md"
+NOT_MEASUREMENTS: set[tuple[str, str, str]] = {
+    (_CARD, "2603.11917", "arXiv 2603.11917"),  # the paper's identifier
+    (_CARD, "0.1", "imx500-sam 0.1"),  # the toolkit's earlier version
+    (_CARD, "2.13", "torch 2.13"),
+    ("benchmarks/README.md", "0.1", "imx500-sam 0.1"),
+    ("README.md", "0.1", "imx500-sam 0.1"),
+    ("README.md", "3.10", "Python 3.10+"),  # versions
+    ("README.md", "2.6", "MCT 2.6 with converter 3.19"),
+    ("README.md", "3.19", "MCT 2.6 with converter 3.19"),
+    ("README.md", "1.21", "onnxruntime 1.21"),
+    ("README.md", "3.6", "libarchive 3.6"),
+    ("README.md", "13.0", "Pillow here is 13.0"),
+    ("README.md", "12.2", "lock pins 12.2"),
+    ("README.md", "10%", "grown 10%"),  # the prompt's definition: the box grown 10%
+    ("README.md", "10%", "10%, in full-sensor pixels"),
+    ("README.md", "10%", "box grown 10%"),
+    ("README.md", "10%", "pad_bbox_to_square` (10% each side"),
+    ("README.md", "10%", "losses within 10%"),  # a test's tolerance
+    ("README.md", "99.9%", ">= 99.9% of mask pixels agree"),  # a test's threshold
+    ("README.md", "0.8", "stay above IoU 0.8"),
+    ("README.md", "0.8", ">= 0.8x the IoU"),
+    ("README.md", "99.9%", "250 crops/s at >= 99.9% agreement"),  # goals
+    ("README.md", "0.55", "goal of INT8 >= 0.55"),
+}
+
+
+def _all() -> list[Figure]:
+    return [f for doc in DOCS for f in figures(doc, (REPO / doc).read_text())]
+
+
+def _allowed(f: Figure) -> bool:
+    return any(doc == f.doc and token == f.text and words in f.context for doc, token, words in NOT_MEASUREMENTS)
+
+
+def test_every_cited_figure_equals_its_json_value() -> None:
+    wrong = []
+    for f in _all():
+        if f.cite is None:
+            continue
+        file, path = f.cite
+        assert file.startswith("benchmarks/results/") and (REPO / file).is_file(), f"{f.doc}:{f.line}: {file}"
+        data = json.loads((REPO / file).read_text())
+        assert all(k in data for k in ("command", "commit", "machine", "date")), f"{file}: provenance missing"
+        try:
+            value = json_value(REPO, file, path)
+        except (KeyError, IndexError, ValueError, TypeError):
+            wrong.append(f"{f.doc}:{f.line}: {f.text} cites {file}#{path}, which does not exist")
+            continue
+        if not matches(f, value):
+            wrong.append(f"{f.doc}:{f.line}: {f.text} but {file}#{path} = {value}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_figure_without_a_source() -> None:
+    uncited = [f"{f.doc}:{f.line}: {f.text} in: {f.context}" for f in _all() if f.cite is None and not _allowed(f)]
+    assert not uncited, f"{len(uncited)} figures cite no JSON:\n" + "\n".join(uncited)
+
+
+def test_the_checker_catches_a_wrong_and_an_uncited_figure(tmp_path: Path) -> None:
+    res = tmp_path / "benchmarks" / "results"
+    res.mkdir(parents=True)
+    (res / "x.json").write_text(json.dumps({"a": {"b": [0.12345, 0.9993]}}))
+    text = (
+        "ok 0.1235<!-- fig: benchmarks/results/x.json#a.b.0 --> and 99.93%<!-- fig: benchmarks/results/x.json#a.b.1 -->"
+        "\nwrong 0.125<!-- fig: benchmarks/results/x.json#a.b.0 -->; uncited 0.5 and 3%; `0.7` in code; MCT 2.5.1"
+        "\n```\n--lr 1.5e-3 0.25\n```\n"
+    )
+    figs = figures("d.md", text)
+    assert [(f.text, f.cite is not None) for f in figs] == [
+        ("0.1235", True), ("99.93%", True), ("0.125", True), ("0.5", False), ("3%", False),
+    ]  # fmt: skip
+    ok = [matches(f, json_value(tmp_path, *f.cite)) for f in figs if f.cite]
+    assert ok == [True, True, False]
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_documents_exist(doc: str) -> None:
+    assert (REPO / doc).is_file()
