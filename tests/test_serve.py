@@ -26,12 +26,9 @@ SCREENSHOT_ENV = "IMX500_SAM_SERVE_SCREENSHOT"  # also save the page's screensho
 
 
 @pytest.fixture(scope="module")
-def convert_dir(request) -> Path:
-    """A convert output: $IMX500_SAM_CONVERT_DIR when set (reuse one), else the session's real conversion."""
-    reuse = os.environ.get("IMX500_SAM_CONVERT_DIR")
-    if reuse:
-        return Path(reuse)
-    return request.getfixturevalue("converted_default").out_dir
+def convert_dir(converted_default) -> Path:
+    """The session's convert output of the bundled model (real MCT + imxconv-pt, shared with the other tests)."""
+    return converted_default.out_dir
 
 
 @pytest.fixture(scope="module")
