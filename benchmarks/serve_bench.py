@@ -37,7 +37,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import commit, write_result
+from benchmarks._common import toolkit_commit, write_result
 from benchmarks.emulator_throughput import arc2017_photo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -223,7 +223,7 @@ def main() -> None:
     ap.add_argument("--soak-s", type=float, default=600.0)
     ap.add_argument("--first-mask-rounds", type=int, default=10)
     args = ap.parse_args()
-    head = commit()
+    head = toolkit_commit()
     with tempfile.TemporaryDirectory() as tmp:
         photo, gt_boxes = arc2017_photo(Path(tmp))
         boxes = [list(b) for b in gt_boxes]

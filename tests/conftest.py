@@ -34,9 +34,15 @@ def default_convert_run(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def converted_default(default_convert_run):
+def converted_default(request: pytest.FixtureRequest):
     """A real convert output of the bundled default model (``imx500_sam.convert_output.ConvertOutputDir``).
 
-    Shared by every test that needs one; the conversion runs once per test session.
+    Shared by every test that needs one; the conversion runs once per test session, unless
+    $IMX500_SAM_CONVERT_DIR names an existing convert output of the bundled model to reuse (development runs).
     """
-    return default_convert_run[0]
+    from imx500_sam.convert_output import ConvertOutputDir
+
+    reuse = os.environ.get("IMX500_SAM_CONVERT_DIR")
+    if reuse:
+        return ConvertOutputDir.load(reuse)
+    return request.getfixturevalue("default_convert_run")[0]

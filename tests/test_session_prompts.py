@@ -88,3 +88,21 @@ def test_a_session_without_prompts_refuses_to_step():
     assert session.prompts == []
     with pytest.raises(ValueError, match="no prompt"):
         session.step()
+
+
+class BusySensor(LateSensor):
+    """Only every third frame carries a tensor (the network busy for two frames after each: DPS = FPS / 3)."""
+
+    def capture(self) -> SensorFrame | None:
+        frame = super().capture()
+        if frame is not None and frame.index % 3:
+            frame.outputs = None
+        return frame
+
+
+def test_frames_without_a_tensor_do_not_use_up_a_prompts_turn():
+    """Three prompts on a sensor with a tensor every third frame: each prompt still gets its masks in turn."""
+    session = PromptSession(BusySensor(delay=0), [(10, 10, 50, 50), (300, 200, 80, 60), (100, 300, 40, 40)])
+    results = [session.step() for _ in range(18)]
+    with_tensor = [r.prompt for r in results if r.sensor_frame.outputs is not None]
+    assert with_tensor == [0, 1, 2, 0, 1, 2]

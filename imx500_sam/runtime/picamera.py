@@ -52,10 +52,10 @@ class IMX500Sensor(Sensor):
     the ROI it is reported with (the ROI control reaches the sensor a frame or more later; the exact
     delay has not been measured on a device by this project).
 
-    ``images=False`` (masks only): the main stream is configured at ``MASKS_ONLY_STREAM`` in YUV420, the smallest
-    request (libcamera raises it to the ISP's minimum when that is larger), and no image is ever read from a
-    request: frames carry an empty image; masks are still pasted on an ``output_size`` grid of the same sensor
-    region (``ScalerCrop``).
+    ``images=False`` (masks only): the main stream is configured at ``MASKS_ONLY_STREAM`` in YUV420 (the Pi 5 ISP
+    back end's driver, pisp_be, takes outputs down to 16x16, ``PISP_BACK_END_MIN_TILE_WIDTH/HEIGHT``, and clamps
+    smaller requests up), and no image is ever read from a request: frames carry an empty image; masks are still
+    pasted on an ``output_size`` grid of the same sensor region (``ScalerCrop``).
     """
 
     def __init__(

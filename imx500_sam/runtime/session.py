@@ -340,7 +340,9 @@ class PromptSession:
             inst = 1.0 / max(1e-9, now - self._last_time)
             self._fps = inst if self._fps is None else 0.9 * self._fps + 0.1 * inst
         self._last_time = now
-        self._turn = pos + 1  # a prompt added now comes next, after the current round
+        # the next prompt's turn (a prompt added now comes next, after this round); a frame without a tensor
+        # (the network still busy) gave no prompt its mask: the same prompt again, so none is starved
+        self._turn = pos + 1 if frame.outputs else pos
         return MaskResult(
             frame=frame.index,
             prompt=state.id,

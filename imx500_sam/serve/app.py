@@ -129,7 +129,7 @@ def _host_name(request: web.Request) -> str:
 
 def make_app(engine: ServeEngine, config: AppConfig) -> web.Application:
     """The aiohttp application over ``engine`` (its ``FrameHub`` is made when it starts on its event loop)."""
-    assets = {path: (resources.files("imx500_sam.serve").joinpath("static", name).read_bytes(), kind)
+    assets = {path: (resources.files("imx500_sam.serve").joinpath("static").joinpath(name).read_bytes(), kind)
               for path, (name, kind) in ASSETS.items()}  # fmt: skip
 
     @web.middleware

@@ -100,6 +100,16 @@ class Snapshot:
         return next((p for p in self.prompts if p.id == prompt_id), None)
 
 
+@dataclass(frozen=True)
+class LatestMask:
+    """A prompt's latest mask (no frame kept with it): the frame index, the mask, its area and box."""
+
+    frame: int
+    mask: np.ndarray = field(repr=False)
+    mask_area: int
+    bbox: tuple[int, int, int, int] | None
+
+
 @dataclass
 class Command:
     """A request for the loop: ``kind`` with ``args``; its result (or error) comes back on ``future``."""
@@ -153,7 +163,7 @@ class ServeEngine:
         self._commands: queue.Queue[Command] = queue.Queue(maxsize=COMMAND_QUEUE)
         self._submitted: dict[int, float] = {}  # prompt id -> perf_counter of the request that added it
         self._first_ms: dict[int, float] = {}
-        self._latest: dict[int, MaskResult] = {}  # id -> its latest result computed on a tensor
+        self._latest: dict[int, LatestMask] = {}  # id -> its latest mask computed on a tensor
         self._stop = threading.Event()
         self._closed = False
         self._seq = 0
@@ -274,7 +284,7 @@ class ServeEngine:
                 self._latency = latency
             if result.prompt not in self._first_ms and result.prompt in self._submitted:
                 self._first_ms[result.prompt] = (now - self._submitted[result.prompt]) * 1e3
-            self._latest[result.prompt] = result
+            self._latest[result.prompt] = LatestMask(result.frame, result.mask, result.mask_area, result.bbox)
         views = []
         for p in self.session.prompts:
             latest = self._latest.get(p.id)

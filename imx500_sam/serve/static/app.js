@@ -38,7 +38,7 @@ const fmt = (v, unit, digits = 1) => (v === null || v === undefined ? "–" : `$
 
 function startStream() {
   const path = state.masks_only ? "masks.mjpg" : "stream.mjpg";
-  $("stage").style.setProperty("--aspect", String(state.stream_size[0] / state.stream_size[1]));
+  document.querySelector("main").style.setProperty("--aspect", String(state.stream_size[0] / state.stream_size[1]));
   img.src = url(path);
 }
 img.addEventListener("error", () => setTimeout(() => state && startStream(), 2000));
