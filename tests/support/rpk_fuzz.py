@@ -34,18 +34,85 @@ OPS = BYTE_OPS + STRUCT_OPS
 _MAGICS = (b"070701", b"070702", b"070707", b"070727", b"070700", b"07070\n")
 _U32 = (0, 1, 3, 44, 0x7FFFFFFF, 0xFFFFFFFF, 0xFFFFFFC0, 1048512)
 _HEX8 = (b"00000000", b"FFFFFFFF", b"7FFFFFFF", b"-0000001", b"0x000010", b"  12    ")
-_TEXT = (b"=", b"\r\n", b"networkOrdinal=", b"networkNum=", b"inputTensorWidth=", b"\xff", b"{", b"}", b'"task":', b"\0")
+_TEXT = (
+    b"=",
+    b"\r\n",
+    b"networkOrdinal=",
+    b"networkNum=",
+    b"inputTensorWidth=",
+    b"\xff",
+    b"{",
+    b"}",
+    b'"task":',
+    b"\0",
+)
 #: network_info.txt keys picamera2 reads, and values that stress its int()/int(,0) parsing
-_NI_KEYS = ("networkNum", "networkOrdinal", "networkID", "apParamSize", "inputTensorWidth", "inputTensorHeight",
-            "inputTensorFormat", "inputTensorNorm_K00", "inputTensorNorm_K23", "version", "unknownKey", "")
-_NI_VALUES = ("", "0", "1", "2", "-1", "0x10", "010", "1e3", " 7", "7 ", "99999999999999999999", "RGB", "BGR", "a=b",
-              "\u00e9", "1234567", "0400", "0b11", "1_000")
+_NI_KEYS = (
+    "networkNum",
+    "networkOrdinal",
+    "networkID",
+    "apParamSize",
+    "inputTensorWidth",
+    "inputTensorHeight",
+    "inputTensorFormat",
+    "inputTensorNorm_K00",
+    "inputTensorNorm_K23",
+    "version",
+    "unknownKey",
+    "",
+)
+_NI_VALUES = (
+    "",
+    "0",
+    "1",
+    "2",
+    "-1",
+    "0x10",
+    "010",
+    "1e3",
+    " 7",
+    "7 ",
+    "99999999999999999999",
+    "RGB",
+    "BGR",
+    "a=b",
+    "\u00e9",
+    "1234567",
+    "0400",
+    "0b11",
+    "1_000",
+)
 #: network_intrinsics keys and values that stress picamera2's schema check and its setters
 _INTR_KEYS = ("task", "inference_rate", "cpu", "input_aspect_ratio", "classes", "unknown", "")
-_INTR_VALUES = (None, True, 0, -1, 1.5, float("inf"), "segmentation", "nope", [], ["a"], {}, {"width": 0, "height": 1},
-                {"labels": [1]}, {"bbox_order": "zz"}, {"softmax": "yes"}, "x" * 300)
-_ENTRY_NAMES = ("network_info.txt", "network_intrinsics", "imx500_regs", "./network_info.txt", "network_info.txt/",
-                "", "TRAILER!!!", "a/../network_info.txt", "n\u00e9twork")
+_INTR_VALUES = (
+    None,
+    True,
+    0,
+    -1,
+    1.5,
+    float("inf"),
+    "segmentation",
+    "nope",
+    [],
+    ["a"],
+    {},
+    {"width": 0, "height": 1},
+    {"labels": [1]},
+    {"bbox_order": "zz"},
+    {"softmax": "yes"},
+    "x" * 300,
+)
+_ENTRY_NAMES = (
+    "network_info.txt",
+    "network_intrinsics",
+    "imx500_regs",
+    "./network_info.txt",
+    "network_info.txt/",
+    "",
+    "TRAILER!!!",
+    "a/../network_info.txt",
+    "n\u00e9twork",
+)
 _ENTRY_MODES = (0o100644, 0o120777, 0o040755, 0o020644, 0o010644, 0, 0o170000)
 
 
