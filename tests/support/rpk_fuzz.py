@@ -446,6 +446,32 @@ class _Listed:
         yield self._data
 
 
+class _SchemaCheckedOnce:
+    """The ``jsonschema`` module as picamera2 calls it, with each schema checked against its metaschema once.
+
+    ``jsonschema.validate`` re-checks the (constant) schema on every call, about 0.14 s and most of a mutant's
+    time; the instance is validated exactly as ``jsonschema.validate`` does (same validator class, same
+    ``best_match`` error). Everything else is the real module.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self._checked: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def validate(self, instance: Any, schema: Any, cls: Any = None, *args: Any, **kwargs: Any) -> None:
+        cls = cls or self._real.validators.validator_for(schema)
+        key = json.dumps(schema, sort_keys=True, default=repr)
+        if key not in self._checked:
+            cls.check_schema(schema)
+            self._checked.add(key)
+        error = self._real.exceptions.best_match(cls(schema, *args, **kwargs).iter_errors(instance))
+        if error is not None:
+            raise error
+
+
 def picamera2_view(data: bytes, path: Path) -> View:
     """picamera2 0.3.38's reading of ``data`` (written to ``path``): ``IMX500.__ni_from_network`` as is.
 
@@ -472,6 +498,8 @@ def picamera2_view(data: bytes, path: Path) -> View:
             yield entries()
 
     mod.fd_reader = recording_reader
+    if not isinstance(mod.jsonschema, _SchemaCheckedOnce):
+        mod.jsonschema = _SchemaCheckedOnce(mod.jsonschema)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # jsonschema's metaschema guess, libarchive-c's skip warnings
