@@ -18,7 +18,13 @@ from pathlib import Path
 
 from converter.artifacts import ImxconvResult
 from imx500_sam.convert_output import DNN_PARAMS, MEMORY_REPORT_GLOB, PACKER_OUT, DnnParams, MemoryReport
-from imx500_sam.errors import OverBudgetError, ToolchainMissingError, ToolFailedError, UnsupportedOperatorError
+from imx500_sam.errors import (
+    OverBudgetError,
+    ToolchainMissingError,
+    ToolFailedError,
+    UnsupportedOperatorError,
+    clip_words,
+)
 from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, run_tool
 
 JAVA_MIN = 17
@@ -116,7 +122,7 @@ def run_imxconv(
         last = next((ln for ln in reversed(text.splitlines()) if "ERROR" in ln or "Error" in ln), "")
         raise ToolFailedError(
             f"imxconv-pt failed with exit code {returncode}"
-            + (f": {last.strip()[:200]}" if last else "")
+            + (f": {clip_words(last, 200)}" if last else "")
             + f" (log: {log_path}).",
         )
     if report is None:

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from firmware_packaging.rpk import Rpk, read_rpk
-from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError
+from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError, clip_words
+from imx500_sam.pi import require_pi
 
 # ---------------------------------------------------------------------------------------------- local (Pi)
 
@@ -44,11 +45,15 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+_FLASH_REMOTE_HINT = "From here, flash Pis over SSH: imx500-sam flash FILE.rpk --host user@pi."
+
+
 def _import_picamera2() -> tuple[Any, Any]:
     try:
         from picamera2 import Picamera2
         from picamera2.devices import IMX500
     except ImportError as exc:
+        require_pi("`imx500-sam flash FILE.rpk` (loading onto this machine's camera)", _FLASH_REMOTE_HINT)
         raise ToolchainMissingError(
             f"picamera2 is not available here ({exc}); flashing needs a Raspberry Pi with the AI Camera.",
             hint="On Raspberry Pi OS: sudo apt install python3-picamera2 imx500-all (venv: --system-site-packages),"
@@ -281,7 +286,7 @@ def classify_ssh_failure(stderr: str) -> str:
 
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else ""
+    return clip_words(lines[-1], 300) if lines else ""
 
 
 _EXIT_COPY = 96

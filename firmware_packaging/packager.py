@@ -21,6 +21,7 @@ from typing import Any
 from firmware_packaging.rpk import RpkFormatError, read_rpk, set_intrinsics_file, validate_intrinsics
 from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError
 from imx500_sam.facts import fact
+from imx500_sam.pi import require_pi
 from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, run_tool
 
 PACKAGER = "imx500-package"
@@ -160,11 +161,11 @@ def package(
     validate_packer_zip(zip_path)
     exe = shutil.which(PACKAGER)
     if exe is None:
-        raise ToolchainMissingError(
-            f"{PACKAGER} is not installed here (it exists only on Raspberry Pi OS).",
-            hint=f"Copy {zip_path.name} to the Pi and run there: "
-            + " && ".join(pi_commands(zip_path.name, out.name, color, intr)),
+        there = f"Copy {zip_path.name} to the Pi and run there: " + " && ".join(
+            pi_commands(zip_path.name, out.name, color, intr)
         )
+        require_pi(f"{PACKAGER} (Sony's packager)", there)
+        raise ToolchainMissingError(f"{PACKAGER} is not installed on this Pi.", hint="sudo apt install -y imx500-tools")
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".package-", dir=out) as tmp:
         work = Path(tmp)

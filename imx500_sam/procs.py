@@ -348,3 +348,19 @@ def remove_stale_work_dirs(parent: Path, pattern: str) -> list[Path]:
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
     return removed
+
+
+@contextlib.contextmanager
+def owned_temp_dir(prefix: str, parent: Path | None = None) -> Iterator[Path]:
+    """A marked temporary directory (``$TMPDIR/<prefix>*`` by default), removed at the end, even on a stop.
+
+    First removes the ``<prefix>*`` directories left by runs that were killed (their owner is dead).
+    """
+    where = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    remove_stale_work_dirs(where, f"{prefix}*")
+    path = make_work_dir(where, prefix)
+    try:
+        yield path
+    finally:
+        with deferred_stop():  # a second signal waits until the directory is gone
+            shutil.rmtree(path, ignore_errors=True)

@@ -83,7 +83,7 @@ def eval_device(
     """
     from imx500_sam.data.coco import load_coco
     from imx500_sam.data.sources import read_rgb
-    from imx500_sam.prompt import crop, iou, paste_mask, square_roi
+    from imx500_sam.prompt import clip_box_to_frame, crop, iou, paste_mask, square_roi
 
     w, h = sensor.input_size
     if w != h:
@@ -111,7 +111,7 @@ def eval_device(
         for img in data_set:
             rgb = read_rgb(img.path)
             for inst in img.instances:
-                roi = square_roi(inst.bbox, (img.width, img.height))
+                roi = square_roi(clip_box_to_frame(inst.bbox, (img.width, img.height))[0], (img.width, img.height))
                 crop_rgb = crop(rgb, roi, w)
                 t0 = time.perf_counter()
                 frame = run_injected(sensor, crop_rgb)

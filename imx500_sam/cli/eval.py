@@ -56,6 +56,8 @@ def eval_(
     from imx500_sam.train.evaluate import run_eval
 
     results = run_eval(coco, images, model=model, int8_out=int8, teacher=teacher, overlays=save_overlays)
+    for notice in dict.fromkeys(n for r in results for n in r.notices):  # once, not once per model
+        typer.echo(f"imx500-sam eval: {notice}", err=True)
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in results]))
         return

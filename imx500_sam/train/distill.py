@@ -70,6 +70,7 @@ class DistillOptions:
     seed: int = 0
     init: Path | None = None  # start from these weights
     resume: bool = False
+    overwrite: bool = False  # retrain over an existing run (its last.pt, picosam3.pt, history.json are removed)
     threads: int | None = None
     bf16: bool = False  # bfloat16 autocast for forward passes (CPU AVX512-BF16/AMX, GPUs)
     channels_last: bool = True  # NHWC memory layout (same arithmetic, faster convolutions on CPU)
@@ -176,6 +177,23 @@ def build_samplers(opts: DistillOptions, log: Callable[[str], None]) -> list[tup
     return samplers
 
 
+def _check_run_dir(out: Path, opts: DistillOptions, remove: bool) -> None:
+    """An existing run is continued (--resume) or replaced (--overwrite: its run files go), never trained over."""
+    from imx500_sam.model.checkpoint import sidecar_path
+    from imx500_sam.outputs import refuse_existing
+
+    if opts.resume and opts.overwrite:
+        raise BadInputError("--resume and --overwrite: choose one (continue the run, or start it again).")
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"-o {out}: exists and is not a folder.", hint="Choose another -o RUN.")
+    if opts.resume or not out.is_dir() or not any(out.iterdir()):
+        return
+    refuse_existing(out, option="-o RUN", overwrite=opts.overwrite, also="--resume to continue it")
+    if remove:
+        for name in (LAST, FINAL, sidecar_path(Path(FINAL)).name, HISTORY):
+            (out / name).unlink(missing_ok=True)
+
+
 def _save_state(path: Path, **state: object) -> None:
     """Atomically write a resumable training state (tensors, numbers and strings: weights_only-loadable)."""
     import torch
@@ -235,6 +253,7 @@ def run_distill(opts: DistillOptions) -> DistillResult:
     from imx500_sam.train.samples import make_batch, resize_batch
 
     rank, world, local_rank = _dist()
+    _check_run_dir(Path(opts.out), opts, remove=rank == 0)
     distributed = world > 1
     use_cuda = torch.cuda.is_available()
     device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from imx500_sam.data.coco import CocoImage, CocoInstance, load_coco
-from imx500_sam.prompt import crop, iou, paste_mask, square_roi, to_model_input
+from imx500_sam.prompt import clip_box_to_frame, crop, iou, paste_mask, square_roi, to_model_input
 
 if TYPE_CHECKING:
     from imx500_sam.train.overlays import OverlayWriter
@@ -35,6 +35,7 @@ class EvalResult:
     images: int
     seconds: float
     ious: list[float] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # e.g. boxes clamped to their image
 
     def to_json(self) -> dict:
         """The ``--json`` form."""
@@ -70,21 +71,43 @@ def _score(
     return score
 
 
+def _prompt_box(img: CocoImage, inst: CocoInstance, notices: list[str]) -> tuple[float, float, float, float]:
+    """The instance's box as a prompt: clamped to its image by the runtime's rule (prompt.clip_box_to_frame)."""
+    box, notice = clip_box_to_frame(inst.bbox, (img.width, img.height), what=f"{img.path.name} annotation {inst.id}")
+    if notice:
+        notices.append(notice)
+    return box
+
+
+def _summary(notices: list[str], instances: int) -> list[str]:
+    """One line for the boxes clamped in a run (the first of them as an example)."""
+    if not notices:
+        return []
+    return [f"{len(notices)} of {instances} boxes reach outside their image and were clamped to it ({notices[0]})"]
+
+
 def evaluate_crops(
     name: str, images: list[CocoImage], predict: CropPredictor, size: int = 96, overlays: OverlayWriter | None = None
 ) -> EvalResult:
     """mIoU of a crop model (float or INT8) over every instance; each mask also to ``overlays`` if given."""
     t0 = time.perf_counter()
     ious: list[float] = []
+    notices: list[str] = []
     for img in images:
         rgb = _read(img)
-        rois = [square_roi(a.bbox, (img.width, img.height)) for a in img.instances]
+        rois = [square_roi(_prompt_box(img, a, notices), (img.width, img.height)) for a in img.instances]
         batch = np.stack([to_model_input(crop(rgb, r, size)) for r in rois])
         logits = np.asarray(predict(batch), np.float32).reshape(len(rois), size, size)
         for a, r, lg in zip(img.instances, rois, logits, strict=True):
             ious.append(_score(name, img, a, rgb, paste_mask(lg, r, (img.width, img.height)) > 0, overlays))
     return EvalResult(
-        name, float(np.mean(ious)) if ious else 0.0, len(ious), len(images), time.perf_counter() - t0, ious
+        name,
+        float(np.mean(ious)) if ious else 0.0,
+        len(ious),
+        len(images),
+        time.perf_counter() - t0,
+        ious,
+        _summary(notices, len(ious)),
     )
 
 
@@ -94,14 +117,22 @@ def evaluate_teacher(
     """mIoU of a SAM teacher given each instance's box on the whole image; masks to ``overlays`` if given."""
     t0 = time.perf_counter()
     ious: list[float] = []
+    notices: list[str] = []
     for img in images:
         rgb = _read(img)
         teacher.set_image(rgb)  # type: ignore[attr-defined]
-        probs, _ = teacher.predict_boxes(np.asarray([a.bbox for a in img.instances], np.float32))  # type: ignore[attr-defined]
+        boxes = np.asarray([_prompt_box(img, a, notices) for a in img.instances], np.float32)
+        probs, _ = teacher.predict_boxes(boxes)  # type: ignore[attr-defined]
         for a, p in zip(img.instances, probs, strict=True):
             ious.append(_score(name, img, a, rgb, p > 0.5, overlays))
     return EvalResult(
-        name, float(np.mean(ious)) if ious else 0.0, len(ious), len(images), time.perf_counter() - t0, ious
+        name,
+        float(np.mean(ious)) if ious else 0.0,
+        len(ious),
+        len(images),
+        time.perf_counter() - t0,
+        ious,
+        _summary(notices, len(ious)),
     )
 
 
