@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from imx500_sam.errors import ExitCode, clip_words
 from imx500_sam.facts import cite, fact, toolchain_fact
+from imx500_sam.procs import STOP_EXCEPTIONS, run_captured, stop_live_groups
 
 Status = Literal["ok", "warn", "fail"]
 Role = Literal["host", "pi"]
@@ -90,16 +91,12 @@ class DoctorEnv:
 def run(
     args: Sequence[str], env: DoctorEnv, timeout: float = 120.0, cwd: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run a program (argument list, never a shell); output as text. OSError / timeout become rc 127 / 124."""
-    try:
-        return subprocess.run(
-            list(args), capture_output=True, text=True, timeout=timeout, env=env.run_env(), check=False, cwd=cwd
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        return subprocess.CompletedProcess(list(args), 124, out, f"timed out after {timeout:.0f} s")
-    except OSError as exc:
-        return subprocess.CompletedProcess(list(args), 127, "", str(exc))
+    """Run a program (argument list, never a shell); output as text. OSError / timeout become rc 127 / 124.
+
+    In a process group of its own (imx500_sam.procs): a timeout, a stop or this process's death ends the
+    program and everything it started (imxconv-pt's shell scripts and JVMs included).
+    """
+    return run_captured(list(args), name=Path(str(args[0])).name, timeout_s=timeout, env=env.run_env(), cwd=cwd)
 
 
 def _last_line(text: str) -> str:
@@ -574,8 +571,14 @@ def host_rows(env: DoctorEnv, full: bool = False) -> list[Row]:
         lambda: check_java(env),
         lambda: check_imxconv(interp, env, pins),
     ]
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+    pool = ThreadPoolExecutor(max_workers=len(jobs))
+    try:
         rows += list(pool.map(lambda job: job(), jobs))
+    except STOP_EXCEPTIONS:
+        stop_live_groups()  # the probes run in worker threads: end their programs, then the threads return
+        raise
+    finally:
+        pool.shutdown(wait=True)
     rows += [check_memory(env), check_teacher(env), check_pi_only(env)]
     if full:
         rows.append(check_full_conversion())

@@ -73,8 +73,12 @@ def _load_from(text: str) -> dict[str, Any]:
         raise BadInputError(
             f"--from {text}: cannot read ({exc.strerror}).", hint="Pass a JSON file or JSON text."
         ) from None
+    except UnicodeDecodeError:
+        raise BadInputError(f"--from {text}: not text (UTF-8).", hint="Pass a JSON file or JSON text.") from None
     try:
         value = json.loads(raw)
+    except RecursionError:
+        raise BadInputError("--from: JSON nested too deeply.", hint="Pass a flat JSON object of intrinsics.") from None
     except ValueError as exc:
         raise BadInputError(f"--from: not JSON ({exc}).", hint="Pass a JSON object of network intrinsics.") from None
     if not isinstance(value, dict):

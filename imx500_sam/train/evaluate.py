@@ -51,11 +51,13 @@ class EvalResult:
 
 def _read(img: CocoImage) -> np.ndarray:
     from imx500_sam.data.sources import read_rgb
+    from imx500_sam.errors import BadInputError
 
-    rgb = read_rgb(img.path)
+    try:
+        rgb = read_rgb(img.path)
+    except ValueError as exc:
+        raise BadInputError(str(exc) + ".", hint="The COCO file's images must be photos (PNG, JPEG, ...).") from None
     if rgb.shape[:2] != (img.height, img.width):
-        from imx500_sam.errors import BadInputError
-
         raise BadInputError(f"{img.path}: size {rgb.shape[1]}x{rgb.shape[0]} differs from the COCO file's.")
     return rgb
 
