@@ -96,7 +96,10 @@ def run(
     In a process group of its own (imx500_sam.procs): a timeout, a stop or this process's death ends the
     program and everything it started (imxconv-pt's shell scripts and JVMs included).
     """
-    return run_captured(list(args), name=Path(str(args[0])).name, timeout_s=timeout, env=env.run_env(), cwd=cwd)
+    try:
+        return run_captured(list(args), name=Path(str(args[0])).name, timeout_s=timeout, env=env.run_env(), cwd=cwd)
+    except OSError as exc:
+        return subprocess.CompletedProcess(list(args), 127, "", str(exc))
 
 
 def _last_line(text: str) -> str:

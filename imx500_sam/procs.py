@@ -139,10 +139,12 @@ def stop_on_signals() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def deferred_stop() -> Iterator[None]:
+def deferred_stop(hold: bool = False) -> Iterator[None]:
     """A stop signal arriving inside the block is raised when the block ends (keeps e.g. a training step whole).
 
-    Outside ``stop_on_signals`` (in-process callers) it installs the same handlers for the block.
+    Outside ``stop_on_signals`` (in-process callers) it installs the same handlers for the block. Blocks nest:
+    the outermost one raises. With ``hold`` the outermost block does not raise: the signal stays pending for the
+    caller to act on (``pending_signal``, ``take_pending``), e.g. once all ranks of a distributed job agree.
     """
     if not _in_main_thread():
         yield
@@ -157,10 +159,30 @@ def deferred_stop() -> Iterator[None]:
         _state["defer"] -= 1
         for s, h in old.items():
             signal.signal(s, h)
-        pending, _state["pending"] = _state["pending"], None
-        if pending is not None and _state["defer"] == 0:
-            _state.update(signum=pending, at=time.monotonic(), during=list(_activity))
-            raise _exception_for(pending)
+        if _state["defer"] == 0 and not hold:
+            pending = take_pending()
+            if pending is not None:
+                raise stop_as_if_signalled(pending)
+
+
+def pending_signal() -> int | None:
+    """The stop signal waiting for a ``deferred_stop`` block to end, if any."""
+    return _state["pending"]
+
+
+def take_pending() -> int | None:
+    """The waiting stop signal, now no longer waiting (the caller raises ``stop_as_if_signalled`` for it)."""
+    pending, _state["pending"] = _state["pending"], None
+    return pending
+
+
+def stop_as_if_signalled(signum: int) -> BaseException:
+    """The exception a stop signal raises (recorded for ``interrupted_line``), for a process told by a peer.
+
+    Also used by distributed training: when one rank receives SIGTERM, every rank stops after the same step.
+    """
+    _state.update(signum=signum, at=time.monotonic(), during=list(_activity))
+    return _exception_for(signum)
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -263,6 +285,7 @@ def _run_group(
     timeout_s: float,
     env: dict[str, str] | None,
     cwd: Path | None,
+    stdin: IO[bytes] | int = subprocess.DEVNULL,
 ) -> int:
     """Run ``args`` in a process group of its own with a watchdog; returns its exit code (see ``run_tool``).
 
@@ -289,7 +312,7 @@ def _run_group(
         with activity(name):
             proc = subprocess.Popen(
                 [str(a) for a in args],
-                stdin=subprocess.DEVNULL,
+                stdin=stdin,
                 stdout=stdout,
                 stderr=stderr,
                 env=env,
@@ -348,20 +371,20 @@ def run_captured(
     timeout_s: float = DEFAULT_TOOL_TIMEOUT_S,
     env: dict[str, str] | None = None,
     cwd: Path | str | None = None,
+    stdin: IO[bytes] | int = subprocess.DEVNULL,
 ) -> subprocess.CompletedProcess[str]:
     """``subprocess.run(args, capture_output=True, text=True)`` on the process-group machinery of ``run_tool``.
 
     A timeout ends the whole group and gives return code 124 (stderr says so); a program that cannot start
-    gives 127. The output goes through anonymous temporary files (nothing is left on disk, whatever happens).
-    From a worker thread, the main thread's stop ends it through ``stop_live_groups``.
+    raises OSError, as subprocess.run does. The output goes through anonymous temporary files (nothing is left
+    on disk, whatever happens). From a worker thread, the main thread's stop ends it through
+    ``stop_live_groups``.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
-            rc = _run_group(args, name, out, err, timeout_s, env, Path(cwd) if cwd is not None else None)
+            rc = _run_group(args, name, out, err, timeout_s, env, Path(cwd) if cwd is not None else None, stdin)
         except subprocess.TimeoutExpired:
             rc = 124
-        except OSError as exc:
-            return subprocess.CompletedProcess(list(map(str, args)), 127, "", str(exc))
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode(errors="replace")

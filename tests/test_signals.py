@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -560,3 +561,105 @@ def test_publish_killed_midway_heals_on_the_next_run(tmp_path: Path, exchange: b
         assert not out.exists() and (stale / procs.PREVIOUS).is_dir()  # between the two renames
     assert procs.remove_stale_work_dirs(tmp_path, ".*.tmp-*") == [stale]
     assert _tree(out) == before and [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+# ---------------------------------------------------------------- distill under torchrun (2 CPU ranks, gloo)
+
+_DDP_ARGS = dict(teacher="none", epochs=2, steps_per_epoch=40, batch=4, low_res=32, low_res_epochs=2, seed=3,
+                 threads=1, warmup_steps=1)  # fmt: skip
+
+
+def _torchrun(tmp_path: Path, ann: Path, images: Path, run: str, tag: str, *extra: str) -> subprocess.Popen[str]:
+    cli = [
+        str(Path(sys.executable).parent / "torchrun"),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "0",
+        "-m",
+        "imx500_sam",
+        "distill",
+        "-o",
+        str(tmp_path / run),
+        "--coco",
+        str(ann),
+        "--images",
+        str(images),
+    ]
+    cli += [f"--{k.replace('_', '-')}={v}" for k, v in _DDP_ARGS.items()] + list(extra)  # fmt: skip
+    return subprocess.Popen(
+        cli, env=_env(tag, OMP_NUM_THREADS="1"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _rank_pid(tag: str, rank: int) -> int:
+    for line in _tagged(tag):
+        pid = int(line.split(":", 1)[0])
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in env and b"imx500_sam" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return pid
+    raise AssertionError(f"no rank {rank} among {_tagged(tag)}")
+
+
+@pytest.mark.slow
+def test_distill_ddp_sigterm_stops_every_rank_at_one_step(tmp_path: Path) -> None:
+    """torchrun with 2 CPU ranks (gloo): SIGTERM to the launcher, or to one rank only, stops both ranks after the
+    same step (no rank left waiting in an all-reduce), rank 0 alone writes last.pt, and --resume ends with the
+    weights of an uninterrupted run, bit for bit."""
+    import torch
+
+    ann, images = _coffee_coco(tmp_path / "data")
+    ref = _torchrun(tmp_path, ann, images, "ref", uuid.uuid4().hex)
+    _, err = ref.communicate(timeout=900)
+    assert ref.returncode == 0, err[-3000:]
+    want = torch.load(tmp_path / "ref" / "picosam3.pt", weights_only=True)
+
+    for target in ("launcher", "rank 1"):
+        tag, run = uuid.uuid4().hex, target.replace(" ", "")
+        proc = _torchrun(tmp_path, ann, images, run, tag)
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith(f"epoch 1/2 step 20/{_DDP_ARGS['steps_per_epoch']}"):
+                os.kill(proc.pid if target == "launcher" else _rank_pid(tag, 1), signal.SIGTERM)
+                break
+        rest = proc.communicate(timeout=120)[1]
+        text = "".join(lines) + rest
+        assert proc.returncode != 0, text[-3000:]
+        _wait_for(lambda tag=tag: not _tagged(tag), 30, "every rank to end")
+        saved = re.findall(r"saved \S+last\.pt at epoch 1 step (\d+)/40", text)
+        others = re.findall(r"rank 1 stopped at epoch 1 step (\d+)/40", text)
+        assert len(saved) == 1 and others == saved, text[-3000:]  # one checkpoint; both ranks at the same step
+        state = torch.load(tmp_path / run / "last.pt", map_location="cpu", weights_only=True)
+        assert (state["epoch"], state["step"]) == (0, int(saved[0])) and 20 <= state["step"] < 40
+
+        resumed = _torchrun(tmp_path, ann, images, run, uuid.uuid4().hex, "--resume")
+        _, err = resumed.communicate(timeout=900)
+        assert resumed.returncode == 0, err[-3000:]
+        assert f"resumed from {tmp_path / run / 'last.pt'} at epoch 1 step {saved[0]}" in err
+        got = torch.load(tmp_path / run / "picosam3.pt", weights_only=True)
+        assert got.keys() == want.keys()
+        assert all(torch.equal(got[k], want[k]) for k in want), target  # bit for bit
+
+
+@pytest.mark.slow
+def test_doctor_stops_in_seconds_with_its_probes(tmp_path: Path) -> None:
+    """SIGTERM while doctor's probes run (imxconv-pt --version starts its JVMs, the MCT import probe, in worker
+    threads): exit 143 within seconds, every probe's processes end."""
+    tag = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imx500_sam", "doctor"], env=_env(tag), cwd=REPO,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    _wait_for(lambda: len(_tagged(tag)) >= 3, 120, "doctor's probes")  # doctor, a probe and its watchdog
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert time.monotonic() - t0 < procs.STOP_GRACE_S + 7, err
+    assert err.strip().splitlines()[-1].startswith("imx500-sam: doctor interrupted by SIGTERM"), err
+    _wait_for(lambda: not _tagged(tag), 10, "the probes' processes to end")

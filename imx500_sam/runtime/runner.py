@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -15,6 +14,7 @@ import numpy as np
 
 from imx500_sam.errors import BadInputError, ToolchainMissingError
 from imx500_sam.outputs import dir_mode, file_mode, refuse_existing
+from imx500_sam.procs import make_work_dir, publish_dir, remove_stale_work_dirs, remove_work_dir
 from imx500_sam.runtime.geometry import Box
 from imx500_sam.runtime.overlay import draw_overlay, status_text
 from imx500_sam.runtime.sensor import Sensor
@@ -114,6 +114,7 @@ class _Outputs:
         self._last: np.ndarray | None = None
         self._tmp_save: Path | None = None
         self._tmp_masks: Path | None = None
+        self._box: Path | None = None  # the owner-marked work folder around _tmp_masks
         if save is not None:
             suffix = save.suffix.lower()
             if suffix not in IMAGE_OUT and suffix not in VIDEO_OUT:
@@ -132,8 +133,12 @@ class _Outputs:
             parent = masks_dir.resolve().parent
             if not parent.is_dir():
                 raise BadInputError(f"--save-masks {masks_dir}: folder {parent} does not exist.")
-            self._tmp_masks = Path(tempfile.mkdtemp(prefix=f".{masks_dir.name}.", dir=parent))
-            self._tmp_masks.chmod(dir_mode())  # a folder's ordinary mode, not mkdtemp's 0700
+            # owner-marked (imx500_sam.procs): one left by a killed run is removed by the next
+            remove_stale_work_dirs(parent, f".{masks_dir.name}.tmp-*")
+            self._box = make_work_dir(parent, f".{masks_dir.name}.tmp-")
+            self._tmp_masks = self._box / "masks"
+            self._tmp_masks.mkdir()
+            self._tmp_masks.chmod(dir_mode())
 
     def add(self, result: MaskResult, overlay: np.ndarray | None) -> None:
         if self._tmp_masks is not None:
@@ -165,7 +170,9 @@ class _Outputs:
         if self._tmp_masks is not None and self.masks_dir is not None:
             if self.masks_dir.is_dir():
                 self.masks_dir.rmdir()  # empty, checked at the start
-            os.replace(self._tmp_masks, self.masks_dir)
+            publish_dir(self._tmp_masks, self.masks_dir)
+            if self._box is not None:
+                remove_work_dir(self._box)
             self._tmp_masks = None
 
     def abort(self) -> None:
@@ -173,8 +180,8 @@ class _Outputs:
             self._writer.release()
         if self._tmp_save is not None:
             self._tmp_save.unlink(missing_ok=True)
-        if self._tmp_masks is not None:
-            shutil.rmtree(self._tmp_masks, ignore_errors=True)
+        if self._box is not None:
+            remove_work_dir(self._box)
 
 
 def run(options: RunOptions, on_result: Callable[[MaskResult], None] | None = None) -> RunSummary:

@@ -21,6 +21,7 @@ computed on each batch, so it needs no photo targets.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -34,7 +35,15 @@ from pathlib import Path
 import numpy as np
 
 from imx500_sam.errors import BadInputError
-from imx500_sam.procs import STOP_EXCEPTIONS, activity, deferred_stop, note_stop
+from imx500_sam.procs import (
+    STOP_EXCEPTIONS,
+    activity,
+    deferred_stop,
+    note_stop,
+    pending_signal,
+    stop_as_if_signalled,
+    take_pending,
+)
 
 LAST = "last.pt"
 NET_TEACHER = "net:"
@@ -175,6 +184,19 @@ def build_samplers(opts: DistillOptions, log: Callable[[str], None]) -> list[tup
             "no training data.", hint="Give --coco ANN.json --images DIR, --photos DIR, or --default-data."
         )
     return samplers
+
+
+def _any_rank_stopping(device: object) -> int | None:
+    """All ranks agree after each step: the signal one of them got (SIGINT 2, SIGTERM 15, SIGHUP 1), or None.
+
+    A rank told to stop alone would leave the others waiting in the next step's all-reduce forever.
+    """
+    import torch
+    import torch.distributed as dist
+
+    flag = torch.tensor([pending_signal() or 0], dtype=torch.int64, device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return int(flag.item()) or None
 
 
 def _check_run_dir(out: Path, opts: DistillOptions, remove: bool) -> None:
@@ -335,7 +357,9 @@ def run_distill(opts: DistillOptions) -> DistillResult:
         "seconds": partial.get("seconds", 0.0),
     }
     log(f"training {opts.epochs} epochs x {opts.steps_per_epoch} steps, batch {per_rank_batch * world}")
-    with activity("training"):
+    # Under DDP a stop signal is held for the whole loop and acted on when all ranks agree (after a step).
+    hold = deferred_stop(hold=True) if distributed else contextlib.nullcontext()
+    with activity("training"), hold:
         try:
             for epoch in range(start_epoch, opts.epochs):
                 rng = np.random.default_rng([opts.seed, epoch, rank])
@@ -375,6 +399,11 @@ def run_distill(opts: DistillOptions) -> DistillResult:
                         n += 1
                         steps_done += 1
                         pos.update(epoch=epoch, step=n, sums=dict(sums), seconds=time.perf_counter() - t0)
+                    if distributed:  # any rank told to stop: every rank stops after this same step
+                        stop = _any_rank_stopping(device)
+                        if stop is not None:
+                            take_pending()
+                            raise stop_as_if_signalled(stop)
                     status = (
                         f"epoch {epoch + 1}/{opts.epochs} loss {sums['loss'] / n:.4f} "
                         f"{n * per_rank_batch * world / (time.perf_counter() - t0):.1f} crops/s"
@@ -438,6 +467,8 @@ def run_distill(opts: DistillOptions) -> DistillResult:
                     f"saved {last_path} at epoch {pos['epoch'] + 1} step {pos['step']}/{opts.steps_per_epoch}: "
                     "continue with --resume"
                 )
+            elif distributed:  # rank 0 alone writes last.pt; the others say where they stopped (the same step)
+                note_stop(f"rank {rank} stopped at epoch {pos['epoch'] + 1} step {pos['step']}/{opts.steps_per_epoch}")
             raise
         finally:
             bar.close()
