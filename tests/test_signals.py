@@ -572,10 +572,9 @@ _DDP_ARGS = dict(teacher="none", epochs=2, steps_per_epoch=40, batch=4, low_res=
 def _torchrun(tmp_path: Path, ann: Path, images: Path, run: str, tag: str, *extra: str) -> subprocess.Popen[str]:
     cli = [
         str(Path(sys.executable).parent / "torchrun"),
+        "--standalone",  # a free port on this machine
         "--nproc_per_node",
         "2",
-        "--master_port",
-        "0",
         "-m",
         "imx500_sam",
         "distill",
