@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +24,7 @@ from imx500_sam.errors import (
     UnsupportedOperatorError,
     clip_words,
 )
-from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, run_tool
+from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, run_captured, run_tool
 
 JAVA_MIN = 17
 JAVA_INSTALL = "sudo apt-get install -y openjdk-17-jre-headless"
@@ -38,8 +37,8 @@ def java_version(path: str | None = None) -> int | None:
     if java is None:
         return None
     try:
-        proc = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        proc = run_captured([java, "-version"], name="java", timeout_s=60)  # its own process group
+    except OSError:
         return None
     m = re.search(r'version "(\d+)(?:\.(\d+))?', proc.stderr + proc.stdout)
     if not m:
