@@ -10,7 +10,8 @@ Parts (each can be skipped; the record says what ran):
   (``imgviz_miou.measure``).
 
 Writes bench_host.json (command, machine, ``uptime``, versions, date), bench_host.md and PNG plots
-(per-frame time histogram + trace, per-stage ms, mIoU) to ``out`` (default benchmarks/results/bench_host).
+(per-frame time histogram + trace, per-stage ms, mIoU) to ``out`` (default ``./bench-host-<date>``; the
+recorded run in benchmarks/results/bench_host was made with ``--out`` there).
 """
 
 from __future__ import annotations
@@ -18,16 +19,16 @@ from __future__ import annotations
 import contextlib
 import io
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import RESULTS
 from imx500_sam.bench import plot
 from imx500_sam.bench.record import ending, header, stats, write_atomic, write_json
 from imx500_sam.errors import BadInputError
+from imx500_sam.outputs import clear_dir, refuse_existing
+from imx500_sam.procs import owned_temp_dir
 
 PARTS = ("convert", "throughput", "check", "accuracy", "teacher")
 QUICK_SKIP = ("check", "teacher")
@@ -50,8 +51,13 @@ def run_host_bench(
     frames: int | None = None,
     calib_count: int | None = None,
     log: Callable[[str], None] = print,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Run the host parts; the record is written whatever happens (``status``)."""
+    """Run the host parts; the record is written whatever happens (``status``).
+
+    ``out`` (default ``./bench-host-<date>``) must not exist unless ``overwrite``, which empties it first: the
+    folder holds this run's files only (never a previous run's plots).
+    """
     skipped = sorted(set(skip or []) | (set(QUICK_SKIP) if quick else set()))
     unknown = [s for s in skipped if s not in PARTS]
     if unknown:
@@ -64,14 +70,15 @@ def run_host_bench(
     calib_count = calib_count or (32 if quick else 96)  # 96: imx500-sam convert's default
     if frames < 10:
         raise BadInputError("--frames must be at least 10.")
-    out = Path(out or RESULTS / "bench_host")
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out) if out is not None else Path.cwd() / time.strftime("bench-host-%Y%m%d-%H%M%S")
+    refuse_existing(out, option="--out DIR", overwrite=overwrite)
+    clear_dir(out, JSON_NAME)
     data: dict[str, Any] = header("bench_host")
     data.update(uptime_before=_uptime(), status="running", skipped=skipped, ran=[], frames=frames)
     status = "error"
     t_all = time.perf_counter()
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-host-") as tmp:
+        with owned_temp_dir("imx500-bench-host-") as tmp:
             if convert_dir is None and "convert" not in skipped:
                 from benchmarks.convert_time import toolkit_run
 

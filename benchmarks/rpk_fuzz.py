@@ -1,13 +1,17 @@
-"""Long differential fuzz of the .rpk reader/writer against picamera2's own parser, recorded as JSON.
+"""Long differential fuzz of the .rpk reader/writer against picamera2's own parser (libarchive), recorded as JSON.
 
-    .venv/bin/python benchmarks/rpk_fuzz.py --examples 3000 [--seed N] [--out benchmarks/results/rpk_fuzz.json]
+    nice -n 19 .venv/bin/python benchmarks/rpk_fuzz.py --examples 100000 --seed 20261203 [--resume]
 
 Same mutations and bases as tests/test_rpk_fuzz.py (tests/support/rpk_fuzz.py: the real fixtures plus re-packs
-whose firmware blocks end off a 4-byte boundary), not derandomised. Every mutant must either parse or raise
-RpkFormatError, and both directions are checked against picamera2 0.3.38 (``IMX500.__ni_from_network`` with
-its libarchive reader): a mutant picamera2 accepts must be accepted by us with the same entries, input tensor,
-network sections and intrinsics, and a mutant we accept must be accepted by picamera2 likewise; our rewrite
-of an accepted mutant must read back in picamera2 with the new intrinsics.
+whose firmware blocks end off a 4-byte boundary; structure-aware mutations of network_info.txt lines,
+network_intrinsics keys and CPIO members, then byte-level ones). Mutant ``i`` of seed ``S`` is drawn from its own
+generator (``random.Random(f"{S}:{i}")``), so the run is reproducible mutant by mutant and resumable: the JSON
+(``benchmarks/results/rpk_fuzz.json``) is rewritten every ``--save-every`` mutants with ``next_index`` and the
+counts so far, and ``--resume`` continues from there (same seed and examples). Every mutant must either parse or
+raise RpkFormatError, and both directions are checked against picamera2 0.3.38 (``IMX500.__ni_from_network``
+with libarchive-c over the system libarchive): a mutant picamera2 accepts must be accepted by us with the same
+entries, input tensor, network sections and intrinsics, and a mutant we accept must be accepted by picamera2
+likewise; our rewrite of an accepted mutant must read back in picamera2 with the new intrinsics.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import argparse
 import json
 import logging
 import os
-import platform
 import shlex
+import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -30,80 +35,131 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
-
+from benchmarks._common import machine  # noqa: E402
 from firmware_packaging import rpk as R  # noqa: E402
 from tests.conftest import rpk_fixture_dir  # noqa: E402
-from tests.support.rpk_fuzz import AGREE, apply_plan, differential, exercise, fuzz_bases, mutation_plans  # noqa: E402
+from tests.support.rpk_fuzz import AGREE, apply_plan, differential, exercise, fuzz_bases, plan_for  # noqa: E402
+
+KEEP = 50  # failures / disagreements kept in the JSON
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        return subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _save(path: Path, record: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--examples", type=int, default=3000)
+    ap.add_argument("--examples", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "rpk_fuzz.json")
+    ap.add_argument("--resume", action="store_true", help="Continue the run recorded in --out (same seed).")
+    ap.add_argument("--save-every", type=int, default=500)
     args = ap.parse_args()
     warnings.simplefilter("ignore", DeprecationWarning)  # picamera2's jsonschema metaschema guess
     logging.getLogger("libarchive").disabled = True
 
     bases = fuzz_bases({p.name: R.read_rpk(p) for p in sorted(rpk_fixture_dir().glob("*.rpk"))})
-    outcomes: Counter[str] = Counter()
-    differential_outcomes: Counter[str] = Counter()
-    accepted_by_offset: Counter[int] = Counter()
-    failures: list[dict[str, str]] = []
-    disagreements: list[dict[str, str]] = []
-    tmp = Path(tempfile.mkdtemp(prefix="rpk-fuzz-")) / "m.rpk"
-
-    @seed(args.seed)
-    @settings(
-        max_examples=args.examples,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(mutation_plans(bases))
-    def run(plan: tuple) -> None:
-        data = apply_plan(bases, plan)
-        try:
-            outcomes[exercise(data)] += 1
-        except Exception as exc:  # the bug class we look for: record it, keep going
-            outcomes["other-exception"] += 1
-            if len(failures) < 20:
-                failures.append({"plan": repr(plan)[:300], "error": repr(exc), "trace": traceback.format_exc(limit=3)})
-            return
-        outcome, detail = differential(data, tmp)
-        differential_outcomes[outcome] += 1
-        if outcome == "both-accept":
-            accepted_by_offset[R.parse_rpk(data).cpio_offset % 4] += 1
-        if outcome not in AGREE and len(disagreements) < 20:
-            disagreements.append({"plan": repr(plan)[:300], "outcome": outcome, "detail": detail[:500]})
-
-    start = time.perf_counter()
-    run()
-    seconds = time.perf_counter() - start
-    total = sum(outcomes.values())
-    agreeing = sum(differential_outcomes[o] for o in AGREE)
-    result = {
+    record: dict = {
         "benchmark": "rpk_fuzz",
         "command": " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/rpk_fuzz.py", *sys.argv[1:]]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+        "commit": _git_commit(),
+        "machine": machine(),
         "seed": args.seed,
+        "examples": args.examples,
         "bases": {name: rpk.cpio_offset % 4 for name, rpk in bases.items()},  # archive offset modulo 4
-        "examples_run": total,
-        "seconds": round(seconds, 1),
-        "examples_per_s": round(total / seconds, 1) if seconds else None,
-        "outcomes": dict(outcomes),
-        "failures": failures,
-        "picamera2_differential": dict(differential_outcomes),
-        "accepted_by_archive_offset_mod4": {str(k): v for k, v in sorted(accepted_by_offset.items())},
-        "picamera2_disagreements": disagreements,
-        "passed": outcomes["other-exception"] == 0 and agreeing == sum(differential_outcomes.values()),
+        "next_index": 0,
+        "seconds": 0.0,
+        "outcomes": {},
+        "op_counts": {},
+        "picamera2_differential": {},
+        "accepted_by_archive_offset_mod4": {},
+        "failures": [],
+        "picamera2_disagreements": [],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in result.items() if k not in ("failures",)}, indent=2))
-    return 0 if result["passed"] else 1
+    if args.resume and args.out.is_file():
+        old = json.loads(args.out.read_text(encoding="utf-8"))
+        if old.get("seed") != args.seed or old.get("examples") != args.examples:
+            print(f"{args.out}: a run with seed {old.get('seed')} / {old.get('examples')} examples", file=sys.stderr)
+            return 2
+        record.update({k: old[k] for k in record if k in old and k not in ("command", "machine", "commit")})
+    outcomes = Counter(record["outcomes"])
+    ops = Counter(record["op_counts"])
+    diff = Counter(record["picamera2_differential"])
+    offsets = Counter(record["accepted_by_archive_offset_mod4"])
+    failures, disagreements = record["failures"], record["picamera2_disagreements"]
+    shm = Path("/dev/shm")  # the mutant is written for libarchive to read: memory, not disk, where there is one
+    tmp_dir = Path(tempfile.mkdtemp(prefix="rpk-fuzz-", dir=shm if shm.is_dir() else None))
+    tmp = tmp_dir / "m.rpk"
+
+    def flush(seconds: float) -> None:
+        record.update(
+            seconds=round(seconds, 1),
+            outcomes=dict(outcomes),
+            op_counts=dict(ops),
+            picamera2_differential=dict(diff),
+            accepted_by_archive_offset_mod4={str(k): v for k, v in sorted(offsets.items(), key=lambda kv: str(kv))},
+            date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            examples_run=record["next_index"],
+            examples_per_s=round(record["next_index"] / seconds, 1) if seconds else None,
+            finished=record["next_index"] >= args.examples,
+            passed=outcomes["other-exception"] == 0 and sum(diff[o] for o in AGREE) == sum(diff.values()),
+        )
+        _save(args.out, record)
+
+    stopping: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:  # SIGINT / SIGTERM / SIGHUP: finish this mutant, save, end
+        stopping.append(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    t0, before = time.perf_counter(), float(record["seconds"])
+    try:
+        for i in range(record["next_index"], args.examples):
+            if stopping:
+                break
+            plan = plan_for(args.seed, i, bases)
+            ops.update(op for op, _, _ in plan[1])
+            data = apply_plan(bases, plan)
+            try:
+                outcomes[exercise(data)] += 1
+            except Exception as exc:  # the bug class we look for: record it, keep going
+                outcomes["other-exception"] += 1
+                if len(failures) < KEEP:
+                    failures.append({"index": i, "plan": repr(plan)[:400], "error": repr(exc)[:300],
+                                     "trace": traceback.format_exc(limit=3)[-1200:]})  # fmt: skip
+            else:
+                outcome, detail = differential(data, tmp)
+                diff[outcome] += 1
+                if outcome == "both-accept":
+                    offsets[R.parse_rpk(data).cpio_offset % 4] += 1
+                if outcome not in AGREE and len(disagreements) < KEEP:
+                    disagreements.append({"index": i, "plan": repr(plan)[:400], "outcome": outcome,
+                                          "detail": detail[:600]})  # fmt: skip
+            record["next_index"] = i + 1
+            if (i + 1) % args.save_every == 0:
+                flush(before + time.perf_counter() - t0)
+    finally:
+        flush(before + time.perf_counter() - t0)
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    print(json.dumps({k: v for k, v in record.items() if k not in ("failures", "picamera2_disagreements")}, indent=2))
+    if stopping:
+        print(f"stopped at mutant {record['next_index']}: continue with --resume", file=sys.stderr)
+        return 128 + stopping[0]
+    return 0 if record["passed"] else 1
 
 
 if __name__ == "__main__":

@@ -11,15 +11,20 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from converter.artifacts import ImxconvResult
 from imx500_sam.convert_output import DNN_PARAMS, MEMORY_REPORT_GLOB, PACKER_OUT, DnnParams, MemoryReport
-from imx500_sam.errors import OverBudgetError, ToolchainMissingError, ToolFailedError, UnsupportedOperatorError
-from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, run_tool
+from imx500_sam.errors import (
+    OverBudgetError,
+    ToolchainMissingError,
+    ToolFailedError,
+    UnsupportedOperatorError,
+    clip_words,
+)
+from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, run_captured, run_tool
 
 JAVA_MIN = 17
 JAVA_INSTALL = "sudo apt-get install -y openjdk-17-jre-headless"
@@ -32,8 +37,8 @@ def java_version(path: str | None = None) -> int | None:
     if java is None:
         return None
     try:
-        proc = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        proc = run_captured([java, "-version"], name="java", timeout_s=60)  # its own process group
+    except OSError:
         return None
     m = re.search(r'version "(\d+)(?:\.(\d+))?', proc.stderr + proc.stdout)
     if not m:
@@ -109,7 +114,7 @@ def run_imxconv(
         last = next((ln for ln in reversed(text.splitlines()) if "ERROR" in ln or "Error" in ln), "")
         raise ToolFailedError(
             f"imxconv-pt failed with exit code {returncode}"
-            + (f": {last.strip()[:200]}" if last else "")
+            + (f": {clip_words(last, 200)}" if last else "")
             + f" (log: {log_path}).",
         )
     if report is None:

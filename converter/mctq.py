@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from imx500_sam.errors import BadInputError
+from imx500_sam.errors import BadInputError, clip_words
 
 MCTQ_DOMAIN = "mct_quantizers"
 ACTIVATION_OPS = ("ActivationPOTQuantizer", "ActivationSymmetricQuantizer", "ActivationUniformQuantizer")
@@ -80,7 +80,7 @@ def load_onnx(path: str | Path) -> Any:
     try:
         return onnx.load(str(p))
     except Exception as exc:  # onnx raises DecodeError and others
-        raise BadInputError(f"{p}: not an ONNX file ({str(exc).splitlines()[0][:120]}).") from exc
+        raise BadInputError(f"{p}: not an ONNX file ({clip_words(str(exc), 120)}).") from exc
 
 
 def _attrs(node: Any) -> dict[str, Any]:

@@ -5,9 +5,10 @@ MCTQ ONNX and the host network derived from it (Quantized) -> accuracy against M
 -> imxconv-pt (ImxconvResult) -> imx500-package on a Pi (Packaged) -> report.json / report.md.
 An MCTQ ONNX input (already quantized by MCT) skips calibration and PTQ.
 
-All work happens in a temporary directory beside OUT, renamed to OUT at the end: a failure or an
-interrupt leaves no partial output. When a tool fails, only its log is kept (``OUT/FAILED-<tool>.log``).
-The work directory is marked as this run's (imx500_sam.procs): one left by a killed run is removed by the next.
+All work happens in a temporary directory beside OUT, made OUT at the end in one step (``procs.publish_dir``):
+a failure or an interrupt leaves no partial output and a previous OUT as it was. When a tool fails, only its log
+is kept (``OUT/FAILED-<tool>.log``). The work directory is marked as this run's (imx500_sam.procs): one left by a
+killed run is removed by the next (a previous OUT caught in the middle of a two-step publish is put back first).
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ from imx500_sam.procs import (
     STOP_EXCEPTIONS,
     make_work_dir,
     note_stop,
-    release_work_dir,
+    publish_dir,
     remove_stale_work_dirs,
+    remove_work_dir,
 )
 from imx500_sam.progress import StageProgress
 from imx500_sam.prompt import CLAMPED, SHIFTED
@@ -117,17 +119,6 @@ def _keep_failure_logs(work: Path, out: Path) -> list[Path]:
     return kept
 
 
-def _publish(work: Path, out: Path) -> None:
-    """Atomically replace OUT with the finished work directory."""
-    trash = None
-    if out.exists():
-        trash = out.with_name(f".{out.name}.old-{time.time_ns()}")
-        out.rename(trash)
-    work.rename(out)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
-
-
 def run_convert(opts: ConvertOptions) -> ConvertResult:
     """Convert a PicoSAM3 checkpoint for the IMX500; see the module docstring."""
     stem = str(opts.model).split(":")[-1] if opts.model is not None else DEFAULT_CHECKPOINT.stem
@@ -143,14 +134,16 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_work_dirs(out.parent, ".*.tmp-*"):
         progress.info(f"Removed {stale} (left by an imx500-sam run that was killed)")
-    work = make_work_dir(out.parent, f".{out.name}.tmp-")
-    (work / "logs").mkdir()
+    box = make_work_dir(out.parent, f".{out.name}.tmp-")  # owner-marked; what becomes OUT is inside it
+    work = box / "out"
+    published = False
     try:
+        (work / "logs").mkdir(parents=True)
         report = _convert_into(work, out, opts, progress)
         report["timings_s"]["total"] = time.perf_counter() - t_start
         _write_reports(work, out, report)
-        release_work_dir(work)
-        _publish(work, out)
+        published = True  # from here on OUT is replaced in one step, a stop waits for it (procs.publish_dir)
+        publish_dir(work, out)
     except ImxSamError as exc:
         kept = _keep_failure_logs(work, out)
         if kept and "log:" in exc.message:
@@ -158,10 +151,13 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
             exc.args = (f"{exc.message} {exc.hint}".strip() if exc.hint else exc.message,)
         raise
     except STOP_EXCEPTIONS:
-        note_stop(f"{out} not written" if not out.exists() else f"{out} left as it was")
+        if published and not work.exists():
+            note_stop(f"{out} written just before the stop")
+        else:
+            note_stop(f"{out} not written" if not out.exists() else f"{out} left as it was")
         raise
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_work_dir(box)
     progress.info(f"Wrote {out} (total {report['timings_s']['total']:.1f} s)")
     from converter.report import summary_lines
 

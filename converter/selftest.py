@@ -8,12 +8,13 @@ it says nothing about a particular model (use ``imx500-sam check`` / ``convert``
 
 from __future__ import annotations
 
-import tempfile
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from imx500_sam.facts import INPUT_SIZE_MIN
+from imx500_sam.procs import owned_temp_dir
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,9 @@ def convert_tiny(work_dir: Path | None = None) -> SelfTestResult:
     from firmware_packaging.packager import validate_packer_zip
 
     size = INPUT_SIZE_MIN
-    ctx = tempfile.TemporaryDirectory(prefix="imx500-doctor-") if work_dir is None else None
-    work = Path(ctx.name if ctx is not None else work_dir)
-    try:
+    with contextlib.ExitStack() as stack:
+        # owner-marked in $TMPDIR (imx500_sam.procs): one left by a killed doctor is removed by the next
+        work = Path(work_dir) if work_dir is not None else stack.enter_context(owned_temp_dir("imx500-doctor-"))
         t0 = time.perf_counter()
         onnx_path = mctq_onnx(tiny_net(), (size, size), work)
         t1 = time.perf_counter()
@@ -61,6 +62,3 @@ def convert_tiny(work_dir: Path | None = None) -> SelfTestResult:
             quantize_s=t1 - t0,
             convert_s=t2 - t1,
         )
-    finally:
-        if ctx is not None:
-            ctx.cleanup()

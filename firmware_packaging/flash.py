@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from firmware_packaging.rpk import Rpk, read_rpk
-from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError
+from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError, clip_words
+from imx500_sam.pi import require_pi
+from imx500_sam.procs import STOP_EXCEPTIONS, run_captured, stop_live_groups
 
 # ---------------------------------------------------------------------------------------------- local (Pi)
 
@@ -44,11 +46,15 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+_FLASH_REMOTE_HINT = "From here, flash Pis over SSH: imx500-sam flash FILE.rpk --host user@pi."
+
+
 def _import_picamera2() -> tuple[Any, Any]:
     try:
         from picamera2 import Picamera2
         from picamera2.devices import IMX500
     except ImportError as exc:
+        require_pi("`imx500-sam flash FILE.rpk` (loading onto this machine's camera)", _FLASH_REMOTE_HINT)
         raise ToolchainMissingError(
             f"picamera2 is not available here ({exc}); flashing needs a Raspberry Pi with the AI Camera.",
             hint="On Raspberry Pi OS: sudo apt install python3-picamera2 imx500-all (venv: --system-site-packages),"
@@ -281,7 +287,7 @@ def classify_ssh_failure(stderr: str) -> str:
 
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else ""
+    return clip_words(lines[-1], 300) if lines else ""
 
 
 _EXIT_COPY = 96
@@ -300,19 +306,14 @@ def flash_remote_one(rpk_path: Path, sha256: str, host: HostSpec, opts: SshOptio
         return HostResult(str(host), status, detail, round(time.perf_counter() - start, 3), remote_path, output)
 
     def run(remote: str, stdin: Any = subprocess.DEVNULL) -> subprocess.CompletedProcess[str] | HostResult:
+        # ssh in a process group of its own (imx500_sam.procs): a timeout, a stop or our death ends it
         try:
-            proc = subprocess.run(
-                ssh_command(host, opts, remote),
-                stdin=stdin,
-                capture_output=True,
-                text=True,
-                timeout=opts.command_timeout_s,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return result("unreachable", f"no answer within {opts.command_timeout_s:.0f} s")
+            cmd = ssh_command(host, opts, remote)
+            proc = run_captured(cmd, name="ssh", timeout_s=opts.command_timeout_s, stdin=stdin)
         except FileNotFoundError:
             return result("ssh-error", f"{opts.ssh} not found: install openssh-client")
+        if proc.returncode == 124 and proc.stderr.endswith(f"timed out after {opts.command_timeout_s:.0f} s"):
+            return result("unreachable", f"no answer within {opts.command_timeout_s:.0f} s")
         if proc.returncode == 255:
             status = classify_ssh_failure(proc.stderr)
             hint = _HINTS.get(status, "ssh failed")
@@ -375,8 +376,14 @@ def flash_remote(
             on_result(res)
         return res
 
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(specs)))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(specs))))
+    try:
         return list(pool.map(one, specs))
+    except STOP_EXCEPTIONS:
+        stop_live_groups()  # every host's ssh, in worker threads: end them, then the threads return
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def results_table(results: Sequence[HostResult]) -> str:

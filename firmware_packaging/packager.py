@@ -13,7 +13,6 @@ import os
 import shlex
 import shutil
 import stat
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,7 +27,8 @@ from firmware_packaging.rpk import (
 )
 from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError
 from imx500_sam.facts import fact
-from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, run_tool
+from imx500_sam.pi import require_pi
+from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, owned_temp_dir, run_tool
 
 PACKAGER = "imx500-package"
 RPK_NAME = "network.rpk"
@@ -175,14 +175,13 @@ def package(
     validate_packer_zip(zip_path)
     exe = shutil.which(PACKAGER)
     if exe is None:
-        raise ToolchainMissingError(
-            f"{PACKAGER} is not installed here (it exists only on Raspberry Pi OS).",
-            hint=f"Copy {zip_path.name} to the Pi and run there: "
-            + " && ".join(pi_commands(zip_path.name, out.name, color, intr, network_info)),
+        there = f"Copy {zip_path.name} to the Pi and run there: " + " && ".join(
+            pi_commands(zip_path.name, out.name, color, intr, network_info)
         )
+        require_pi(f"{PACKAGER} (Sony's packager)", there)
+        raise ToolchainMissingError(f"{PACKAGER} is not installed on this Pi.", hint="sudo apt install -y imx500-tools")
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".package-", dir=out) as tmp:
-        work = Path(tmp)
+    with owned_temp_dir(".package-", out) as work:  # owner-marked: one left by a killed run goes next time
         fmt = work / INPUT_FORMAT_JSON
         fmt.write_text(json.dumps(input_format_config(color), indent=4), encoding="utf-8")
         pkg_out = work / "out"

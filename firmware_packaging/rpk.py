@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from imx500_sam.errors import BadInputError
+from imx500_sam.outputs import file_mode
 
 BLOCK_MAGIC = b"9464"
 BLOCK_FOOTER = b"3695"
@@ -581,7 +582,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, file_mode())  # an ordinary file's mode (0644 under umask 022), not mkstemp's 0600
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -170,9 +170,14 @@ class ConvertOutputDir:
     def load(cls, out_dir: str | Path) -> ConvertOutputDir:
         """Read a convert output directory; BadInputError naming what is missing."""
         out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise BadInputError(
+                f"{out}: a file, not a convert output folder.",
+                hint="Give the folder `imx500-sam convert MODEL -o OUT` wrote (it holds packerOut.zip, report.json).",
+            )
         hint = f"Run `imx500-sam convert MODEL -o {out}` to make one."
         if not out.is_dir():
-            raise BadInputError(f"{out}: no such convert output directory.", hint=hint)
+            raise BadInputError(f"{out}: no such convert output folder.", hint=hint)
         required = [PACKER_OUT, MCTQ_ONNX, QDQ_ONNX, DNN_PARAMS, INTRINSICS_JSON, REPORT_JSON]
         missing = [n for n in required if not (out / n).is_file()]
         reports = sorted(out.glob(MEMORY_REPORT_GLOB))

@@ -33,8 +33,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from imx500_sam.errors import ExitCode
-from imx500_sam.facts import fact, toolchain_fact
+from imx500_sam.errors import ExitCode, clip_words
+from imx500_sam.facts import cite, fact, toolchain_fact
+from imx500_sam.procs import STOP_EXCEPTIONS, run_captured, stop_live_groups
 
 Status = Literal["ok", "warn", "fail"]
 Role = Literal["host", "pi"]
@@ -90,21 +91,20 @@ class DoctorEnv:
 def run(
     args: Sequence[str], env: DoctorEnv, timeout: float = 120.0, cwd: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run a program (argument list, never a shell); output as text. OSError / timeout become rc 127 / 124."""
+    """Run a program (argument list, never a shell); output as text. OSError / timeout become rc 127 / 124.
+
+    In a process group of its own (imx500_sam.procs): a timeout, a stop or this process's death ends the
+    program and everything it started (imxconv-pt's shell scripts and JVMs included).
+    """
     try:
-        return subprocess.run(
-            list(args), capture_output=True, text=True, timeout=timeout, env=env.run_env(), check=False, cwd=cwd
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        return subprocess.CompletedProcess(list(args), 124, out, f"timed out after {timeout:.0f} s")
+        return run_captured(list(args), name=Path(str(args[0])).name, timeout_s=timeout, env=env.run_env(), cwd=cwd)
     except OSError as exc:
         return subprocess.CompletedProcess(list(args), 127, "", str(exc))
 
 
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1][:200] if lines else ""
+    return clip_words(lines[-1], 200) if lines else ""
 
 
 # --------------------------------------------------------------------------------------------- the interpreter
@@ -223,12 +223,23 @@ def check_python(interp: Interpreter, group: str) -> Row:
 
 
 def pi_model(env: DoctorEnv) -> str | None:
-    """The Raspberry Pi model from <root>/proc/device-tree/model, or None when this is not a Pi."""
-    try:
-        text = env.file("/proc/device-tree/model").read_bytes().decode(errors="replace").strip("\0 \n")
-    except OSError:
-        return None
-    return text if "raspberry pi" in text.lower() else None
+    """The Raspberry Pi model of ``env``'s machine, or None when it is not a Pi (imx500_sam.pi)."""
+    from imx500_sam.pi import pi_model as model_under
+
+    return model_under(env.root)
+
+
+def check_pi_only(env: DoctorEnv) -> Row:
+    """On a host: the commands that run only on a Raspberry Pi, so that no one expects them to work here."""
+    from imx500_sam.pi import PI_ONLY_COMMANDS
+
+    return Row(
+        "Pi-only commands",
+        "warn",
+        "not a Raspberry Pi: " + ", ".join(PI_ONLY_COMMANDS) + " run only on the Pi",
+        "Run them on the Pi (`flash --host user@pi` reaches Pis from here).",
+        False,
+    )
 
 
 def detect_role(env: DoctorEnv) -> Role:
@@ -327,7 +338,13 @@ def check_packages(interp: Interpreter, pins: Pins) -> list[Row]:
             rows.append(Row(name, "ok", version + (f" (pinned {spec})" if spec else ""), None, True))
         else:
             rows.append(
-                Row(name, "warn", f"{version}, tested: {spec} ({pins.source})", _pip(interp, pins, [install]), True)
+                Row(
+                    name,
+                    "warn",
+                    f"{version}, tested: {spec} ({cite(pins.source)})",
+                    _pip(interp, pins, [install]),
+                    True,
+                )
             )
     return rows
 
@@ -531,7 +548,7 @@ def check_full_conversion() -> Row:
     except ImxSamError as exc:
         return Row("tiny network end to end", "fail", str(exc), "Fix the rows above, then re-run doctor --full.")
     except Exception as exc:  # MCT / torch raise many kinds: report the first line
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        first = clip_words((str(exc).strip().splitlines() or [""])[0], 200)
         return Row("tiny network end to end", "fail", f"{type(exc).__name__}: {first}", "Run `make setup`.")
     return Row(
         "tiny network end to end",
@@ -557,9 +574,15 @@ def host_rows(env: DoctorEnv, full: bool = False) -> list[Row]:
         lambda: check_java(env),
         lambda: check_imxconv(interp, env, pins),
     ]
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+    pool = ThreadPoolExecutor(max_workers=len(jobs))
+    try:
         rows += list(pool.map(lambda job: job(), jobs))
-    rows += [check_memory(env), check_teacher(env)]
+    except STOP_EXCEPTIONS:
+        stop_live_groups()  # the probes run in worker threads: end their programs, then the threads return
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    rows += [check_memory(env), check_teacher(env), check_pi_only(env)]
     if full:
         rows.append(check_full_conversion())
     return rows
@@ -736,7 +759,9 @@ def check_fw_upload(env: DoctorEnv) -> Row:
     try:
         stage, done, size = (int(x) for x in fields[:3])
     except ValueError:
-        return Row("firmware upload (debugfs)", "ok", f"unreadable: {' '.join(fields)[:80]}", None, False, "pi")
+        return Row(
+            "firmware upload (debugfs)", "ok", f"unreadable: {clip_words(' '.join(fields), 80)}", None, False, "pi"
+        )
     stages = spec["stages"]
     name = stages[stage] if 0 <= stage < len(stages) else f"stage {stage}"
     state = "complete" if size and done >= size else f"{done:,} of {size:,} B"

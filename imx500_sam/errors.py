@@ -69,3 +69,25 @@ class ToolFailedError(ImxSamError):
     """An external tool (MCT, imxconv-pt, imx500-package) failed; the log is kept."""
 
     exit_code = ExitCode.TOOL_FAILED
+
+
+def clip_words(text: str, limit: int = 200) -> str:
+    """``text`` on one line (whitespace collapsed), cut at a word boundary to at most ``limit`` characters + "...".
+
+    For library messages quoted inside an error line: never cut mid-word, never several lines.
+    """
+    line = " ".join(str(text).split())
+    if len(line) <= limit:
+        return line
+    cut = line[: limit + 1].rsplit(" ", 1)[0] if " " in line[: limit + 1] else line[:limit]
+    return cut.rstrip(" ,;:(") + "..."
+
+
+class PiOnlyError(ToolchainMissingError):
+    """A command that needs the Raspberry Pi itself (imx500-package, the AI Camera) was run elsewhere.
+
+    Exit 5 like any missing tool, but without the doctor hint: nothing can be installed here to make it work.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        ImxSamError.__init__(self, message, hint=hint)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imx500_sam.errors import BadInputError, ToolchainMissingError
+from imx500_sam.errors import BadInputError, ToolchainMissingError, clip_words
 
 
 def session_options(threads: int | None = None, fused: bool = False, exact: bool = False):  # -> ort.SessionOptions
@@ -63,7 +63,7 @@ class QdqNetwork:
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise BadInputError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:160]}).") from exc
+            raise BadInputError(f"{path}: onnxruntime cannot load it ({clip_words(str(exc), 160)}).") from exc
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_shape = tuple(inp.shape)

@@ -10,7 +10,9 @@
   all. On a timeout or an interrupt the group is ended the same way before the error propagates.
 - ``make_work_dir()`` marks the temporary directories the toolkit creates with an owner file (pid, process start
   time, host, boot id); ``remove_stale_work_dirs()`` removes those whose owner is dead on this host, never
-  another live run's, never a directory without that file.
+  another live run's, never a directory without that file. ``publish_dir()`` makes a finished result the output
+  in one step (rename, or rename-exchange over a previous output), self-healing where it takes two.
+- ``run_captured()`` is ``subprocess.run(capture_output=True)`` on the same process-group machinery.
 
 Linux (x86-64 host, Raspberry Pi OS). Light module: no torch, usable by the device side.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import json
 import os
 import shutil
@@ -31,6 +34,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from imx500_sam.errors import ExitCode, ToolFailedError
 
@@ -65,6 +69,22 @@ def activity(what: str) -> Iterator[None]:
         yield
     finally:
         _activity.pop()
+
+
+PAUSE_ENV = "IMX500_SAM_PAUSE_AT"  # tests: stop at a named stage, to be signalled there (tests/test_signals.py)
+
+
+def pause_point(name: str) -> None:
+    """When ``$IMX500_SAM_PAUSE_AT`` names ``name``: say so on stderr and wait (for a signal) at this point.
+
+    Lets a test stop a command at any of its stages without timing races; does nothing otherwise.
+    """
+    if os.environ.get(PAUSE_ENV) != name:
+        return
+    # the real stderr: a stage may capture sys.stderr (MCT's log)
+    print(f"imx500-sam: paused at {name} (pid {os.getpid()})", file=sys.__stderr__, flush=True)
+    while True:
+        time.sleep(0.1)
 
 
 def note_stop(text: str) -> None:
@@ -119,10 +139,12 @@ def stop_on_signals() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def deferred_stop() -> Iterator[None]:
+def deferred_stop(hold: bool = False) -> Iterator[None]:
     """A stop signal arriving inside the block is raised when the block ends (keeps e.g. a training step whole).
 
-    Outside ``stop_on_signals`` (in-process callers) it installs the same handlers for the block.
+    Outside ``stop_on_signals`` (in-process callers) it installs the same handlers for the block. Blocks nest:
+    the outermost one raises. With ``hold`` the outermost block does not raise: the signal stays pending for the
+    caller to act on (``pending_signal``, ``take_pending``), e.g. once all ranks of a distributed job agree.
     """
     if not _in_main_thread():
         yield
@@ -137,10 +159,30 @@ def deferred_stop() -> Iterator[None]:
         _state["defer"] -= 1
         for s, h in old.items():
             signal.signal(s, h)
-        pending, _state["pending"] = _state["pending"], None
-        if pending is not None and _state["defer"] == 0:
-            _state.update(signum=pending, at=time.monotonic(), during=list(_activity))
-            raise _exception_for(pending)
+        if _state["defer"] == 0 and not hold:
+            pending = take_pending()
+            if pending is not None:
+                raise stop_as_if_signalled(pending)
+
+
+def pending_signal() -> int | None:
+    """The stop signal waiting for a ``deferred_stop`` block to end, if any."""
+    return _state["pending"]
+
+
+def take_pending() -> int | None:
+    """The waiting stop signal, now no longer waiting (the caller raises ``stop_as_if_signalled`` for it)."""
+    pending, _state["pending"] = _state["pending"], None
+    return pending
+
+
+def stop_as_if_signalled(signum: int) -> BaseException:
+    """The exception a stop signal raises (recorded for ``interrupted_line``), for a process told by a peer.
+
+    Also used by distributed training: when one rank receives SIGTERM, every rank stops after the same step.
+    """
+    _state.update(signum=signum, at=time.monotonic(), during=list(_activity))
+    return _exception_for(signum)
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -223,21 +265,31 @@ def stop_group(pgid: int, keep: Sequence[int] = (), grace_s: float = STOP_GRACE_
         os.killpg(pgid, signal.SIGKILL)
 
 
-def run_tool(
-    args: Sequence[str | os.PathLike[str]],
-    *,
-    name: str,
-    log_path: Path,
-    timeout_s: float = DEFAULT_TOOL_TIMEOUT_S,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-) -> int:
-    """Run ``args`` with its output in ``log_path``; returns its exit code.
+_LIVE_GROUPS: set[int] = set()  # process groups of tools running now (any thread)
+_LIVE_LOCK = threading.Lock()
 
-    The tool and everything it starts form one process group that is ended as a whole when the tool exits,
-    on a timeout (ToolFailedError naming the tool and its log, exit 6), on an interrupt (which then
-    propagates), and, through the watchdog, when this process dies. Call from the main thread (the tool's
-    parent-death signal follows the thread that started it).
+
+def stop_live_groups() -> None:
+    """End every tool group still running (tools started from worker threads, which a stop does not unwind)."""
+    with _LIVE_LOCK:
+        groups = list(_LIVE_GROUPS)
+    for pgid in groups:
+        stop_group(pgid, keep=(pgid,))
+
+
+def _run_group(
+    args: Sequence[str | os.PathLike[str]],
+    name: str,
+    stdout: IO[bytes],
+    stderr: IO[bytes] | int,
+    timeout_s: float,
+    env: dict[str, str] | None,
+    cwd: Path | None,
+    stdin: IO[bytes] | int = subprocess.DEVNULL,
+) -> int:
+    """Run ``args`` in a process group of its own with a watchdog; returns its exit code (see ``run_tool``).
+
+    Raises subprocess.TimeoutExpired after ``timeout_s`` (the group already ended).
     """
     read_end, write_end = os.pipe()  # the write end is close-on-exec: only this process holds it
     watchdog: subprocess.Popen[bytes] | None = None
@@ -255,12 +307,14 @@ def run_tool(
         finally:
             os.close(read_end)
         pgid, parent = watchdog.pid, os.getpid()
-        with activity(name), open(log_path, "wb") as log:
+        with _LIVE_LOCK:
+            _LIVE_GROUPS.add(pgid)
+        with activity(name):
             proc = subprocess.Popen(
                 [str(a) for a in args],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
                 env=env,
                 cwd=cwd,
                 preexec_fn=lambda: _child_setup(pgid, parent, signal.SIGTERM),
@@ -268,11 +322,6 @@ def run_tool(
             )
             try:
                 return proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                raise ToolFailedError(
-                    f"{name} did not finish within {timeout_s:g} s and was stopped (log: {log_path}).",
-                    hint="If it needs longer, raise --tool-timeout.",
-                ) from None
             except STOP_EXCEPTIONS:
                 note_stop(f"stopped {name} and its processes")
                 raise
@@ -280,11 +329,69 @@ def run_tool(
         with deferred_stop():  # a second signal waits until the group is gone
             if watchdog is not None:
                 stop_group(watchdog.pid, keep=(watchdog.pid,))
+                with _LIVE_LOCK:
+                    _LIVE_GROUPS.discard(watchdog.pid)
             os.close(write_end)
             for p in (proc, watchdog):
                 if p is not None:
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         p.wait(timeout=5)
+
+
+def run_tool(
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    name: str,
+    log_path: Path,
+    timeout_s: float = DEFAULT_TOOL_TIMEOUT_S,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Run ``args`` with its output in ``log_path``; returns its exit code.
+
+    The tool and everything it starts form one process group that is ended as a whole when the tool exits,
+    on a timeout (ToolFailedError naming the tool and its log, exit 6), on an interrupt (which then
+    propagates), and, through the watchdog, when this process dies. Call from the main thread (the tool's
+    parent-death signal follows the thread that started it).
+    """
+    with open(log_path, "wb") as log:
+        try:
+            return _run_group(args, name, log, subprocess.STDOUT, timeout_s, env, cwd)
+        except subprocess.TimeoutExpired:
+            raise ToolFailedError(
+                f"{name} did not finish within {timeout_s:g} s and was stopped (log: {log_path}).",
+                hint="If it needs longer, raise --tool-timeout.",
+            ) from None
+
+
+def run_captured(
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    name: str,
+    timeout_s: float = DEFAULT_TOOL_TIMEOUT_S,
+    env: dict[str, str] | None = None,
+    cwd: Path | str | None = None,
+    stdin: IO[bytes] | int = subprocess.DEVNULL,
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(args, capture_output=True, text=True)`` on the process-group machinery of ``run_tool``.
+
+    A timeout ends the whole group and gives return code 124 (stderr says so); a program that cannot start
+    raises OSError, as subprocess.run does. The output goes through anonymous temporary files (nothing is left
+    on disk, whatever happens). From a worker thread, the main thread's stop ends it through
+    ``stop_live_groups``.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            rc = _run_group(args, name, out, err, timeout_s, env, Path(cwd) if cwd is not None else None, stdin)
+        except subprocess.TimeoutExpired:
+            rc = 124
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    if rc == 124:
+        stderr += f"\ntimed out after {timeout_s:.0f} s"
+    return subprocess.CompletedProcess(list(map(str, args)), rc, stdout, stderr)
 
 
 # --------------------------------------------------------------------------------------------- work dirs
@@ -320,11 +427,6 @@ def make_work_dir(parent: Path, prefix: str) -> Path:
     return path
 
 
-def release_work_dir(path: Path) -> None:
-    """Drop the owner mark (before a work directory becomes a published output)."""
-    (path / OWNER_FILE).unlink(missing_ok=True)
-
-
 def owner_alive(path: Path) -> bool | None:
     """True/False for a marked directory's owner on this host; None when unmarked or marked elsewhere."""
     try:
@@ -339,12 +441,94 @@ def owner_alive(path: Path) -> bool | None:
     return start is not None and _start_time(pid) == start
 
 
+PUBLISH_TARGET = "publish-target"  # in a work directory: the path of the output being replaced
+PREVIOUS = "previous"  # in a work directory: the previous output, moved aside (two-step publish only)
+
+
 def remove_stale_work_dirs(parent: Path, pattern: str) -> list[Path]:
-    """Remove directories ``parent/pattern`` marked by an imx500-sam process that is no longer running."""
+    """Remove directories ``parent/pattern`` marked by an imx500-sam process that is no longer running.
+
+    Self-healing: a run killed in the middle of a two-step publish (``publish_dir`` without rename-exchange)
+    left the previous output in its work directory and none at the target; it is put back first.
+    """
     removed = []
     with contextlib.suppress(OSError):
         for path in sorted(parent.glob(pattern)):
             if path.is_dir() and not path.is_symlink() and owner_alive(path) is False:
+                _restore_previous(path)
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
     return removed
+
+
+def _restore_previous(work: Path) -> None:
+    previous, target_file = work / PREVIOUS, work / PUBLISH_TARGET
+    if not previous.is_dir() or not target_file.is_file():
+        return
+    target = Path(target_file.read_text().strip())
+    if target.parent == work.parent and not (target.exists() or target.is_symlink()):
+        previous.rename(target)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+try:
+    _renameat2 = ctypes.CDLL(None, use_errno=True).renameat2 if sys.platform.startswith("linux") else None
+except (OSError, AttributeError):  # pragma: no cover - a libc without renameat2 (glibc < 2.28, musl < 1.2.?)
+    _renameat2 = None
+
+
+def rename_exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    if _renameat2 is None or os.environ.get("IMX500_SAM_NO_RENAME_EXCHANGE"):
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # the file system (or kernel) has no exchange: the caller falls back
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def publish_dir(result: Path, out: Path) -> None:
+    """Make ``result`` (a folder inside a ``make_work_dir`` directory beside ``out``) the output ``out``.
+
+    As seen from outside one step: a new ``out`` appears by one rename; an existing one is swapped with the
+    result by one rename-exchange, where the file system has it. Elsewhere two renames: the previous output
+    into the (owner-marked) work directory, then the result to ``out``; a run killed between the two leaves
+    the previous output there with the target's name, and the next run puts it back (``remove_stale_work_dirs``).
+    Stop signals wait until this is done. The previous output ends inside the work directory, removed with it.
+    """
+    work = result.parent
+    pause_point("publish")
+    with deferred_stop():
+        if not (out.exists() or out.is_symlink()):
+            result.rename(out)
+        elif not rename_exchange(result, out):
+            (work / PUBLISH_TARGET).write_text(f"{out}\n")
+            out.rename(work / PREVIOUS)
+            pause_point("publish-two-step")
+            result.rename(out)
+            (work / PUBLISH_TARGET).unlink()
+
+
+def remove_work_dir(path: Path) -> None:
+    """Remove a work directory; a stop signal waits until it is gone (nothing half-deleted)."""
+    with deferred_stop():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def owned_temp_dir(prefix: str, parent: Path | None = None) -> Iterator[Path]:
+    """A marked temporary directory (``$TMPDIR/<prefix>*`` by default), removed at the end, even on a stop.
+
+    First removes the ``<prefix>*`` directories left by runs that were killed (their owner is dead).
+    """
+    where = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    remove_stale_work_dirs(where, f"{prefix}*")
+    path = make_work_dir(where, prefix)
+    try:
+        yield path
+    finally:
+        with deferred_stop():  # a second signal waits until the directory is gone
+            shutil.rmtree(path, ignore_errors=True)

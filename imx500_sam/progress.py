@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 from rich.console import Console
 
-from imx500_sam.procs import STOP_EXCEPTIONS, activity
+from imx500_sam.procs import STOP_EXCEPTIONS, activity, pause_point
 
 
 class StageProgress:
@@ -31,12 +31,15 @@ class StageProgress:
         try:
             with activity(f"{prefix} {name}"):
                 if self.quiet:
+                    pause_point(key or name)
                     yield
                 elif self.console.is_terminal:
                     with self.console.status(f"{prefix} {name} ..."):
+                        pause_point(key or name)
                         yield
                 else:
                     self.console.print(f"{prefix} {name} ...")
+                    pause_point(key or name)
                     yield
         except STOP_EXCEPTIONS:
             raise  # the CLI prints one line naming this stage

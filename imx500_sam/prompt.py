@@ -1,4 +1,5 @@
-"""Prompt geometry (numpy + OpenCV only): box -> ROI -> model crop (stretched to the input size) -> mask back.
+"""Prompt geometry (numpy + OpenCV only): box (clamped to its frame) -> ROI -> model crop (stretched to the input
+size) -> mask back.
 
 Boxes and ROIs are ``(x, y, w, h)`` in pixels of the image they refer to. The ROI is the
 prompt: PicoSAM3 segments the object at the centre of the crop. How a box becomes its ROI is the model's
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from imx500_sam.errors import BadInputError
 
 GROW = 0.10  # shifted: the square's side is 1.1 x the box's longer side
 AUTHORS_PADDING = 0.10  # clamped: the authors' pad_bbox_to_square(padding=0.1), per side
@@ -107,6 +110,39 @@ def prompt_roi(
     if convention == AS_DRAWN:
         return drawn_roi(box, image_size)
     return square_roi(box, image_size, grow)
+
+
+def _fmt(box: tuple[float, ...]) -> str:
+    return ",".join(f"{v:g}" for v in box)
+
+
+def clip_box_to_frame(
+    box: tuple[float, ...] | list[float], frame: tuple[int, int], what: str = "box"
+) -> tuple[tuple[float, float, float, float], str | None]:
+    """The one rule for a prompt box and its frame (``run``, ``serve``, the API, ``eval``).
+
+    ``box`` (x, y, w, h) and ``frame`` (w, h) in pixels of the same image. A box inside the frame comes back as
+    it is with no notice; a box partly outside is clamped to the frame and comes back with a one-line notice
+    saying so; a box with less than one pixel inside (or not four finite numbers, or no positive size) is a
+    BadInputError.
+    """
+    if len(box) != 4:
+        raise BadInputError(f"{what} {tuple(box)}: give four numbers x,y,w,h.")
+    x, y, w, h = (float(v) for v in box)
+    if not np.isfinite([x, y, w, h]).all() or w <= 0 or h <= 0:
+        raise BadInputError(f"{what} {_fmt((x, y, w, h))}: width and height must be positive numbers.")
+    fw, fh = int(frame[0]), int(frame[1])
+    x0, y0 = max(0.0, x), max(0.0, y)
+    x1, y1 = min(float(fw), x + w), min(float(fh), y + h)
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        raise BadInputError(
+            f"{what} {_fmt((x, y, w, h))} lies outside the {fw}x{fh} frame.",
+            hint="Boxes are x,y,w,h in pixels of the output image, with the top-left corner at 0,0.",
+        )
+    clipped = (x0, y0, x1 - x0, y1 - y0)
+    if clipped == (x, y, w, h):
+        return clipped, None
+    return clipped, f"{what} {_fmt((x, y, w, h))} reaches outside the {fw}x{fh} frame: clamped to {_fmt(clipped)}."
 
 
 def square_roi(box: tuple[float, float, float, float], image_size: tuple[int, int], grow: float = GROW) -> ROI:

@@ -76,6 +76,8 @@ def test_doctor_on_this_host_passes_with_real_checks() -> None:
         in rows["MCT import (torchvision work-around)"]["found"]
     )
     assert all(r["status"] in {"ok", "warn"} for r in report["checks"])
+    pi_only = rows["Pi-only commands"]  # flash / package / run --rpk: said plainly on a host
+    assert pi_only["status"] == "warn" and "run only on the Pi" in pi_only["found"] and not pi_only["required"]
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import pytest
 from firmware_packaging import flash as fl
 from firmware_packaging import rpk as R
 from imx500_sam.cli import main
-from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError
+from imx500_sam.errors import BadInputError, PiOnlyError, ToolFailedError
 from tests.rpk_fixtures import DEEPLAB, rpk_path
 from tests.support.picamera2_host import import_imx500_module
 
@@ -149,7 +149,7 @@ def test_file_validated_before_loading(tmp_path: Path, mod: Any, monkeypatch: py
 
 def test_off_a_pi_exit_5(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setitem(sys.modules, "picamera2", None)  # import fails as it does without libcamera
-    with pytest.raises(ToolchainMissingError):
+    with pytest.raises(PiOnlyError, match="runs only on a Raspberry Pi"):  # this host is not a Pi
         fl.flash_local(rpk_path(DEEPLAB))
     assert main(["flash", str(rpk_path(DEEPLAB))]) == 5
     assert "--host" in capsys.readouterr().err

@@ -112,6 +112,7 @@ def test_off_pi_exit_5_with_exact_commands(tmp_path: Path, monkeypatch: pytest.M
     assert info.value.exit_code == 5 and "imx500-package -i packerOut.zip -o out -f out/input_format.json" in str(
         info.value
     )
+    assert "runs only on a Raspberry Pi" in str(info.value) and "doctor" not in str(info.value)
     assert main(["package", str(zip_path), "-o", str(tmp_path / "out2"), "--color", "BGR"]) == 5
     err = capsys.readouterr().err
     lines = P.pi_commands(zip_path.name, tmp_path / "out2", "BGR")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -382,3 +383,282 @@ def test_distill_sigterm_resumes_from_its_step(tmp_path: Path) -> None:
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- convert stopped at each of its stages
+
+TINY = ["py:converter.selftest:tiny_net", "--input-size", "32", "--calib-count", "8"]
+#: stage (its progress key) -> (signal, exit code). Each stage once, the three signals in turn, so the default suite
+#: stays within minutes; IMX500_SAM_STOP_MATRIX=full runs every stage with every signal (and ``package``, after
+#: imxconv-pt, which costs a real conversion per case).
+STAGES = ["load", "check", "calibration", "ptq", "export", "accuracy", "convert", "package"]
+SIGNALS = [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -signal.SIGKILL)]
+if os.environ.get("IMX500_SAM_STOP_MATRIX") == "full":
+    STOP_CASES = [(stage, sig, code) for stage in STAGES for sig, code in SIGNALS]
+else:
+    STOP_CASES = [(stage, *SIGNALS[i % 3]) for i, stage in enumerate(STAGES[:-1])]
+
+
+def _tree(path: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under ``path``: relative name -> (mode, bytes); a folder -> (mode, b"")."""
+    return {
+        str(p.relative_to(path)): (p.stat().st_mode, b"" if p.is_dir() else p.read_bytes())
+        for p in sorted(path.rglob("*"))
+    } | {".": (path.stat().st_mode, b"")}
+
+
+def _previous_out(out: Path) -> dict[str, tuple[int, bytes]]:
+    """A previous convert output (as far as a later run cares: a folder of files) to be left byte for byte."""
+    (out / "logs").mkdir(parents=True)
+    (out / "report.json").write_text('{"previous": true}\n')
+    (out / "packerOut.zip").write_bytes(bytes(range(256)) * 40)
+    (out / "logs" / "mct.log").write_text("previous run\n")
+    return _tree(out)
+
+
+def _start_paused(tmp_path: Path, stage: str) -> tuple[subprocess.Popen[bytes], Path, Path, str, dict]:
+    tag = uuid.uuid4().hex
+    work = tmp_path / stage
+    work.mkdir()
+    out = work / "tiny_imx500"
+    before = _previous_out(out)
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    err = tmp_path / f"{stage}.err"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imx500_sam", "convert", *TINY, "-o", str(out), "--overwrite"],
+        env=_env(tag, TMPDIR=str(tmp_path / "tmp"), **{procs.PAUSE_ENV: stage}),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=err.open("wb"),
+        start_new_session=True,
+    )
+    return proc, out, err, tag, before
+
+
+@pytest.mark.slow
+def test_convert_stopped_at_each_stage(tmp_path: Path) -> None:
+    """SIGINT (to the process group, as a terminal sends it), SIGTERM or SIGKILL at each stage of `convert`: the
+    exit code, one line naming the stage, nothing of its tree running 10 s later, the previous OUT unchanged byte
+    for byte, and nothing left once the next `convert` has started (it removes what a killed run left)."""
+    started = {stage: _start_paused(tmp_path, stage) for stage, _, _ in STOP_CASES[:4]}
+    for i, (stage, sig, code) in enumerate(STOP_CASES):
+        if stage not in started:
+            started[stage] = _start_paused(tmp_path, stage)
+        proc, out, err, tag, before = started.pop(stage)
+
+        def paused(proc: subprocess.Popen[bytes] = proc, err: Path = err, stage: str = stage) -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"convert ended before {stage} ({proc.returncode}): {err.read_text()[-2000:]}")
+            return f"paused at {stage} " in err.read_text()
+
+        _wait_for(paused, 900, f"convert to reach {stage}")
+        if i + 4 < len(STOP_CASES) and STOP_CASES[i + 4][0] not in started:  # keep four on their way
+            started[STOP_CASES[i + 4][0]] = _start_paused(tmp_path, STOP_CASES[i + 4][0])
+        t0 = time.monotonic()
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        assert proc.wait(timeout=60) == code, (stage, err.read_text()[-2000:])
+        assert time.monotonic() - t0 < 15
+        time.sleep(10)
+        assert _tagged(tag) == [], stage
+        assert _tree(out) == before, stage  # the previous OUT, byte for byte (and modes)
+        left = [p for p in out.parent.iterdir() if p != out]
+        if sig == signal.SIGKILL:
+            (stale,) = left
+            assert stale.name.startswith(f".{out.name}.tmp-") and (stale / procs.OWNER_FILE).is_file()
+            # the next convert removes it first thing (here stopped as soon as it is loading)
+            nerr, ntag = tmp_path / f"{stage}-next.err", uuid.uuid4().hex
+            proc2 = subprocess.Popen(
+                [sys.executable, "-m", "imx500_sam", "convert", *TINY, "-o", str(out), "--overwrite"],
+                env=_env(ntag, TMPDIR=str(tmp_path / "tmp"), **{procs.PAUSE_ENV: "load"}),
+                cwd=REPO, stdout=subprocess.DEVNULL, stderr=nerr.open("wb"), start_new_session=True,
+            )  # fmt: skip
+            _wait_for(lambda p=proc2, e=nerr: "paused at load " in e.read_text() or p.poll() is not None, 300, "load")
+            os.killpg(proc2.pid, signal.SIGINT)
+            assert proc2.wait(timeout=60) == 130
+            assert f"Removed {stale} (left by an imx500-sam run that was killed)" in nerr.read_text()
+            assert [p for p in out.parent.iterdir() if p != out] == []
+            assert _tree(out) == before
+        else:
+            assert left == [], (stage, left)
+            last = err.read_text().strip().splitlines()[-1]
+            assert last.startswith(f"imx500-sam: convert interrupted by {sig.name} during ["), last
+            assert f"{out} left as it was" in last, last
+    assert [p.name for p in (tmp_path / "tmp").iterdir() if not p.name.startswith("torchinductor_")] == []
+
+
+# ---------------------------------------------------------------- publishing OUT in one step
+
+_PUBLISHER = """
+import sys
+from pathlib import Path
+from imx500_sam import procs
+box = procs.make_work_dir(Path(sys.argv[1]).parent, ".out.tmp-")
+(box / "out").mkdir()
+(box / "out" / "new.txt").write_text("new run\\n")
+with procs.stop_on_signals():
+    try:
+        procs.publish_dir(box / "out", Path(sys.argv[1]))
+    except procs.STOP_EXCEPTIONS as exc:
+        print(procs.interrupted_line(exc, "demo"), file=sys.stderr)
+        sys.exit(procs.exit_code_for(exc))
+    finally:
+        procs.remove_work_dir(box)
+"""
+
+
+def _publisher(out: Path, pause: str, exchange: bool = True) -> subprocess.Popen[str]:
+    extra = {procs.PAUSE_ENV: pause} | ({} if exchange else {"IMX500_SAM_NO_RENAME_EXCHANGE": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PUBLISHER, str(out)], env=_env("pub", **extra), stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert f"paused at {pause} " in line, line
+    return proc
+
+
+def test_publish_exchanges_in_one_step(tmp_path: Path) -> None:
+    """An existing OUT is swapped with the result by renameat2(RENAME_EXCHANGE); nothing else is left."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("previous\n")
+    box = procs.make_work_dir(tmp_path, ".out.tmp-")
+    (box / "out").mkdir()
+    (box / "out" / "new.txt").write_text("new\n")
+    assert procs.rename_exchange(box / "out", out)  # this file system has it (ext4, tmpfs, btrfs, xfs do)
+    assert (out / "new.txt").is_file() and (box / "out" / "old.txt").is_file()
+    procs.rename_exchange(box / "out", out)  # back
+    procs.publish_dir(box / "out", out)
+    procs.remove_work_dir(box)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and [p.name for p in out.iterdir()] == ["new.txt"]
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_publish_stopped_just_before_leaves_the_previous_out(tmp_path: Path, sig: signal.Signals, code: int) -> None:
+    out = tmp_path / "out"
+    before = _previous_out(out)
+    proc = _publisher(out, "publish")
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert _tree(out) == before and [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_publish_killed_midway_heals_on_the_next_run(tmp_path: Path, exchange: bool) -> None:
+    """kill -9 at the publish step, and (without rename-exchange) between its two renames: the previous OUT
+    is at its place or put back by the next run's clean-up, byte for byte; the work directory goes."""
+    out = tmp_path / "out"
+    before = _previous_out(out)
+    proc = _publisher(out, "publish" if exchange else "publish-two-step", exchange=exchange)
+    proc.kill()
+    proc.communicate(timeout=30)
+    (stale,) = [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]
+    if not exchange:
+        assert not out.exists() and (stale / procs.PREVIOUS).is_dir()  # between the two renames
+    assert procs.remove_stale_work_dirs(tmp_path, ".*.tmp-*") == [stale]
+    assert _tree(out) == before and [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+# ---------------------------------------------------------------- distill under torchrun (2 CPU ranks, gloo)
+
+_DDP_ARGS = dict(teacher="none", epochs=2, steps_per_epoch=40, batch=4, low_res=32, low_res_epochs=2, seed=3,
+                 threads=1, warmup_steps=1)  # fmt: skip
+
+
+def _torchrun(tmp_path: Path, ann: Path, images: Path, run: str, tag: str, *extra: str) -> subprocess.Popen[str]:
+    cli = [
+        str(Path(sys.executable).parent / "torchrun"),
+        "--standalone",  # a free port on this machine
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "imx500_sam",
+        "distill",
+        "-o",
+        str(tmp_path / run),
+        "--coco",
+        str(ann),
+        "--images",
+        str(images),
+    ]
+    cli += [f"--{k.replace('_', '-')}={v}" for k, v in _DDP_ARGS.items()] + list(extra)  # fmt: skip
+    return subprocess.Popen(
+        cli, env=_env(tag, OMP_NUM_THREADS="1"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _rank_pid(tag: str, rank: int) -> int:
+    for line in _tagged(tag):
+        pid = int(line.split(":", 1)[0])
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in env and b"imx500_sam" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return pid
+    raise AssertionError(f"no rank {rank} among {_tagged(tag)}")
+
+
+@pytest.mark.slow
+def test_distill_ddp_sigterm_stops_every_rank_at_one_step(tmp_path: Path) -> None:
+    """torchrun with 2 CPU ranks (gloo): SIGTERM to the launcher, or to one rank only, stops both ranks after the
+    same step (no rank left waiting in an all-reduce), rank 0 alone writes last.pt, and --resume ends with the
+    weights of an uninterrupted run, bit for bit."""
+    import torch
+
+    ann, images = _coffee_coco(tmp_path / "data")
+    ref = _torchrun(tmp_path, ann, images, "ref", uuid.uuid4().hex)
+    _, err = ref.communicate(timeout=900)
+    assert ref.returncode == 0, err[-3000:]
+    want = torch.load(tmp_path / "ref" / "picosam3.pt", weights_only=True)
+
+    for target in ("launcher", "rank 1"):
+        tag, run = uuid.uuid4().hex, target.replace(" ", "")
+        proc = _torchrun(tmp_path, ann, images, run, tag)
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith(f"epoch 1/2 step 20/{_DDP_ARGS['steps_per_epoch']}"):
+                os.kill(proc.pid if target == "launcher" else _rank_pid(tag, 1), signal.SIGTERM)
+                break
+        rest = proc.communicate(timeout=120)[1]
+        text = "".join(lines) + rest
+        assert proc.returncode != 0, text[-3000:]
+        _wait_for(lambda tag=tag: not _tagged(tag), 30, "every rank to end")
+        saved = re.findall(r"saved \S+last\.pt at epoch 1 step (\d+)/40", text)
+        others = re.findall(r"rank 1 stopped at epoch 1 step (\d+)/40", text)
+        assert len(saved) == 1 and others == saved, text[-3000:]  # one checkpoint; both ranks at the same step
+        state = torch.load(tmp_path / run / "last.pt", map_location="cpu", weights_only=True)
+        assert (state["epoch"], state["step"]) == (0, int(saved[0])) and 20 <= state["step"] < 40
+
+        resumed = _torchrun(tmp_path, ann, images, run, uuid.uuid4().hex, "--resume")
+        _, err = resumed.communicate(timeout=900)
+        assert resumed.returncode == 0, err[-3000:]
+        assert f"resumed from {tmp_path / run / 'last.pt'} at epoch 1 step {saved[0]}" in err
+        got = torch.load(tmp_path / run / "picosam3.pt", weights_only=True)
+        assert got.keys() == want.keys()
+        assert all(torch.equal(got[k], want[k]) for k in want), target  # bit for bit
+
+
+@pytest.mark.slow
+def test_doctor_stops_in_seconds_with_its_probes(tmp_path: Path) -> None:
+    """SIGTERM while doctor's probes run (imxconv-pt --version starts its JVMs, the MCT import probe, in worker
+    threads): exit 143 within seconds, every probe's processes end."""
+    tag = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imx500_sam", "doctor"], env=_env(tag), cwd=REPO,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    _wait_for(lambda: len(_tagged(tag)) >= 3, 120, "doctor's probes")  # doctor, a probe and its watchdog
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert time.monotonic() - t0 < procs.STOP_GRACE_S + 7, err
+    assert err.strip().splitlines()[-1].startswith("imx500-sam: doctor interrupted by SIGTERM"), err
+    _wait_for(lambda: not _tagged(tag), 10, "the probes' processes to end")

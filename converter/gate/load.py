@@ -12,7 +12,7 @@ from converter.gate.report import Finding
 from converter.model_source import PY_PREFIX, load_model
 from imx500_sam.defaults import DEFAULT_CHECKPOINT, DEFAULT_INPUT_SIZE
 from imx500_sam.errors import BadInputError
-from imx500_sam.facts import fact
+from imx500_sam.facts import cite, fact
 
 
 @dataclass
@@ -104,7 +104,7 @@ def input_limit_findings(shape: tuple[int, ...] | None, layout_hint: str = "") -
     out: list[Finding] = []
 
     def bad(reason: str, fix: str, source: str) -> None:
-        out.append(Finding("input", "input", "", None, f"{reason} [{source}]", fix, source))
+        out.append(Finding("input", "input", "", None, f"{reason} [{cite(source)}]", fix, cite(source)))
 
     if shape is None or len(shape) != 4:
         bad(

@@ -21,7 +21,8 @@ from typing import Any
 
 from converter.gate.report import Finding, SourceLoc
 from converter.gate.table import OpEntry, OperatorTable, load_table
-from imx500_sam.errors import BadInputError
+from imx500_sam.errors import BadInputError, clip_words
+from imx500_sam.facts import cite
 
 
 @dataclass
@@ -177,7 +178,7 @@ def trace_module(module: Any, input_shape: tuple[int, ...], name: str = "model")
     try:
         graph = tracer.trace(module)
     except Exception as exc:  # any tracing failure: MCT would fail the same way
-        first = " ".join(str(exc).split())[:200]
+        first = clip_words(str(exc), 200)
         finding = Finding(
             status="untraceable",
             op=type(exc).__name__,
@@ -189,13 +190,10 @@ def trace_module(module: Any, input_shape: tuple[int, ...], name: str = "model")
         return TracedModel(name=name, nodes=[], input_shape=input_shape, findings=[finding])
     gm = fx.GraphModule(module, graph)
     try:
-        _propagate_shapes(gm, input_shape)
+        with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the failing node's traceback
+            _propagate_shapes(gm, input_shape)
     except Exception as exc:
-        detail = " ".join(str(exc).split())[:200]
-        raise BadInputError(
-            f"{name}: the model does not run on a {'x'.join(map(str, input_shape))} input ({detail}).",
-            hint="Check --input-size and that the model takes 3-channel NCHW RGB.",
-        ) from exc
+        raise _does_not_run(gm, name, input_shape, exc) from exc
     keys = _torch_keys(table)
     nodes: list[OpNode] = []
     const_names: set[str] = set()
@@ -285,6 +283,43 @@ def _weight_layout(key: str, shape: tuple[int, ...], groups: int = 1) -> tuple[i
 REAL_SHAPEPROP_MAX_PIXELS = 256 * 256
 
 
+SIZE_MULTIPLES = (2, 4, 8, 16, 32, 64)  # strides tried when a model does not run on the size asked for
+
+
+def _runs_at(gm: Any, shape: tuple[int, ...]) -> bool:
+    import torch
+
+    try:
+        with torch.inference_mode(), contextlib.redirect_stderr(io.StringIO()):
+            gm(torch.zeros(shape))
+        return True
+    except Exception:
+        return False
+
+
+def _does_not_run(gm: Any, name: str, input_shape: tuple[int, ...], exc: BaseException) -> BadInputError:
+    """The error for a model that fails on ``input_shape``: when it runs on sizes rounded up to a multiple of 2^k
+    (a U-Net's down-samplings must meet its skip connections), it says which multiple and the nearest sizes."""
+    size = "x".join(map(str, input_shape[2:]))
+    h, w = input_shape[2], input_shape[3]
+    if len(input_shape) == 4:
+        for m in SIZE_MULTIPLES:
+            up = (-(-h // m) * m, -(-w // m) * m)
+            if up != (h, w) and _runs_at(gm, (1, input_shape[1], *up)):
+                down = (max(m, h // m * m), max(m, w // m * m))
+                near = [f"{a}" if a == b else f"{a},{b}" for a, b in dict.fromkeys([down, up])]
+                return BadInputError(
+                    f"{name}: input {size} does not fit the model: its height and width must each be a multiple of "
+                    f"{m}.",
+                    hint=f"Try --input-size {' or '.join(near)}.",
+                )
+    root = exc.__cause__ or exc  # ShapeProp wraps the failing operation's own error
+    return BadInputError(
+        f"{name}: the model does not run on a {'x'.join(map(str, input_shape))} input ({clip_words(str(root), 200)}).",
+        hint="Check --input-size and that the model takes 3-channel NCHW RGB.",
+    )
+
+
 def _propagate_shapes(gm: Any, input_shape: tuple[int, ...]) -> None:
     """ShapeProp, cheapest first: an empty batch (no arithmetic at all), then fake tensors for large inputs
     (FakeTensorMode imports torch._dynamo, about 2 s), then a real batch of one. Shapes keep batch 1."""
@@ -365,7 +400,9 @@ def trace_onnx(path: Path, input_size: tuple[int, int] | None = None) -> TracedM
     try:
         model = onnx.load(str(path))
     except Exception as exc:
-        raise BadInputError(f"{path}: not an ONNX model ({str(exc)[:120]}).", hint="Give a .onnx file.") from exc
+        raise BadInputError(
+            f"{path}: not an ONNX model ({clip_words(str(exc), 120)}).", hint="Give a .onnx file."
+        ) from exc
     graph = model.graph
     init = {t.name: tuple(int(d) for d in t.dims) for t in graph.initializer}
     real_inputs = [i for i in graph.input if i.name not in init]
@@ -530,7 +567,7 @@ def check_ops(traced: TracedModel, table: OperatorTable | None = None) -> list[F
                     op=op,
                     module_path=node.module_path,
                     source=node.source,
-                    reason=f"not supported on the IMX500 ({entry.source})",
+                    reason=f"not supported on the IMX500 ({cite(entry.source)})",
                     replacement=entry.replacement,
                     table_source=entry.source,
                 )
@@ -545,7 +582,7 @@ def check_ops(traced: TracedModel, table: OperatorTable | None = None) -> list[F
                         module_path=node.module_path,
                         source=node.source,
                         reason=f"{why}; supported only when {table.conditions.get(entry.condition or '', '')} "
-                        f"({entry.source})",
+                        f"({cite(entry.source)})",
                         replacement=entry.replacement,
                         table_source=entry.source,
                     )

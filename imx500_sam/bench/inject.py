@@ -86,7 +86,7 @@ def eval_device(
     """
     from imx500_sam.data.coco import load_coco
     from imx500_sam.data.sources import read_rgb
-    from imx500_sam.prompt import check_convention, crop, iou, paste_mask, prompt_roi
+    from imx500_sam.prompt import check_convention, clip_box_to_frame, crop, iou, paste_mask, prompt_roi
 
     w, h = sensor.input_size
     if w != h:
@@ -116,7 +116,8 @@ def eval_device(
         for img in data_set:
             rgb = read_rgb(img.path)
             for inst in img.instances:
-                roi = prompt_roi(inst.bbox, (img.width, img.height), convention)
+                box = clip_box_to_frame(inst.bbox, (img.width, img.height))[0]
+                roi = prompt_roi(box, (img.width, img.height), convention)
                 crop_rgb = crop(rgb, roi, w)
                 t0 = time.perf_counter()
                 frame = run_injected(sensor, crop_rgb)

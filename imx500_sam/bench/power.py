@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from imx500_sam.errors import BadInputError, ToolchainMissingError
+from imx500_sam.errors import BadInputError, ToolchainMissingError, clip_words
 
 VCGENCMD = "vcgencmd"
 PMIC_COMMAND = ("pmic_read_adc",)
@@ -93,7 +93,8 @@ def read_pmic(timeout_s: float = 2.0) -> PmicReading:
         raise BadInputError(f"--power: vcgencmd pmic_read_adc failed ({exc}).") from exc
     reading = parse_pmic_adc(proc.stdout)
     if proc.returncode != 0 or not reading.rails:
-        said = (proc.stdout.strip() or proc.stderr.strip() or f"exit status {proc.returncode}").splitlines()[0][:120]
+        said = (proc.stdout.strip() or proc.stderr.strip() or f"exit status {proc.returncode}").splitlines()[0]
+        said = clip_words(said, 120)
         raise BadInputError(
             f"--power: no PMIC rail readings from `vcgencmd pmic_read_adc` ({said}); only a Raspberry Pi 5 has them.",
             hint="Drop --power (a Pi 4 has no PMIC current sensing) and measure with a USB power meter.",

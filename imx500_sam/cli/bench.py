@@ -88,7 +88,8 @@ def host(
     emulate: Path = typer.Option(
         None, "--emulate", help="A convert output folder (default: convert the bundled model)."
     ),
-    out: Path = typer.Option(None, "--out", help="Output folder (default: benchmarks/results/bench_host)."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: bench-host-<date>); must not exist."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Empty an existing --out folder first."),
     skip: list[str] = typer.Option(
         None, "--skip", help="Leave out a part: convert, throughput, check, accuracy, teacher (repeat)."
     ),
@@ -100,7 +101,7 @@ def host(
 
     host_bench = import_benchmarks("host")
     record = host_bench.run_host_bench(
-        convert_dir=emulate, out=out, skip=list(skip or []), quick=quick, frames=frames, log=_log
+        convert_dir=emulate, out=out, skip=list(skip or []), quick=quick, frames=frames, log=_log, overwrite=overwrite
     )
     _log(f"ran: {', '.join(record['ran'])}; skipped: {', '.join(record['skipped']) or 'nothing'}")
     _log(f"wrote {record['out']}/ ({', '.join(record['files'])})")

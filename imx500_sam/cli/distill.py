@@ -12,7 +12,13 @@ from imx500_sam.cli.app import app
 
 @app.command()
 def distill(
-    out: Path = typer.Option(..., "-o", "--out", help="Output folder: last.pt (resumable), picosam3.pt, history.json."),
+    out: Path = typer.Option(
+        ...,
+        "-o",
+        "--out",
+        help="Output folder: last.pt (resumable), picosam3.pt, history.json. An existing run needs --resume or "
+        "--overwrite.",
+    ),
     coco: Path = typer.Option(None, "--coco", help="COCO instance file (boxes + ground-truth masks)."),
     images: Path = typer.Option(None, "--images", help="Folder of the COCO file's images."),
     photos: Path = typer.Option(None, "--photos", help="Folder of unlabelled photos (boxes from the teacher)."),
@@ -53,6 +59,9 @@ def distill(
         "convention, else shifted. Recorded in the checkpoint's sidecar for run/eval.",
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt if it exists."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Start an existing run again (its last.pt, picosam3.pt and history.json go)."
+    ),
     threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
     bf16: bool = typer.Option(
         False, "--bf16", help="bfloat16 autocast: ~2.4x faster on CPUs with AVX512-BF16 or AMX, and on GPUs."
@@ -97,6 +106,7 @@ def distill(
             init=init,
             crop=crop,
             resume=resume,
+            overwrite=overwrite,
             threads=threads,
             bf16=bf16,
             channels_last=channels_last,

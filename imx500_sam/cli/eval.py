@@ -82,6 +82,8 @@ def eval_(
     if crop is not None and protocol == "paper":
         raise BadInputError("--crop goes with --protocol image (the paper's protocol has its own crop).")
     report = _eval_host(coco, images, set_name, model, int8, teacher, save_overlays, protocol, limit, crop)
+    for notice in dict.fromkeys(n for r in report.results for n in getattr(r, "notices", ())):  # once, not per model
+        typer.echo(f"imx500-sam eval: {notice}", err=True)
     if as_json:
         typer.echo(json.dumps(report.to_json()))
         return

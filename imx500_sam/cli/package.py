@@ -22,13 +22,17 @@ def package(
     from firmware_packaging.packager import packager_available, pi_commands, validate_packer_zip
     from imx500_sam.convert_output import network_info_beside
     from imx500_sam.errors import ToolchainMissingError
+    from imx500_sam.pi import require_pi
 
     validate_packer_zip(packer_out)
     network_info = network_info_beside(packer_out)  # a normalised input: the preprocessor's gain/offset
     if not packager_available():
-        print("imx500-package runs only on Raspberry Pi OS. Copy the zip to the Pi and run there:", file=sys.stderr)
+        print("Copy the zip to the Pi and run there:", file=sys.stderr)
         for line in pi_commands(packer_out.name, out, color, network_info=network_info):
             print(f"  {line}", file=sys.stderr)
-        raise ToolchainMissingError("imx500-package not found (run the commands above on the Pi).")
+        require_pi("imx500-package (Sony's packager)", "Run the commands above on the Pi.")
+        raise ToolchainMissingError(
+            "imx500-package is not installed on this Pi.", hint="sudo apt install -y imx500-tools"
+        )
     rpk = run_package(packer_out, out, color=color, network_info=network_info)
     typer.echo(str(rpk))

@@ -73,8 +73,12 @@ def _load_from(text: str) -> dict[str, Any]:
         raise BadInputError(
             f"--from {text}: cannot read ({exc.strerror}).", hint="Pass a JSON file or JSON text."
         ) from None
+    except UnicodeDecodeError:
+        raise BadInputError(f"--from {text}: not text (UTF-8).", hint="Pass a JSON file or JSON text.") from None
     try:
         value = json.loads(raw)
+    except RecursionError:
+        raise BadInputError("--from: JSON nested too deeply.", hint="Pass a flat JSON object of intrinsics.") from None
     except ValueError as exc:
         raise BadInputError(f"--from: not JSON ({exc}).", hint="Pass a JSON object of network intrinsics.") from None
     if not isinstance(value, dict):
@@ -90,12 +94,20 @@ def intrinsics(
         "--set",
         help="key=value to change (repeatable): task, inference_rate, input_aspect_ratio=W:H, cpu.*, classes.*",
     ),
-    from_: str = typer.Option(None, "--from", help="Replace all intrinsics with this JSON (file or inline)."),
+    from_: str = typer.Option(
+        None,
+        "--from",
+        help="Intrinsics from this JSON object (file or inline), merged into the file's: keys it does not name "
+        "are kept (nested objects such as cpu merge key by key). With --replace it replaces them all.",
+    ),
+    replace: bool = typer.Option(False, "--replace", help="With --from: drop every key the JSON does not name."),
     out: Path = typer.Option(None, "-o", "--out", help="Write the result here (the input is left as it is)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing -o file."),
     in_place: bool = typer.Option(False, "--in-place", help="Rewrite FILE.rpk itself (atomic)."),
 ) -> None:
-    """Add or replace network_intrinsics, validated against picamera2's schema; firmware bytes untouched."""
+    """Add or change network_intrinsics, validated against picamera2's schema; firmware bytes untouched."""
     from firmware_packaging.rpk import merge_intrinsics, read_rpk, set_intrinsics_file
+    from imx500_sam.outputs import refuse_existing
 
     if bool(set_) == bool(from_):
         raise BadInputError(
@@ -103,7 +115,14 @@ def intrinsics(
         )
     if (out is None) != in_place:
         raise BadInputError("say where to write: either -o OUT.rpk or --in-place (rewrites FILE.rpk).")
+    if replace and not from_:
+        raise BadInputError("--replace goes with --from JSON (--set always changes only the keys it names).")
+    if out is not None and rpk.exists() and out.exists() and out.resolve() == rpk.resolve():
+        raise BadInputError(f"-o {out} is the input file.", hint="Pass --in-place (without -o) to rewrite it.")
+    if out is not None:
+        refuse_existing(out, option="-o OUT.rpk", overwrite=overwrite)
     current = read_rpk(rpk).intrinsics
-    new = _load_from(from_) if from_ else merge_intrinsics(current, parse_sets(set_))
+    updates = _load_from(from_) if from_ else parse_sets(set_)
+    new = updates if replace else merge_intrinsics(current, updates)
     dest = set_intrinsics_file(rpk, new, out)
     typer.echo(f"{dest}: intrinsics {json.dumps(new)}")

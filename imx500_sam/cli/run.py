@@ -26,6 +26,7 @@ def run(
     select: bool = typer.Option(False, "--select", help="Draw the prompt box on the first frame (needs a GUI)."),
     track: bool = typer.Option(False, "--track", help="Let the ROI follow the object."),
     save: Path = typer.Option(None, "--save", help="Write the overlay: .png/.jpg (one frame) or .mp4/.avi (video)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --save file."),
     save_masks: Path = typer.Option(None, "--save-masks", help="Write each frame's mask as DIR/mask_000000.png ..."),
     frames: int = typer.Option(None, "--frames", help="Stop after N frames (default: all; 1 for a photo)."),
     threads: int = typer.Option(None, "--threads", help="Emulator: onnxruntime threads (default: up to 4)."),
@@ -71,6 +72,7 @@ def run(
         fast_int8=fast_int8,
         crop=crop,
         roi_as_drawn=roi_as_drawn,
+        overwrite=overwrite,
     )
 
     def emit(result: MaskResult) -> None:

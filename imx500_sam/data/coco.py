@@ -11,7 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from imx500_sam.errors import BadInputError
+from imx500_sam.errors import BadInputError, clip_words
 
 
 def rle_encode(mask: np.ndarray) -> dict[str, Any]:
@@ -112,8 +112,14 @@ class CocoInstance:
     category_id: int
 
     def mask(self, height: int, width: int) -> np.ndarray:
-        """The instance mask, uint8 HxW."""
-        return segmentation_to_mask(self.segmentation, height, width)
+        """The instance mask, uint8 HxW; BadInputError for a segmentation that cannot be decoded."""
+        try:
+            return segmentation_to_mask(self.segmentation, height, width)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise BadInputError(
+                f"annotation {self.id}: its segmentation cannot be decoded ({clip_words(str(exc), 120)}).",
+                hint="Give polygons or COCO RLE of the image's size.",
+            ) from None
 
 
 @dataclass

@@ -10,15 +10,21 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
-import subprocess
 import sys
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from imx500_sam.defaults import cache_dir
-from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError
+from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError, clip_words
+from imx500_sam.procs import (
+    make_work_dir,
+    owned_temp_dir,
+    publish_dir,
+    remove_stale_work_dirs,
+    remove_work_dir,
+    run_captured,
+)
 
 
 def sha256_file(path: Path) -> str:
@@ -51,20 +57,26 @@ def safe_member_path(name: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
+FETCH_TIMEOUT_S = 1800.0  # a download that hangs longer than this is stopped (exit 6)
+
+
 def _run(args: list[str], cwd: Path, what: str) -> None:
     exe = shutil.which(args[0]) if not Path(args[0]).is_absolute() else args[0]
     if exe is None:
         raise ToolchainMissingError(f"{args[0]} not found (needed to {what}).", hint=f"Install {args[0]}.")
-    proc = subprocess.run([exe, *args[1:]], cwd=cwd, capture_output=True, text=True, check=False)
+    # a process group of its own (imx500_sam.procs): a stop, a timeout or our death ends it and its children
+    proc = run_captured([exe, *args[1:]], name=Path(args[0]).name, timeout_s=FETCH_TIMEOUT_S, cwd=cwd)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise ToolFailedError(f"{' '.join(args[:3])} failed ({tail[0][:200]}).", hint=f"Check access to {what}.")
+        raise ToolFailedError(
+            f"{' '.join(args[:3])} failed ({clip_words(tail[0], 200)}).", hint=f"Check access to {what}."
+        )
 
 
 def pip_download(requirement: str, dest: Path) -> Path:
     """``pip download --no-deps REQUIREMENT`` into ``dest``; returns the downloaded file."""
     dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+    with owned_temp_dir(".download-", dest) as tmp:  # owner-marked: one left by a killed run goes next time
         _run(
             [sys.executable, "-m", "pip", "download", "-q", "--no-deps", requirement, "-d", tmp],
             Path(tmp),
@@ -94,7 +106,7 @@ def apt_download(package: str, dest: Path) -> Path:
     found = sorted(dest.glob(f"{package}_*.deb"))
     if found:
         return found[-1]
-    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+    with owned_temp_dir(".download-", dest) as tmp:
         _run(["apt-get", "download", package], Path(tmp), f"download the Debian package {package}")
         debs = sorted(Path(tmp).glob(f"{package}_*.deb"))
         if not debs:
@@ -177,14 +189,14 @@ def fetch_deb_files(package: str, prefix: str, suffixes: tuple[str, ...] = (), c
         return root
     deb = apt_download(package, (cache or cache_dir()) / "downloads")
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{package}-"))
+    remove_stale_work_dirs(root.parent, f".{package}-*")
+    box = make_work_dir(root.parent, f".{package}-")  # owner-marked (imx500_sam.procs)
     try:
+        tmp = box / "out"
+        tmp.mkdir()
         extract_tar(deb_data_tar(deb), tmp, prefix=prefix, suffixes=suffixes)
         (tmp / ".extracted").write_text(deb.name + "\n")
-        if root.exists():
-            shutil.rmtree(root)
-        tmp.replace(root)
+        publish_dir(tmp, root)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_work_dir(box)
     return root

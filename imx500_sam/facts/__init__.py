@@ -7,6 +7,7 @@ Light module (json only): usable on a Pi and by firmware_packaging.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -20,6 +21,27 @@ class Fact:
     name: str
     value: Any
     source: str
+
+    @property
+    def cited(self) -> str:
+        """``source`` as shown to users: without references to the maintainers' notes (not shipped)."""
+        return cite(self.source)
+
+
+_NOTE = r"shared/notes/[\w.-]+(?:,\s*[\w.-]+\.md)*"
+_NOTES = (
+    (re.compile(rf"\s*\({_NOTE}\)"), ""),  # "(shared/notes/x.md)"
+    (re.compile(rf"\s*[,;]\s*{_NOTE}"), ""),  # "(..., shared/notes/x.md)"
+    (re.compile(rf"\({_NOTE}:\s*"), "("),  # "(shared/notes/x.md: ...)"
+    (re.compile(rf"^{_NOTE}:\s*"), ""),  # "shared/notes/x.md: ..."
+)
+
+
+def cite(source: str) -> str:
+    """A fact's source without references to shared/notes/*.md (the maintainers' notes are not in the repo)."""
+    for pattern, repl in _NOTES:
+        source = pattern.sub(repl, source)
+    return source.strip()
 
 
 @cache

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from imx500_sam.errors import BadInputError
+from imx500_sam.errors import BadInputError, clip_words
 from imx500_sam.model.legacy import LegacyConfig, LegacyPicoSAM3
 from imx500_sam.model.picosam import PicoSAM2, PicoSAM3, PicoSAMConfig
 from imx500_sam.model.sensor_input import SensorInput
@@ -126,9 +126,41 @@ def sidecar_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
+_KNOWN_MAGICS = (
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89PNG", "a PNG image"),
+    (b"GIF8", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"RIFF", "a RIFF file (WebP image, AVI video)"),
+    (b"\x1f\x8b", "a gzip file"),
+    (b"{", "a JSON or text file"),
+)
+
+
+def _not_a_checkpoint(path: Path) -> str | None:
+    """What ``path`` is when its first bytes rule out torch.save's formats (a zip, or a pickle), else None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):  # torch.save: zip (>= 1.6), else a pickle
+        return None
+    if not head:
+        return "an empty file"
+    return next((what for magic, what in _KNOWN_MAGICS if head.startswith(magic)), "not a file torch.save writes")
+
+
 def _read(path: Path) -> Any:
     if not path.is_file():
         raise BadInputError(f"{path}: no such file.", hint="Give the path of a PicoSAM .pt checkpoint.")
+    what = _not_a_checkpoint(path)
+    if what is not None:
+        raise BadInputError(
+            f"{path}: not a checkpoint ({what}).",
+            hint="Give a PicoSAM .pt checkpoint (torch.save of the model's state_dict), an .onnx file, or "
+            "py:package.module:factory.",
+        )
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before refusing: one line is ours
             warnings.simplefilter("ignore", UserWarning)
@@ -136,12 +168,12 @@ def _read(path: Path) -> Any:
     except pickle.UnpicklingError as exc:
         raise BadInputError(
             f"{path}: refused to load, the checkpoint would run code or holds objects that are not "
-            f"plain tensors ({str(exc).splitlines()[0][:120]}).",
+            f"plain tensors ({clip_words(str(exc), 120)}).",
             hint="Save it as a plain state_dict: torch.save(model.state_dict(), path).",
         ) from exc
     except Exception as exc:  # torch.load on arbitrary bytes raises many kinds (KeyError, EOFError, ...)
         raise BadInputError(
-            f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}).",
+            f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {clip_words(str(exc), 120)}).",
             hint="Give a file written by torch.save(model.state_dict(), path).",
         ) from exc
 
@@ -210,7 +242,7 @@ def build_from_state(state: StateDict, input_size: int = 96, path: Path | str = 
         try:
             net.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            detail = " ".join(str(exc).split())[:200]
+            detail = clip_words(str(exc), 200)
             raise BadInputError(
                 f"{path}: {layout.description} layout, but the tensors do not fit it ({detail}).",
                 hint="Check that the checkpoint was saved from that model without changes to its structure.",

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from imx500_sam.errors import BadInputError, ToolchainMissingError
+from imx500_sam.pi import require_pi
 from imx500_sam.prompt import ROI
 from imx500_sam.runtime.geometry import SensorGeometry
 from imx500_sam.runtime.sensor import Sensor, SensorFrame, check_segmentation_intrinsics
@@ -32,6 +33,7 @@ def _import_picamera2() -> tuple[Any, Any, Any]:
         from picamera2.devices import IMX500
         from picamera2.devices.imx500 import NetworkIntrinsics
     except ImportError as exc:
+        require_pi("--rpk (the AI Camera through picamera2)", "Off the Pi, use --emulate CONVERT_DIR.")
         raise ToolchainMissingError(
             f"picamera2 is not available ({exc}).",
             hint="On Raspberry Pi OS: sudo apt install imx500-all python3-picamera2, and make the venv with "

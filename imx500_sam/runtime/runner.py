@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 
 from imx500_sam.errors import BadInputError, ToolchainMissingError
+from imx500_sam.outputs import dir_mode, file_mode, refuse_existing
+from imx500_sam.procs import make_work_dir, publish_dir, remove_stale_work_dirs, remove_work_dir
 from imx500_sam.runtime.geometry import Box
 from imx500_sam.runtime.overlay import draw_overlay, status_text
 from imx500_sam.runtime.sensor import Sensor
@@ -40,6 +42,7 @@ class RunOptions:
     pipelined: bool = False
     crop: str | None = None  # crop convention (imx500_sam.prompt); None: the converted model's
     roi_as_drawn: bool = False  # the authors' demo: the drawn box is the ROI (no padding, not square)
+    overwrite: bool = False  # replace an existing --save file
 
 
 @dataclass
@@ -146,18 +149,22 @@ def select_box(image: np.ndarray) -> Box:
 class _Outputs:
     """Overlay image/video and mask PNGs, written to temporary paths and renamed at the end."""
 
-    def __init__(self, save: Path | None, masks_dir: Path | None, fps: float) -> None:
+    def __init__(self, save: Path | None, masks_dir: Path | None, fps: float, overwrite: bool = False) -> None:
         self.save, self.masks_dir, self.fps = save, masks_dir, fps
         self._writer: cv2.VideoWriter | None = None
         self._last: np.ndarray | None = None
         self._tmp_save: Path | None = None
         self._tmp_masks: Path | None = None
+        self._box: Path | None = None  # the owner-marked work folder around _tmp_masks
         if save is not None:
             suffix = save.suffix.lower()
             if suffix not in IMAGE_OUT and suffix not in VIDEO_OUT:
                 raise BadInputError(f"--save {save}: use .png/.jpg for one frame or .mp4/.avi for video.")
             if not save.parent.is_dir():
                 raise BadInputError(f"--save {save}: folder {save.parent} does not exist.")
+            if save.is_dir():
+                raise BadInputError(f"--save {save}: is a folder.", hint="Give a file name, e.g. overlay.png.")
+            refuse_existing(save, option="--save FILE", overwrite=overwrite)
             fd, name = tempfile.mkstemp(prefix=f".{save.stem}.", suffix=save.suffix, dir=save.parent)
             os.close(fd)
             self._tmp_save = Path(name)
@@ -167,7 +174,12 @@ class _Outputs:
             parent = masks_dir.resolve().parent
             if not parent.is_dir():
                 raise BadInputError(f"--save-masks {masks_dir}: folder {parent} does not exist.")
-            self._tmp_masks = Path(tempfile.mkdtemp(prefix=f".{masks_dir.name}.", dir=parent))
+            # owner-marked (imx500_sam.procs): one left by a killed run is removed by the next
+            remove_stale_work_dirs(parent, f".{masks_dir.name}.tmp-*")
+            self._box = make_work_dir(parent, f".{masks_dir.name}.tmp-")
+            self._tmp_masks = self._box / "masks"
+            self._tmp_masks.mkdir()
+            self._tmp_masks.chmod(dir_mode())
 
     def add(self, result: MaskResult, overlay: np.ndarray | None) -> None:
         if self._tmp_masks is not None:
@@ -193,12 +205,15 @@ class _Outputs:
         if self._tmp_save is not None and self.save is not None:
             if self._last is not None and not cv2.imwrite(str(self._tmp_save), self._last):
                 raise BadInputError(f"--save {self.save}: cannot write the image.")
+            os.chmod(self._tmp_save, file_mode())  # an ordinary file's mode, not mkstemp's 0600
             os.replace(self._tmp_save, self.save)
             self._tmp_save = None
         if self._tmp_masks is not None and self.masks_dir is not None:
             if self.masks_dir.is_dir():
                 self.masks_dir.rmdir()  # empty, checked at the start
-            os.replace(self._tmp_masks, self.masks_dir)
+            publish_dir(self._tmp_masks, self.masks_dir)
+            if self._box is not None:
+                remove_work_dir(self._box)
             self._tmp_masks = None
 
     def abort(self) -> None:
@@ -206,8 +221,8 @@ class _Outputs:
             self._writer.release()
         if self._tmp_save is not None:
             self._tmp_save.unlink(missing_ok=True)
-        if self._tmp_masks is not None:
-            shutil.rmtree(self._tmp_masks, ignore_errors=True)
+        if self._box is not None:
+            remove_work_dir(self._box)
 
 
 def run(options: RunOptions, on_result: Callable[[MaskResult], None] | None = None) -> RunSummary:
@@ -229,12 +244,14 @@ def run(options: RunOptions, on_result: Callable[[MaskResult], None] | None = No
             image = peek() if callable(peek) else sensor.capture().image  # type: ignore[union-attr]
             boxes.append(select_box(image))
         session = PromptSession(sensor, boxes, track=options.track, convention=crop_convention(options, sensor))
+        for notice in session.notices:
+            print(f"imx500-sam run: {notice}", file=sys.stderr, flush=True)
         source = getattr(sensor, "source", None)
         limit = options.frames
         if limit is None and source is not None and source.is_still:
             limit = 1
         fps_out = float(getattr(source, "fps", None) or 10.0)
-        outputs = _Outputs(options.save, options.save_masks, fps_out)
+        outputs = _Outputs(options.save, options.save_masks, fps_out, options.overwrite)
         last: dict[int, MaskResult] = {}
         count, dnn_total, dnn_n = 0, 0.0, 0
         live = options.rpk is not None or getattr(source, "kind", None) == "camera"

@@ -21,8 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from imx500_sam.errors import BadInputError
-from imx500_sam.prompt import GROW, ROI, SHIFTED, check_convention
+from imx500_sam.prompt import GROW, ROI, SHIFTED, check_convention, clip_box_to_frame
 from imx500_sam.runtime.geometry import Box, SensorGeometry
 from imx500_sam.runtime.sensor import Sensor, SensorFrame
 
@@ -78,23 +77,6 @@ class MaskResult:
             "host_ms": round(self.host_ms, 3),
             "fps": None if self.fps is None else round(self.fps, 2),
         }
-
-
-def clip_box(box: Sequence[float], size: tuple[int, int]) -> Box:
-    """Clip a box (x, y, w, h) to an image of ``size`` (w, h); BadInputError if nothing is left."""
-    if len(box) != 4:
-        raise BadInputError(f"box {tuple(box)}: give four numbers x,y,w,h.")
-    x, y, w, h = (float(v) for v in box)
-    if not np.isfinite([x, y, w, h]).all() or w <= 0 or h <= 0:
-        raise BadInputError(f"box {tuple(box)}: width and height must be positive.", hint="Use --box x,y,w,h.")
-    x0, y0 = max(0.0, x), max(0.0, y)
-    x1, y1 = min(float(size[0]), x + w), min(float(size[1]), y + h)
-    if x1 - x0 < 1 or y1 - y0 < 1:
-        raise BadInputError(
-            f"box {tuple(box)} is not inside the {size[0]}x{size[1]} output image.",
-            hint="Boxes are x,y,w,h in output-image pixels.",
-        )
-    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def fast_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -211,6 +193,7 @@ class PromptSession:
         self.motion_weight = float(motion_weight)
         self.prompts: list[PromptState] = []
         self._next_id = 0
+        self.notices: list[str] = []  # one line per box clamped to the output image (prompt.clip_box_to_frame)
         for b in boxes:
             self.add_prompt(b)
         self._turn = 0
@@ -218,9 +201,13 @@ class PromptSession:
         self._fps: float | None = None
 
     def add_prompt(self, box: Sequence[float], track: bool | None = None) -> PromptState:
-        """Add a prompt (box in output pixels; BadInputError when it is not in the image); it gets the next id."""
+        """Add a prompt (box in output pixels; BadInputError when it is not in the image); it gets the next id.
+
+        A box partly outside the image is clamped to it, with a line in ``notices`` (``prompt.clip_box_to_frame``)."""
         geometry = self._geometry()
-        clipped = clip_box(box, geometry.output_size)
+        clipped, notice = clip_box_to_frame(box, geometry.output_size)
+        if notice:
+            self.notices.append(notice)
         state = PromptState(
             box=clipped,
             roi=geometry.prompt_roi(clipped, self.grow, self.convention),
@@ -254,15 +241,18 @@ class PromptSession:
             state.velocity, state.last_centre = (0.0, 0.0), None
             state.last_grey, state.prev_mask = None, None
 
-    def set_box(self, index: int, box: Sequence[float]) -> None:
-        """Re-prompt prompt ``index`` with a new box (output pixels); clears its lost state."""
+    def set_box(self, index: int, box: Sequence[float]) -> str | None:
+        """Re-prompt prompt ``index`` with a new box (output pixels); clears its lost state.
+
+        Returns the notice when the box was clamped to the output image (``prompt.clip_box_to_frame``)."""
         geometry = self._geometry()
         state = self.prompts[index]
-        state.box = clip_box(box, geometry.output_size)
+        state.box, notice = clip_box_to_frame(box, geometry.output_size)
         state.roi = geometry.prompt_roi(state.box, self.grow, self.convention)
         state.lost, state.lost_frames = False, 0
         state.velocity, state.last_centre = (0.0, 0.0), None
         state.last_grey, state.prev_mask = None, None
+        return notice
 
     @property
     def fps(self) -> float | None:

@@ -21,6 +21,7 @@ computed on each batch, so it needs no photo targets.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -35,7 +36,15 @@ import numpy as np
 
 from imx500_sam.data.roles import ImageRecord, records_to_json
 from imx500_sam.errors import BadInputError
-from imx500_sam.procs import STOP_EXCEPTIONS, activity, deferred_stop, note_stop
+from imx500_sam.procs import (
+    STOP_EXCEPTIONS,
+    activity,
+    deferred_stop,
+    note_stop,
+    pending_signal,
+    stop_as_if_signalled,
+    take_pending,
+)
 
 LAST = "last.pt"
 NET_TEACHER = "net:"
@@ -72,6 +81,7 @@ class DistillOptions:
     init: Path | None = None  # start from these weights (.pt of any known layout, or a float ONNX)
     crop: str | None = None  # crop convention (imx500_sam.prompt); None: the --init model's, else shifted
     resume: bool = False
+    overwrite: bool = False  # retrain over an existing run (its last.pt, picosam3.pt, history.json are removed)
     threads: int | None = None
     bf16: bool = False  # bfloat16 autocast for forward passes (CPU AVX512-BF16/AMX, GPUs)
     channels_last: bool = True  # NHWC memory layout (same arithmetic, faster convolutions on CPU)
@@ -235,6 +245,36 @@ def build_samplers(opts: DistillOptions, log: Callable[[str], None], crop: str =
     return TrainingData(samplers, _records(unique, _registry_source), selection)
 
 
+def _any_rank_stopping(device: object) -> int | None:
+    """All ranks agree after each step: the signal one of them got (SIGINT 2, SIGTERM 15, SIGHUP 1), or None.
+
+    A rank told to stop alone would leave the others waiting in the next step's all-reduce forever.
+    """
+    import torch
+    import torch.distributed as dist
+
+    flag = torch.tensor([pending_signal() or 0], dtype=torch.int64, device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return int(flag.item()) or None
+
+
+def _check_run_dir(out: Path, opts: DistillOptions, remove: bool) -> None:
+    """An existing run is continued (--resume) or replaced (--overwrite: its run files go), never trained over."""
+    from imx500_sam.model.checkpoint import sidecar_path
+    from imx500_sam.outputs import refuse_existing
+
+    if opts.resume and opts.overwrite:
+        raise BadInputError("--resume and --overwrite: choose one (continue the run, or start it again).")
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"-o {out}: exists and is not a folder.", hint="Choose another -o RUN.")
+    if opts.resume or not out.is_dir() or not any(out.iterdir()):
+        return
+    refuse_existing(out, option="-o RUN", overwrite=opts.overwrite, also="--resume to continue it")
+    if remove:
+        for name in (LAST, FINAL, sidecar_path(Path(FINAL)).name, HISTORY):
+            (out / name).unlink(missing_ok=True)
+
+
 def _save_state(path: Path, **state: object) -> None:
     """Atomically write a resumable training state (tensors, numbers and strings: weights_only-loadable)."""
     import torch
@@ -303,6 +343,7 @@ def run_distill(opts: DistillOptions) -> DistillResult:
     from imx500_sam.train.samples import make_batch, resize_batch
 
     rank, world, local_rank = _dist()
+    _check_run_dir(Path(opts.out), opts, remove=rank == 0)
     distributed = world > 1
     use_cuda = torch.cuda.is_available()
     device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
@@ -394,7 +435,9 @@ def run_distill(opts: DistillOptions) -> DistillResult:
         "seconds": partial.get("seconds", 0.0),
     }
     log(f"training {opts.epochs} epochs x {opts.steps_per_epoch} steps, batch {per_rank_batch * world}")
-    with activity("training"):
+    # Under DDP a stop signal is held for the whole loop and acted on when all ranks agree (after a step).
+    hold = deferred_stop(hold=True) if distributed else contextlib.nullcontext()
+    with activity("training"), hold:
         try:
             for epoch in range(start_epoch, opts.epochs):
                 rng = np.random.default_rng([opts.seed, epoch, rank])
@@ -434,6 +477,11 @@ def run_distill(opts: DistillOptions) -> DistillResult:
                         n += 1
                         steps_done += 1
                         pos.update(epoch=epoch, step=n, sums=dict(sums), seconds=time.perf_counter() - t0)
+                    if distributed:  # any rank told to stop: every rank stops after this same step
+                        stop = _any_rank_stopping(device)
+                        if stop is not None:
+                            take_pending()
+                            raise stop_as_if_signalled(stop)
                     status = (
                         f"epoch {epoch + 1}/{opts.epochs} loss {sums['loss'] / n:.4f} "
                         f"{n * per_rank_batch * world / (time.perf_counter() - t0):.1f} crops/s"
@@ -503,6 +551,8 @@ def run_distill(opts: DistillOptions) -> DistillResult:
                     f"saved {last_path} at epoch {pos['epoch'] + 1} step {pos['step']}/{opts.steps_per_epoch}: "
                     "continue with --resume"
                 )
+            elif distributed:  # rank 0 alone writes last.pt; the others say where they stopped (the same step)
+                note_stop(f"rank {rank} stopped at epoch {pos['epoch'] + 1} step {pos['step']}/{opts.steps_per_epoch}")
             raise
         finally:
             bar.close()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from imx500_sam.data.coco import CocoImage, CocoInstance, load_coco
-from imx500_sam.prompt import SHIFTED, crop, iou, paste_mask, prompt_roi, to_model_input
+from imx500_sam.prompt import SHIFTED, clip_box_to_frame, crop, iou, paste_mask, prompt_roi, to_model_input
 
 if TYPE_CHECKING:
     from imx500_sam.convert_output import ConvertOutputDir
@@ -36,6 +36,7 @@ class EvalResult:
     images: int
     seconds: float
     ious: list[float] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # e.g. boxes clamped to their image
 
     def to_json(self) -> dict:
         """The ``--json`` form."""
@@ -51,11 +52,13 @@ class EvalResult:
 
 def _read(img: CocoImage) -> np.ndarray:
     from imx500_sam.data.sources import read_rgb
+    from imx500_sam.errors import BadInputError
 
-    rgb = read_rgb(img.path)
+    try:
+        rgb = read_rgb(img.path)
+    except ValueError as exc:
+        raise BadInputError(str(exc) + ".", hint="The COCO file's images must be photos (PNG, JPEG, ...).") from None
     if rgb.shape[:2] != (img.height, img.width):
-        from imx500_sam.errors import BadInputError
-
         raise BadInputError(f"{img.path}: size {rgb.shape[1]}x{rgb.shape[0]} differs from the COCO file's.")
     return rgb
 
@@ -85,6 +88,21 @@ def limit_instances(images: list[CocoImage], limit: int | None) -> list[CocoImag
     return out
 
 
+def _prompt_box(img: CocoImage, inst: CocoInstance, notices: list[str]) -> tuple[float, float, float, float]:
+    """The instance's box as a prompt: clamped to its image by the runtime's rule (prompt.clip_box_to_frame)."""
+    box, notice = clip_box_to_frame(inst.bbox, (img.width, img.height), what=f"{img.path.name} annotation {inst.id}")
+    if notice:
+        notices.append(notice)
+    return box
+
+
+def _summary(notices: list[str], instances: int) -> list[str]:
+    """One line for the boxes clamped in a run (the first of them as an example)."""
+    if not notices:
+        return []
+    return [f"{len(notices)} of {instances} boxes reach outside their image and were clamped to it ({notices[0]})"]
+
+
 def evaluate_crops(
     name: str,
     images: list[CocoImage],
@@ -100,9 +118,10 @@ def evaluate_crops(
     """
     t0 = time.perf_counter()
     ious: list[float] = []
+    notices: list[str] = []
     for img in images:
         rgb = _read(img)
-        rois = [prompt_roi(a.bbox, (img.width, img.height), convention) for a in img.instances]
+        rois = [prompt_roi(_prompt_box(img, a, notices), (img.width, img.height), convention) for a in img.instances]
         batch = np.stack([to_model_input(crop(rgb, r, size)) for r in rois])
         logits = np.asarray(predict(batch), np.float32).reshape(len(rois), size, size)
         for a, r, lg in zip(img.instances, rois, logits, strict=True):
@@ -110,7 +129,13 @@ def evaluate_crops(
             if advance is not None:
                 advance()
     return EvalResult(
-        name, float(np.mean(ious)) if ious else 0.0, len(ious), len(images), time.perf_counter() - t0, ious
+        name,
+        float(np.mean(ious)) if ious else 0.0,
+        len(ious),
+        len(images),
+        time.perf_counter() - t0,
+        ious,
+        _summary(notices, len(ious)),
     )
 
 
@@ -124,16 +149,24 @@ def evaluate_teacher(
     """mIoU of a SAM teacher given each instance's box on the whole image; masks to ``overlays`` if given."""
     t0 = time.perf_counter()
     ious: list[float] = []
+    notices: list[str] = []
     for img in images:
         rgb = _read(img)
         teacher.set_image(rgb)  # type: ignore[attr-defined]
-        probs, _ = teacher.predict_boxes(np.asarray([a.bbox for a in img.instances], np.float32))  # type: ignore[attr-defined]
+        boxes = np.asarray([_prompt_box(img, a, notices) for a in img.instances], np.float32)
+        probs, _ = teacher.predict_boxes(boxes)  # type: ignore[attr-defined]
         for a, p in zip(img.instances, probs, strict=True):
             ious.append(_score(name, img, a, rgb, p > 0.5, overlays))
             if advance is not None:
                 advance()
     return EvalResult(
-        name, float(np.mean(ious)) if ious else 0.0, len(ious), len(images), time.perf_counter() - t0, ious
+        name,
+        float(np.mean(ious)) if ious else 0.0,
+        len(ious),
+        len(images),
+        time.perf_counter() - t0,
+        ious,
+        _summary(notices, len(ious)),
     )
 
 

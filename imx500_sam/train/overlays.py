@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from imx500_sam.procs import make_work_dir, publish_dir, remove_stale_work_dirs, remove_work_dir
 from imx500_sam.runtime.overlay import colour
 
 PANEL = 256  # panel side in pixels
@@ -105,7 +104,11 @@ class OverlayWriter:
         """Write ``<image>_<ann>.png`` per instance and ``index.json`` (into a temporary folder, renamed at the end)."""
         parent = self.out_dir.resolve().parent
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", dir=parent))
+        # owner-marked (imx500_sam.procs): one left by a killed run is removed by the next
+        remove_stale_work_dirs(parent, f".{self.out_dir.name}.tmp-*")
+        box = make_work_dir(parent, f".{self.out_dir.name}.tmp-")
+        tmp = box / "overlays"
+        tmp.mkdir()
         index = []
         try:
             for item in self._items.values():
@@ -132,8 +135,7 @@ class OverlayWriter:
             os.chmod(tmp, 0o755)
             if self.out_dir.exists():
                 self.out_dir.rmdir()  # empty (checked at the start)
-            tmp.rename(self.out_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            publish_dir(tmp, self.out_dir)
+        finally:
+            remove_work_dir(box)
         return sorted(self.out_dir.glob("*.png"))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from imx500_sam.defaults import cache_dir
+from imx500_sam.procs import owned_temp_dir
 from imx500_sam.prompt import mask_bbox
 
 
@@ -42,7 +43,13 @@ def _key(image: np.ndarray, tag: str) -> str:
 
 
 def _save(path: Path, rec: ImageTargets) -> None:
-    tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npz")
+    """Write one record atomically, through an owner-marked temporary folder (a killed run's goes next time)."""
+    with owned_temp_dir(".targets-", path.parent) as work:
+        _write(work / path.name, rec)
+        os.replace(work / path.name, path)
+
+
+def _write(tmp: Path, rec: ImageTargets) -> None:
     np.savez_compressed(
         tmp,
         image_path=str(rec.image_path),
@@ -51,7 +58,6 @@ def _save(path: Path, rec: ImageTargets) -> None:
         conf=rec.conf,
         gt=rec.gt if rec.gt is not None else np.zeros((0,), np.uint8),
     )
-    os.replace(tmp, path)
 
 
 def load_targets(path: Path) -> ImageTargets:

@@ -1,9 +1,12 @@
-"""Structure-aware mutations of real .rpk files (hypothesis strategies), shared by the fuzz test and benchmark.
+"""Mutations of real .rpk files, shared by the fuzz test and the benchmark (benchmarks/rpk_fuzz.py).
 
-Mutations are biased toward the bytes a parser reads: block headers and footers, the CPIO headers and the
-network_info / network_intrinsics payloads, plus plain random flips, truncations, insertions and deletions.
-The strategy draws a small *plan* (base file + operations); ``apply_plan`` builds the mutant bytes. Hypothesis
-keeps every drawn value around, so drawing multi-megabyte mutants directly would cost gigabytes of memory.
+Structure-aware mutations rebuild the archive with consistent CPIO sizes and padding around one change: a
+network_info.txt line dropped, doubled, moved, or its key or value replaced; a network_intrinsics key dropped or
+set to a value of another type, or the JSON broken; a CPIO member dropped, doubled, swapped, renamed or given
+another file type. Byte-level mutations follow, biased toward the bytes a parser reads (block headers and footers,
+CPIO headers, the payloads): flips, 32-bit values, hex fields, text, truncations, insertions, deletions. A mutant
+is a small *plan* (base file + operations) drawn from ``random.Random(f"{seed}:{index}")``: any mutant of a run
+can be rebuilt alone, so a long run resumes where it stopped; ``apply_plan`` builds the bytes.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import random
 import re
 import warnings
 from collections.abc import Iterator
@@ -18,14 +22,98 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hypothesis import strategies as st
-
 from firmware_packaging import rpk as R
 from tests.support.picamera2_host import import_imx500_module, picamera2_read_rpk
 
 Plan = tuple[str, tuple[tuple[Any, ...], ...]]
-OPS = ("flip", "u32", "hex", "text", "truncate", "insert", "delete", "lockbit", "field", "magic")
+#: byte-level operations (positions biased toward the bytes a parser reads)
+BYTE_OPS = ("flip", "u32", "hex", "text", "truncate", "insert", "delete", "lockbit", "field", "magic")
+#: structure-aware operations: the archive is rebuilt with consistent CPIO sizes and padding around the change
+STRUCT_OPS = ("netinfo", "intr", "entry")
+OPS = BYTE_OPS + STRUCT_OPS
 _MAGICS = (b"070701", b"070702", b"070707", b"070727", b"070700", b"07070\n")
+_U32 = (0, 1, 3, 44, 0x7FFFFFFF, 0xFFFFFFFF, 0xFFFFFFC0, 1048512)
+_HEX8 = (b"00000000", b"FFFFFFFF", b"7FFFFFFF", b"-0000001", b"0x000010", b"  12    ")
+_TEXT = (
+    b"=",
+    b"\r\n",
+    b"networkOrdinal=",
+    b"networkNum=",
+    b"inputTensorWidth=",
+    b"\xff",
+    b"{",
+    b"}",
+    b'"task":',
+    b"\0",
+)
+#: network_info.txt keys picamera2 reads, and values that stress its int()/int(,0) parsing
+_NI_KEYS = (
+    "networkNum",
+    "networkOrdinal",
+    "networkID",
+    "apParamSize",
+    "inputTensorWidth",
+    "inputTensorHeight",
+    "inputTensorFormat",
+    "inputTensorNorm_K00",
+    "inputTensorNorm_K23",
+    "version",
+    "unknownKey",
+    "",
+)
+_NI_VALUES = (
+    "",
+    "0",
+    "1",
+    "2",
+    "-1",
+    "0x10",
+    "010",
+    "1e3",
+    " 7",
+    "7 ",
+    "99999999999999999999",
+    "RGB",
+    "BGR",
+    "a=b",
+    "\u00e9",
+    "1234567",
+    "0400",
+    "0b11",
+    "1_000",
+)
+#: network_intrinsics keys and values that stress picamera2's schema check and its setters
+_INTR_KEYS = ("task", "inference_rate", "cpu", "input_aspect_ratio", "classes", "unknown", "")
+_INTR_VALUES = (
+    None,
+    True,
+    0,
+    -1,
+    1.5,
+    float("inf"),
+    "segmentation",
+    "nope",
+    [],
+    ["a"],
+    {},
+    {"width": 0, "height": 1},
+    {"labels": [1]},
+    {"bbox_order": "zz"},
+    {"softmax": "yes"},
+    "x" * 300,
+)
+_ENTRY_NAMES = (
+    "network_info.txt",
+    "network_intrinsics",
+    "imx500_regs",
+    "./network_info.txt",
+    "network_info.txt/",
+    "",
+    "TRAILER!!!",
+    "a/../network_info.txt",
+    "n\u00e9twork",
+)
+_ENTRY_MODES = (0o100644, 0o120777, 0o040755, 0o020644, 0o010644, 0, 0o170000)
 
 
 def hot_spans(rpk: R.Rpk) -> list[tuple[int, int]]:
@@ -40,70 +128,186 @@ def hot_spans(rpk: R.Rpk) -> list[tuple[int, int]]:
     return [(max(0, a), min(len(rpk.data), b)) for a, b in spans if a < b]
 
 
-@st.composite
-def _position(draw: st.DrawFn, rpk: R.Rpk) -> int:
-    if draw(st.integers(0, 9)) == 0:
-        return draw(st.integers(0, len(rpk.data) - 1))
-    a, b = draw(st.sampled_from(hot_spans(rpk)))
-    return draw(st.integers(a, b - 1))
+def _position(rng: random.Random, rpk: R.Rpk) -> int:
+    if rng.randrange(10) == 0:
+        return rng.randrange(len(rpk.data))
+    a, b = rng.choice(hot_spans(rpk))
+    return rng.randrange(a, b)
 
 
-_U32 = st.sampled_from([0, 1, 3, 44, 0x7FFFFFFF, 0xFFFFFFFF, 0xFFFFFFC0, 1048512]) | st.integers(0, 2**32 - 1)
-_HEX8 = st.sampled_from([b"00000000", b"FFFFFFFF", b"7FFFFFFF", b"-0000001", b"0x000010", b"  12    "]) | st.binary(
-    min_size=8, max_size=8
-)
-_TEXT = st.sampled_from(
-    [b"=", b"\r\n", b"networkOrdinal=", b"networkNum=", b"inputTensorWidth=", b"\xff", b"{", b"}", b'"task":', b"\0"]
-) | st.binary(min_size=1, max_size=12)
+def _bytes(rng: random.Random, lo: int, hi: int) -> bytes:
+    return bytes(rng.randrange(256) for _ in range(rng.randint(lo, hi)))
 
 
-@st.composite
-def mutation_plans(draw: st.DrawFn, bases: dict[str, R.Rpk]) -> Plan:
-    """A base file name and 1-4 mutations (op, position, argument)."""
-    name = draw(st.sampled_from(sorted(bases)))
+def _choice_or(rng: random.Random, fixed: tuple[Any, ...], other: Any) -> Any:
+    return rng.choice(fixed) if rng.random() < 0.6 else other
+
+
+def _op(rng: random.Random, rpk: R.Rpk, op: str) -> tuple[Any, ...]:
+    """One operation (op, position, argument) drawn for ``rpk``."""
+    pos, arg = _position(rng, rpk), None
+    if op == "flip":
+        arg = rng.randrange(8)
+    elif op == "u32":
+        arg = _choice_or(rng, _U32, rng.randrange(2**32))
+    elif op == "hex":
+        arg = _choice_or(rng, _HEX8, _bytes(rng, 8, 8))
+    elif op == "text":
+        arg = _choice_or(rng, _TEXT, _bytes(rng, 1, 12))
+    elif op == "insert":
+        arg = _bytes(rng, 1, 64)
+    elif op == "delete":
+        arg = rng.randint(1, 64)
+    elif op == "lockbit":
+        arg = rng.randrange(len(rpk.blocks))
+    elif op in ("field", "magic"):  # a CPIO header: pos picks the entry (the trailer included)
+        pos = rng.randrange(len(rpk.entries) + 1)
+        if op == "field":  # one of the 13 hex fields, nudged or replaced (sizes move the padding)
+            how = rng.choice(["add", "set"])
+            value = rng.randint(-5, 5) if how == "add" else rng.choice([0, 1, 2, 11, 0x7FFFFFFF, 2**32 - 1])
+            arg = (rng.randrange(13), how, value)
+        else:
+            arg = rng.choice(_MAGICS)
+    elif op == "netinfo":  # one line of network_info.txt: dropped, doubled, moved, or a key / value replaced
+        how = rng.choice(["drop", "dup", "move", "key", "value", "add", "crlf", "lf"])
+        value = rng.choice(_NI_KEYS) if how == "key" else rng.choice(_NI_VALUES)
+        if how == "add":
+            value = f"{rng.choice(_NI_KEYS)}={rng.choice(_NI_VALUES)}"
+        pos, arg = rng.randrange(64), (how, rng.randrange(64), value)
+    elif op == "intr":  # network_intrinsics: a key dropped or set to another value, or the JSON broken
+        how = rng.choice(["drop", "set", "set", "raw", "absent"])
+        pos, arg = 0, (how, rng.choice(_INTR_KEYS), rng.choice(_INTR_VALUES) if how != "raw" else _bytes(rng, 0, 8))
+    elif op == "entry":  # a CPIO member: dropped, doubled, swapped with the next, renamed or its mode changed
+        how = rng.choice(["drop", "dup", "swap", "rename", "mode"])
+        value = rng.choice(_ENTRY_NAMES) if how == "rename" else rng.choice(_ENTRY_MODES)
+        pos, arg = rng.randrange(len(rpk.entries)), (how, value)
+    return (op, pos, arg)
+
+
+def random_plan(rng: random.Random, bases: dict[str, R.Rpk]) -> Plan:
+    """A base file name and 1-4 mutations (op, position, argument); structure-aware ones first, at most two.
+
+    A third of the plans are structure-aware only (the file stays well-formed around the change, so the readers'
+    judgement of its content is compared), the rest mix both kinds.
+    """
+    name = rng.choice(sorted(bases))
     rpk = bases[name]
-    ops = []
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(OPS))
-        pos = draw(_position(rpk))
-        arg: Any = None
-        if op == "flip":
-            arg = draw(st.integers(0, 7))
-        elif op == "u32":
-            arg = draw(_U32)
-        elif op == "hex":
-            arg = draw(_HEX8)
-        elif op == "text":
-            arg = draw(_TEXT)
-        elif op == "insert":
-            arg = draw(st.binary(min_size=1, max_size=64))
-        elif op == "delete":
-            arg = draw(st.integers(1, 64))
-        elif op == "lockbit":
-            arg = draw(st.integers(0, len(rpk.blocks) - 1))
-        elif op in ("field", "magic"):  # a CPIO header: pos picks the entry (the trailer included)
-            pos = draw(st.integers(0, len(rpk.entries)))
-            if op == "field":  # one of the 13 hex fields, nudged or replaced (sizes move the padding)
-                how = draw(st.sampled_from(["add", "set"]))
-                value = draw(
-                    st.integers(-5, 5) if how == "add" else st.sampled_from([0, 1, 2, 11, 0x7FFFFFFF, 2**32 - 1])
-                )
-                arg = (draw(st.integers(0, 12)), how, value)
-            else:
-                arg = draw(st.sampled_from(_MAGICS))
-        ops.append((op, pos, arg))
-    return name, tuple(ops)
+    kinds = STRUCT_OPS if rng.random() < 1 / 3 else OPS
+    ops = [_op(rng, rpk, rng.choice(kinds)) for _ in range(rng.randint(1, 4))]
+    structural = [o for o in ops if o[0] in STRUCT_OPS][:2]
+    return name, tuple(structural + [o for o in ops if o[0] not in STRUCT_OPS])
+
+
+def plan_for(seed: int | str, index: int, bases: dict[str, R.Rpk]) -> Plan:
+    """Mutant number ``index`` of run ``seed``: each mutant has its own generator, so a run can resume anywhere."""
+    return random_plan(random.Random(f"{seed}:{index}"), bases)
+
+
+def _netinfo(payload: bytes, how: str, index: int, value: str) -> bytes:
+    lines = payload.decode("latin-1").splitlines(keepends=True) or [""]
+    i = index % len(lines)
+    line = lines[i]
+    ending = line[len(line.rstrip("\r\n")) :] or "\n"
+    key, _, old = line.rstrip("\r\n").partition("=")
+    if how == "drop":
+        del lines[i]
+    elif how == "dup":
+        lines.insert(i, line)
+    elif how == "move":
+        lines.insert(index * 7 % len(lines), lines.pop(i))
+    elif how == "key":
+        lines[i] = f"{value}={old}{ending}"
+    elif how == "value":
+        lines[i] = f"{key}={value}{ending}"
+    elif how == "add":
+        lines.insert(i, value + ending)
+    elif how == "crlf":
+        lines = [ln.rstrip("\r\n") + "\r\n" for ln in lines]
+    else:
+        lines = [ln.rstrip("\r\n") + "\n" for ln in lines]
+    return "".join(lines).encode("utf-8")
+
+
+def _intrinsics(payload: bytes | None, how: str, key: str, value: Any) -> bytes | None:
+    if how == "absent":
+        return None
+    if how == "raw":
+        return (payload or b"{}")[: len(payload or b"") // 2] + value
+    try:
+        current = json.loads(payload) if payload else {}
+    except ValueError:
+        current = {}
+    if not isinstance(current, dict):
+        current = {}
+    if how == "drop":
+        current.pop(key, None)
+    else:
+        current[key] = value
+    return (json.dumps(current) + "\n").encode("utf-8")
+
+
+def _restructure(rpk: R.Rpk, ops: list[tuple[Any, ...]]) -> tuple[bytes, list[int]]:
+    """The file rebuilt with the structure-aware ``ops`` applied; returns it and its CPIO header offsets."""
+    members = [[e.name, e.fields, e.data] for e in rpk.entries]
+    for op, pos, arg in ops:
+        names = [m[0] for m in members]
+        if op == "netinfo" and R.NETWORK_INFO in names:
+            m = members[names.index(R.NETWORK_INFO)]
+            m[2] = _netinfo(m[2], *arg)
+        elif op == "intr":
+            how, key, value = arg
+            at = names.index(R.NETWORK_INTRINSICS) if R.NETWORK_INTRINSICS in names else None
+            new = _intrinsics(members[at][2] if at is not None else None, how, key, value)
+            if at is not None and new is None:
+                del members[at]
+            elif at is not None:
+                members[at][2] = new
+            elif new is not None:
+                members.append([R.NETWORK_INTRINSICS, (len(members), 0o100644, 0, 0, 1, *(0,) * 8), new])
+        elif op == "entry" and members:
+            how, value = arg
+            i = pos % len(members)
+            if how == "drop":
+                del members[i]
+            elif how == "dup":
+                members.insert(i, list(members[i]))
+            elif how == "swap" and i + 1 < len(members):
+                members[i], members[i + 1] = members[i + 1], members[i]
+            elif how == "rename":
+                members[i][0] = value
+            elif how == "mode":
+                fields = list(members[i][1])
+                fields[1] = value
+                members[i][1] = tuple(fields)
+    parts, heads, at = [rpk.firmware], [], len(rpk.firmware)
+    for name, fields, payload in members:
+        entry = R._newc_entry(name, fields, payload)
+        heads.append(at)
+        parts.append(entry)
+        at += len(entry)
+    heads.append(at)
+    parts.append(R._trailer_bytes(rpk))
+    archive = sum(len(p) for p in parts[1:])
+    parts.append(b"\0" * (-archive % R.CPIO_PAD_BLOCK))
+    return b"".join(parts), heads
 
 
 def apply_plan(bases: dict[str, R.Rpk], plan: Plan) -> bytes:
-    """The mutant bytes for ``plan`` (positions are clamped to the current length)."""
+    """The mutant bytes for ``plan``: structure-aware ops rebuild the file, then byte ops (positions clamped)."""
     name, ops = plan
     rpk = bases[name]
-    data = bytearray(rpk.data)
-    headers = [e.offset for e in [*rpk.entries, rpk.trailer]]
+    structural = [o for o in ops if o[0] in STRUCT_OPS]
+    if structural:
+        rebuilt, headers = _restructure(rpk, structural)
+        data = bytearray(rebuilt)
+    else:
+        data = bytearray(rpk.data)
+        headers = [e.offset for e in [*rpk.entries, rpk.trailer]]
     for op, pos, arg in ops:
+        if op in STRUCT_OPS:
+            continue
         if op in ("field", "magic"):
-            at = headers[pos]
+            at = headers[min(pos, len(headers) - 1)]
             if op == "magic":
                 data[at : at + 6] = arg
             else:
@@ -242,6 +446,32 @@ class _Listed:
         yield self._data
 
 
+class _SchemaCheckedOnce:
+    """The ``jsonschema`` module as picamera2 calls it, with each schema checked against its metaschema once.
+
+    ``jsonschema.validate`` re-checks the (constant) schema on every call, about 0.14 s and most of a mutant's
+    time; the instance is validated exactly as ``jsonschema.validate`` does (same validator class, same
+    ``best_match`` error). Everything else is the real module.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self._checked: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def validate(self, instance: Any, schema: Any, cls: Any = None, *args: Any, **kwargs: Any) -> None:
+        cls = cls or self._real.validators.validator_for(schema)
+        key = json.dumps(schema, sort_keys=True, default=repr)
+        if key not in self._checked:
+            cls.check_schema(schema)
+            self._checked.add(key)
+        error = self._real.exceptions.best_match(cls(schema, *args, **kwargs).iter_errors(instance))
+        if error is not None:
+            raise error
+
+
 def picamera2_view(data: bytes, path: Path) -> View:
     """picamera2 0.3.38's reading of ``data`` (written to ``path``): ``IMX500.__ni_from_network`` as is.
 
@@ -268,6 +498,8 @@ def picamera2_view(data: bytes, path: Path) -> View:
             yield entries()
 
     mod.fd_reader = recording_reader
+    if not isinstance(mod.jsonschema, _SchemaCheckedOnce):
+        mod.jsonschema = _SchemaCheckedOnce(mod.jsonschema)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # jsonschema's metaschema guess, libarchive-c's skip warnings
