@@ -59,7 +59,7 @@ def test_prompts_added_and_removed_keep_their_ids_and_turns():
     assert [session.step().prompt for _ in range(4)] == [2, 0, 2, 0]
     with pytest.raises(KeyError):
         session.remove_prompt(1)
-    with pytest.raises(BadInputError, match="not inside"):
+    with pytest.raises(BadInputError, match="outside the 640x480 frame"):
         session.add_prompt((900, 900, 10, 10))
     assert session.add_prompt((0, 0, 20, 20)).id == 3  # ids are never reused
     session.set_track(True)
