@@ -121,3 +121,14 @@ def test_the_checker_catches_a_wrong_and_an_uncited_figure(tmp_path: Path) -> No
 @pytest.mark.parametrize("doc", DOCS)
 def test_documents_exist(doc: str) -> None:
     assert (REPO / doc).is_file()
+
+
+def test_each_figure_stands_in_one_document() -> None:
+    """A measured figure lives in one document (benchmarks/README.md, or the model card for training history);
+    the others link to it."""
+    where: dict[tuple[str, str], set[str]] = {}
+    for f in _all():
+        if f.cite is not None:
+            where.setdefault(f.cite, set()).add(f.doc)
+    twice = [f"{file}#{path}: {sorted(docs)}" for (file, path), docs in where.items() if len(docs) > 1]
+    assert not twice, "figures cited in more than one document:\n" + "\n".join(twice)
