@@ -99,9 +99,12 @@ def _check_out(out: Path, overwrite: bool) -> None:
         raise BadInputError(f"{out}: already exists.", hint="Pass --overwrite to replace it, or choose another -o OUT.")
 
 
-def _keep_failure_logs(work: Path, out: Path) -> list[Path]:
-    """Copy the logs of a failed run to OUT (never over a previous good output)."""
-    logs = [p for p in (work / "logs").glob("*.log") if p.stat().st_size > 0]
+def _keep_failure_logs(work: Path, out: Path, message: str = "") -> list[tuple[Path, Path]]:
+    """Copy the logs of a failed run to OUT (never over a previous good output); (log, where it is kept).
+
+    Logs with something in them, and any log the error message names (even empty: the message points there).
+    """
+    logs = [p for p in sorted((work / "logs").glob("*.log")) if p.stat().st_size > 0 or str(p) in message]
     if not logs:
         return []
     if out.exists() and not _only_failure_logs(out):
@@ -115,7 +118,7 @@ def _keep_failure_logs(work: Path, out: Path) -> list[Path]:
     for log in logs:
         dest = dest_dir / f"{prefix}{log.name}"
         shutil.copyfile(log, dest)
-        kept.append(dest)
+        kept.append((log, dest))
     return kept
 
 
@@ -145,9 +148,10 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
         published = True  # from here on OUT is replaced in one step, a stop waits for it (procs.publish_dir)
         publish_dir(work, out)
     except ImxSamError as exc:
-        kept = _keep_failure_logs(work, out)
-        if kept and "log:" in exc.message:
-            exc.message = exc.message.replace(str(work / "logs" / CONVERTER_LOG), str(kept[-1]))
+        kept = _keep_failure_logs(work, out, exc.message)
+        if kept and "log:" in exc.message:  # the message names the log where it is kept
+            for src, dest in kept:
+                exc.message = exc.message.replace(str(src), str(dest))
             exc.args = (f"{exc.message} {exc.hint}".strip() if exc.hint else exc.message,)
         raise
     except STOP_EXCEPTIONS:

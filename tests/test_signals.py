@@ -416,14 +416,16 @@ def _previous_out(out: Path) -> dict[str, tuple[int, bytes]]:
     return _tree(out)
 
 
-def _start_paused(tmp_path: Path, stage: str) -> tuple[subprocess.Popen[bytes], Path, Path, str, dict]:
+def _start_paused(tmp_path: Path, case: int) -> tuple[subprocess.Popen[bytes], Path, Path, str, dict]:
+    """Case ``case`` of STOP_CASES: a convert over a previous OUT, to pause at its stage."""
+    stage = STOP_CASES[case][0]
     tag = uuid.uuid4().hex
-    work = tmp_path / stage
+    work = tmp_path / f"{case}-{stage}"
     work.mkdir()
     out = work / "tiny_imx500"
     before = _previous_out(out)
     (tmp_path / "tmp").mkdir(exist_ok=True)
-    err = tmp_path / f"{stage}.err"
+    err = tmp_path / f"{case}-{stage}.err"
     proc = subprocess.Popen(
         [sys.executable, "-m", "imx500_sam", "convert", *TINY, "-o", str(out), "--overwrite"],
         env=_env(tag, TMPDIR=str(tmp_path / "tmp"), **{procs.PAUSE_ENV: stage}),
@@ -440,11 +442,9 @@ def test_convert_stopped_at_each_stage(tmp_path: Path) -> None:
     """SIGINT (to the process group, as a terminal sends it), SIGTERM or SIGKILL at each stage of `convert`: the
     exit code, one line naming the stage, nothing of its tree running 10 s later, the previous OUT unchanged byte
     for byte, and nothing left once the next `convert` has started (it removes what a killed run left)."""
-    started = {stage: _start_paused(tmp_path, stage) for stage, _, _ in STOP_CASES[:4]}
+    started = {i: _start_paused(tmp_path, i) for i in range(min(4, len(STOP_CASES)))}  # four on their way
     for i, (stage, sig, code) in enumerate(STOP_CASES):
-        if stage not in started:
-            started[stage] = _start_paused(tmp_path, stage)
-        proc, out, err, tag, before = started.pop(stage)
+        proc, out, err, tag, before = started.pop(i) if i in started else _start_paused(tmp_path, i)
 
         def paused(proc: subprocess.Popen[bytes] = proc, err: Path = err, stage: str = stage) -> bool:
             if proc.poll() is not None:
@@ -452,8 +452,8 @@ def test_convert_stopped_at_each_stage(tmp_path: Path) -> None:
             return f"paused at {stage} " in err.read_text()
 
         _wait_for(paused, 900, f"convert to reach {stage}")
-        if i + 4 < len(STOP_CASES) and STOP_CASES[i + 4][0] not in started:  # keep four on their way
-            started[STOP_CASES[i + 4][0]] = _start_paused(tmp_path, STOP_CASES[i + 4][0])
+        if i + 4 < len(STOP_CASES):
+            started[i + 4] = _start_paused(tmp_path, i + 4)
         t0 = time.monotonic()
         if sig == signal.SIGINT:
             os.killpg(proc.pid, sig)
@@ -469,7 +469,7 @@ def test_convert_stopped_at_each_stage(tmp_path: Path) -> None:
             (stale,) = left
             assert stale.name.startswith(f".{out.name}.tmp-") and (stale / procs.OWNER_FILE).is_file()
             # the next convert removes it first thing (here stopped as soon as it is loading)
-            nerr, ntag = tmp_path / f"{stage}-next.err", uuid.uuid4().hex
+            nerr, ntag = tmp_path / f"{i}-{stage}-next.err", uuid.uuid4().hex
             proc2 = subprocess.Popen(
                 [sys.executable, "-m", "imx500_sam", "convert", *TINY, "-o", str(out), "--overwrite"],
                 env=_env(ntag, TMPDIR=str(tmp_path / "tmp"), **{procs.PAUSE_ENV: "load"}),

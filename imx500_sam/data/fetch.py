@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from imx500_sam.defaults import cache_dir
 from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError, clip_words
 from imx500_sam.procs import (
+    OWNER_FILE,
     make_work_dir,
     owned_temp_dir,
     publish_dir,
@@ -82,7 +83,7 @@ def pip_download(requirement: str, dest: Path) -> Path:
             Path(tmp),
             f"download {requirement} from PyPI",
         )
-        files = sorted(Path(tmp).iterdir())
+        files = sorted(p for p in Path(tmp).iterdir() if p.name != OWNER_FILE)  # not the owner mark
         if len(files) != 1:
             raise ToolFailedError(f"pip download {requirement} gave {len(files)} files, expected one.")
         final = dest / files[0].name

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 
 from imx500_sam.errors import BadInputError, ToolchainMissingError
 from imx500_sam.outputs import dir_mode, file_mode, refuse_existing
-from imx500_sam.procs import make_work_dir, publish_dir, remove_stale_work_dirs, remove_work_dir
+from imx500_sam.procs import deferred_stop, make_work_dir, publish_dir, remove_stale_work_dirs, remove_work_dir
 from imx500_sam.runtime.geometry import Box
 from imx500_sam.runtime.overlay import draw_overlay, status_text
 from imx500_sam.runtime.sensor import Sensor
@@ -156,6 +155,7 @@ class _Outputs:
         self._tmp_save: Path | None = None
         self._tmp_masks: Path | None = None
         self._box: Path | None = None  # the owner-marked work folder around _tmp_masks
+        self._save_box: Path | None = None  # the one around _tmp_save
         if save is not None:
             suffix = save.suffix.lower()
             if suffix not in IMAGE_OUT and suffix not in VIDEO_OUT:
@@ -165,9 +165,10 @@ class _Outputs:
             if save.is_dir():
                 raise BadInputError(f"--save {save}: is a folder.", hint="Give a file name, e.g. overlay.png.")
             refuse_existing(save, option="--save FILE", overwrite=overwrite)
-            fd, name = tempfile.mkstemp(prefix=f".{save.stem}.", suffix=save.suffix, dir=save.parent)
-            os.close(fd)
-            self._tmp_save = Path(name)
+            # written inside an owner-marked folder beside it (imx500_sam.procs): a killed run's goes next time
+            remove_stale_work_dirs(save.parent, f".{save.name}.tmp-*")
+            self._save_box = make_work_dir(save.parent, f".{save.name}.tmp-")
+            self._tmp_save = self._save_box / f"overlay{save.suffix}"
         if masks_dir is not None:
             if masks_dir.exists() and (not masks_dir.is_dir() or any(masks_dir.iterdir())):
                 raise BadInputError(f"--save-masks {masks_dir}: exists and is not an empty folder.")
@@ -205,9 +206,12 @@ class _Outputs:
         if self._tmp_save is not None and self.save is not None:
             if self._last is not None and not cv2.imwrite(str(self._tmp_save), self._last):
                 raise BadInputError(f"--save {self.save}: cannot write the image.")
-            os.chmod(self._tmp_save, file_mode())  # an ordinary file's mode, not mkstemp's 0600
-            os.replace(self._tmp_save, self.save)
+            os.chmod(self._tmp_save, file_mode())  # an ordinary file's mode
+            with deferred_stop():
+                os.replace(self._tmp_save, self.save)
             self._tmp_save = None
+            if self._save_box is not None:
+                remove_work_dir(self._save_box)
         if self._tmp_masks is not None and self.masks_dir is not None:
             if self.masks_dir.is_dir():
                 self.masks_dir.rmdir()  # empty, checked at the start
@@ -219,8 +223,8 @@ class _Outputs:
     def abort(self) -> None:
         if self._writer is not None:
             self._writer.release()
-        if self._tmp_save is not None:
-            self._tmp_save.unlink(missing_ok=True)
+        if self._save_box is not None:
+            remove_work_dir(self._save_box)
         if self._box is not None:
             remove_work_dir(self._box)
 
