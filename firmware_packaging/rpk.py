@@ -153,6 +153,7 @@ class Rpk:
         """Element count of each output tensor of network 0 (``outputTensorDimSizeN``), where listed as integers."""
         net = self.network_info["networks"][0]
         count = _int_or_none(net.get("outputTensorNum", "0")) or 0
+        count = min(count, len(net))  # no more sizes than lines (outputTensorNum=99999999999999999999 hung here)
         sizes = (_int_or_none(net.get(f"outputTensorDimSize{i}", "")) for i in range(1, count + 1))
         return [s for s in sizes if s is not None]
 

@@ -250,3 +250,17 @@ def test_hostile_coco_json_and_photos(tmp_path: Path) -> None:
         refused("eval", "--coco", str(tmp_path / "ann.json"), "--images", str(photos))
     cv2.imwrite(str(photos / "a.png"), np.full((9, 7, 3), 1, np.uint8))  # a photo, of another size
     refused("eval", "--coco", str(tmp_path / "ann.json"), "--images", str(photos))
+
+
+def test_rpk_with_an_absurd_output_tensor_count_does_not_hang() -> None:
+    """Found by benchmarks/rpk_fuzz.py (seed 20261203, mutant 23907): outputTensorNum=99999999999999999999 made
+    ``inspect`` count to 10^20."""
+    from firmware_packaging import rpk as R
+    from tests.support.rpk_fuzz import apply_plan, fuzz_bases, plan_for
+
+    bases = fuzz_bases({p.name: R.read_rpk(p) for p in sorted(rpk_path(DEEPLAB).parent.glob("*.rpk"))})
+    data = apply_plan(bases, plan_for(20261203, 23907, bases))
+    with _no_hang(30):
+        rpk = R.parse_rpk(data)
+        assert rpk.network_info["networks"][0]["outputTensorNum"] == "99999999999999999999"
+        rpk.summary()
