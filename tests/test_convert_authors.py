@@ -79,11 +79,11 @@ def test_users_checkpoints_convert(kind: str, tmp_path: Path) -> None:
     # `eval --int8`'s) computes what mct_quantizers' own onnxruntime ops compute on the MCTQ file imxconv-pt
     # compiled, for the authors' layouts too; and it is the float network, quantized (normalisation in the graph).
     from converter.accuracy import mctq_logits
-    from converter.calibration import held_out_photos, prompt_crops, to_batch
+    from converter.calibration import accuracy_photos, prompt_crops, to_batch
     from imx500_sam.int8 import QdqNetwork
     from imx500_sam.runtime.emulator import EmulatedIMX500
 
-    crops = prompt_crops(held_out_photos(), 12, 96, seed=4321, convention=report["model"]["prompt_crop"])
+    crops = prompt_crops(accuracy_photos(), 12, 96, seed=4321, convention=report["model"]["prompt_crop"])
     x = to_batch(crops)  # held-out photos: calibration never saw them
     model = load_checkpoint(ckpt)
     with torch.inference_mode():
@@ -141,7 +141,7 @@ def test_authors_quantized_onnx_gets_its_normalised_input_on_the_sensor(authors_
     """The input preprocessor makes what the network expects; the emulator and `eval --int8` apply the same integer
     arithmetic and agree with MCT's network fed the same; the .rpk settings are in the report (and the Pi commands)."""
     from converter.accuracy import mctq_logits
-    from converter.calibration import held_out_photos, prompt_crops
+    from converter.calibration import accuracy_photos, prompt_crops
     from imx500_sam.convert_output import ConvertOutputDir
     from imx500_sam.int8 import QdqNetwork
     from imx500_sam.preprocessor import AUTHORS_INPUT, InputPreprocessor, network_input
@@ -161,7 +161,7 @@ def test_authors_quantized_onnx_gets_its_normalised_input_on_the_sensor(authors_
     assert any("network-info" in c and "inputTensorNorm_K00" in c for c in report["packaging"]["commands"])
     assert report["accuracy"]["preprocessor"]["max_input_difference_steps"] <= 1
 
-    crops = prompt_crops(held_out_photos(), 4, 96, seed=4321, convention="clamped")
+    crops = prompt_crops(accuracy_photos(), 4, 96, seed=4321, convention="clamped")
     fed = network_input(pre, crops, step)  # what the sensor feeds the network
     emu = EmulatedIMX500(out, None)
     assert np.array_equal(emu.network_input(crops[0]), fed[:1])
