@@ -9,6 +9,7 @@ somebody watches a stream, its JPEG: a new snapshot replaces the old one, nothin
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import queue
 import threading
@@ -254,6 +255,8 @@ class ServeEngine:
         if command.kind == "track":
             (on,) = command.args
             session.set_track(bool(on))
+            if self.snapshot is not None:  # the state answers with it at once, not from the next frame on
+                self.snapshot = dataclasses.replace(self.snapshot, track=session.track)
             return bool(on)
         raise RequestError(400, f"unknown command {command.kind!r}.")
 
