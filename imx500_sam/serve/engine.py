@@ -245,20 +245,29 @@ class ServeEngine:
             except KeyError:
                 raise RequestError(404, f"no prompt {prompt_id}.") from None
             self._forget(prompt_id)
+            self._refresh_snapshot()
             return prompt_id
         if command.kind == "clear":
             ids = [p.id for p in session.prompts]
             for prompt_id in ids:
                 session.remove_prompt(prompt_id)
                 self._forget(prompt_id)
+            self._refresh_snapshot()
             return ids
         if command.kind == "track":
             (on,) = command.args
             session.set_track(bool(on))
-            if self.snapshot is not None:  # the state answers with it at once, not from the next frame on
-                self.snapshot = dataclasses.replace(self.snapshot, track=session.track)
+            self._refresh_snapshot()
             return bool(on)
         raise RequestError(400, f"unknown command {command.kind!r}.")
+
+    def _refresh_snapshot(self) -> None:
+        """After a removal or a track change the state answers with it at once, not from the next frame on."""
+        if self.snapshot is None:
+            return
+        live = {p.id for p in self.session.prompts}
+        prompts = tuple(v for v in self.snapshot.prompts if v.id in live)
+        self.snapshot = dataclasses.replace(self.snapshot, prompts=prompts, track=self.session.track)
 
     def _forget(self, prompt_id: int) -> None:
         for d in (self._submitted, self._first_ms, self._latest):
