@@ -29,18 +29,14 @@ class StageProgress:
         prefix = f"[{self.index}/{self.total}]" if self.total else f"[{self.index}]"
         start = time.perf_counter()
         try:
-            with activity(f"{prefix} {name}"):
-                if self.quiet:
-                    pause_point(key or name)
-                    yield
-                elif self.console.is_terminal:
-                    with self.console.status(f"{prefix} {name} ..."):
-                        pause_point(key or name)
-                        yield
-                else:
-                    self.console.print(f"{prefix} {name} ...")
-                    pause_point(key or name)
-                    yield
+            shown: contextlib.AbstractContextManager = contextlib.nullcontext()
+            if not self.quiet and self.console.is_terminal:
+                shown = self.console.status(f"{prefix} {name} ...")
+            elif not self.quiet:
+                self.console.print(f"{prefix} {name} ...")
+            with activity(f"{prefix} {name}"), shown:
+                pause_point(key or name)  # a test hook (IMX500_SAM_PAUSE_AT); inert otherwise
+                yield
         except STOP_EXCEPTIONS:
             raise  # the CLI prints one line naming this stage
         except BaseException:
