@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO
 
 from imx500_sam.errors import ExitCode, ToolFailedError
+from imx500_sam.outputs import dir_mode
 
 DEFAULT_TOOL_TIMEOUT_S = 1800.0  # imxconv-pt takes 30-60 s for PicoSAM3 on 2 cores (shared/notes/toolchain.md)
 STOP_GRACE_S = 3.0  # between SIGTERM and SIGKILL for a tool's process group
@@ -420,9 +421,7 @@ def _owner() -> dict:
 def make_work_dir(parent: Path, prefix: str) -> Path:
     """A new temporary directory under ``parent`` (mode from the umask), marked as this process's."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o777 & ~umask)
+    path.chmod(dir_mode())  # mkdtemp makes it 0700
     (path / OWNER_FILE).write_text(json.dumps(_owner()) + "\n")
     return path
 
@@ -530,5 +529,4 @@ def owned_temp_dir(prefix: str, parent: Path | None = None) -> Iterator[Path]:
     try:
         yield path
     finally:
-        with deferred_stop():  # a second signal waits until the directory is gone
-            shutil.rmtree(path, ignore_errors=True)
+        remove_work_dir(path)
