@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware_packaging.rpk import Rpk, read_rpk
-from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError, clip_words
+from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError, last_line
 from imx500_sam.pi import require_pi
 from imx500_sam.procs import STOP_EXCEPTIONS, run_captured, stop_live_groups
 
@@ -285,11 +285,6 @@ def classify_ssh_failure(stderr: str) -> str:
     return "ssh-error"
 
 
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return clip_words(lines[-1], 300) if lines else ""
-
-
 _EXIT_COPY = 96
 _EXIT_CHECKSUM = 97
 
@@ -317,7 +312,7 @@ def flash_remote_one(rpk_path: Path, sha256: str, host: HostSpec, opts: SshOptio
         if proc.returncode == 255:
             status = classify_ssh_failure(proc.stderr)
             hint = _HINTS.get(status, "ssh failed")
-            return result(status, f"{hint} ({_last_line(proc.stderr)})", proc.stderr)
+            return result(status, f"{hint} ({last_line(proc.stderr, 300)})", proc.stderr)
         return proc
 
     # One connection per host: upload, compare the SHA-256 on the far side, rename into place, flash.
@@ -339,14 +334,14 @@ def flash_remote_one(rpk_path: Path, sha256: str, host: HostSpec, opts: SshOptio
         return proc
     output = proc.stdout + proc.stderr
     if proc.returncode == _EXIT_COPY:
-        return result("copy-failed", f"could not write {remote_path}: {_last_line(proc.stderr)}", output)
+        return result("copy-failed", f"could not write {remote_path}: {last_line(proc.stderr, 300)}", output)
     if proc.returncode == _EXIT_CHECKSUM:
         return result("checksum", f"SHA-256 differs on the far side (expected {sha256[:12]}...)", output)
     if proc.returncode == 127:
         return result("flash-failed", f"{opts.remote_command} not found on the Pi (install imx500-sam there)", output)
     if proc.returncode != 0:
-        return result("flash-failed", f"exit {proc.returncode}: {_last_line(proc.stderr or proc.stdout)}", output)
-    return result("ok", _last_line(proc.stdout) or "flashed", output)
+        return result("flash-failed", f"exit {proc.returncode}: {last_line(proc.stderr or proc.stdout, 300)}", output)
+    return result("ok", last_line(proc.stdout, 300) or "flashed", output)
 
 
 def flash_remote(

@@ -83,6 +83,16 @@ def clip_words(text: str, limit: int = 200) -> str:
     return cut.rstrip(" ,;:(") + "..."
 
 
+def first_line(text: str, limit: int = 200) -> str:
+    """The first non-blank line of ``text`` through ``clip_words`` ("" when there is none): a library's error."""
+    return next((clip_words(ln, limit) for ln in str(text).splitlines() if ln.strip()), "")
+
+
+def last_line(text: str, limit: int = 200) -> str:
+    """The last non-blank line of ``text`` through ``clip_words`` ("" when there is none): a program's verdict."""
+    return next((clip_words(ln, limit) for ln in reversed(str(text).splitlines()) if ln.strip()), "")
+
+
 class PiOnlyError(ToolchainMissingError):
     """A command that needs the Raspberry Pi itself (imx500-package, the AI Camera) was run elsewhere.
 

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from imx500_sam.defaults import cache_dir
-from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError, clip_words
+from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError, last_line
 from imx500_sam.procs import (
     OWNER_FILE,
     make_work_dir,
@@ -68,10 +68,8 @@ def _run(args: list[str], cwd: Path, what: str) -> None:
     # a process group of its own (imx500_sam.procs): a stop, a timeout or our death ends it and its children
     proc = run_captured([exe, *args[1:]], name=Path(args[0]).name, timeout_s=FETCH_TIMEOUT_S, cwd=cwd)
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise ToolFailedError(
-            f"{' '.join(args[:3])} failed ({clip_words(tail[0], 200)}).", hint=f"Check access to {what}."
-        )
+        tail = last_line(proc.stderr or proc.stdout) or "no output"
+        raise ToolFailedError(f"{' '.join(args[:3])} failed ({tail}).", hint=f"Check access to {what}.")
 
 
 def pip_download(requirement: str, dest: Path) -> Path:
