@@ -24,7 +24,6 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from typing import Any
 from firmware_packaging.rpk import Rpk, read_rpk
 from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError, last_line
 from imx500_sam.pi import require_pi
-from imx500_sam.procs import STOP_EXCEPTIONS, run_captured, stop_live_groups
+from imx500_sam.procs import map_in_threads, run_captured
 
 # ---------------------------------------------------------------------------------------------- local (Pi)
 
@@ -371,14 +370,7 @@ def flash_remote(
             on_result(res)
         return res
 
-    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(specs))))
-    try:
-        return list(pool.map(one, specs))
-    except STOP_EXCEPTIONS:
-        stop_live_groups()  # every host's ssh, in worker threads: end them, then the threads return
-        raise
-    finally:
-        pool.shutdown(wait=True)
+    return map_in_threads(one, specs, min(jobs, len(specs)))  # a stop ends every host's ssh first
 
 
 def results_table(results: Sequence[HostResult]) -> str:

@@ -27,7 +27,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any, Literal
 
 from imx500_sam.errors import ExitCode, clip_words, first_line, last_line
 from imx500_sam.facts import cite, fact, toolchain_fact
-from imx500_sam.procs import STOP_EXCEPTIONS, run_captured, stop_live_groups
+from imx500_sam.procs import map_in_threads, run_captured
 
 Status = Literal["ok", "warn", "fail"]
 Role = Literal["host", "pi"]
@@ -569,14 +568,7 @@ def host_rows(env: DoctorEnv, full: bool = False) -> list[Row]:
         lambda: check_java(env),
         lambda: check_imxconv(interp, env, pins),
     ]
-    pool = ThreadPoolExecutor(max_workers=len(jobs))
-    try:
-        rows += list(pool.map(lambda job: job(), jobs))
-    except STOP_EXCEPTIONS:
-        stop_live_groups()  # the probes run in worker threads: end their programs, then the threads return
-        raise
-    finally:
-        pool.shutdown(wait=True)
+    rows += map_in_threads(lambda job: job(), jobs, len(jobs))  # a stop ends the probes' programs first
     rows += [check_memory(env), check_teacher(env), check_pi_only(env)]
     if full:
         rows.append(check_full_conversion())

@@ -32,9 +32,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from imx500_sam.errors import ExitCode, ToolFailedError
 from imx500_sam.outputs import dir_mode
@@ -43,6 +44,9 @@ DEFAULT_TOOL_TIMEOUT_S = 1800.0  # imxconv-pt takes 30-60 s for PicoSAM3 on 2 co
 STOP_GRACE_S = 3.0  # between SIGTERM and SIGKILL for a tool's process group
 OWNER_FILE = ".imx500-sam-owner"
 _SHIELD_S = 10.0  # further signals within this time of the first are ignored: cleanup runs to its end
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 _STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 
@@ -278,6 +282,22 @@ def stop_live_groups() -> None:
         stop_group(pgid, keep=(pgid,))
 
 
+def map_in_threads(fn: Callable[[_T], _R], items: Iterable[_T], workers: int) -> list[_R]:
+    """``list(map(fn, items))`` on up to ``workers`` threads (each may run tools through ``run_captured``).
+
+    A stop in the main thread first ends the tools the threads are running (``stop_live_groups``), so that the
+    threads return at once, then propagates once they have.
+    """
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        return list(pool.map(fn, items))
+    except STOP_EXCEPTIONS:
+        stop_live_groups()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
 def _run_group(
     args: Sequence[str | os.PathLike[str]],
     name: str,
@@ -379,7 +399,7 @@ def run_captured(
     A timeout ends the whole group and gives return code 124 (stderr says so); a program that cannot start
     raises OSError, as subprocess.run does. The output goes through anonymous temporary files (nothing is left
     on disk, whatever happens). From a worker thread, the main thread's stop ends it through
-    ``stop_live_groups``.
+    ``stop_live_groups`` (``map_in_threads`` calls it).
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
