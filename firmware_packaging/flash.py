@@ -306,7 +306,7 @@ def flash_remote_one(rpk_path: Path, sha256: str, host: HostSpec, opts: SshOptio
             proc = run_captured(cmd, name="ssh", timeout_s=opts.command_timeout_s, stdin=stdin)
         except FileNotFoundError:
             return result("ssh-error", f"{opts.ssh} not found: install openssh-client")
-        if proc.returncode == 124 and proc.stderr.endswith(f"timed out after {opts.command_timeout_s:.0f} s"):
+        if proc.timed_out:
             return result("unreachable", f"no answer within {opts.command_timeout_s:.0f} s")
         if proc.returncode == 255:
             status = classify_ssh_failure(proc.stderr)

@@ -385,6 +385,14 @@ def run_tool(
             ) from None
 
 
+class Captured(subprocess.CompletedProcess):
+    """What ``run_captured`` gives: ``subprocess.CompletedProcess`` (text) and whether the timeout ended it."""
+
+    def __init__(self, args: list[str], returncode: int, stdout: str, stderr: str, timed_out: bool) -> None:
+        super().__init__(args, returncode, stdout, stderr)
+        self.timed_out = timed_out
+
+
 def run_captured(
     args: Sequence[str | os.PathLike[str]],
     *,
@@ -393,26 +401,28 @@ def run_captured(
     env: dict[str, str] | None = None,
     cwd: Path | str | None = None,
     stdin: IO[bytes] | int = subprocess.DEVNULL,
-) -> subprocess.CompletedProcess[str]:
+) -> Captured:
     """``subprocess.run(args, capture_output=True, text=True)`` on the process-group machinery of ``run_tool``.
 
-    A timeout ends the whole group and gives return code 124 (stderr says so); a program that cannot start
+    A timeout ends the whole group and gives ``timed_out``, return code 124 and a last stderr line saying so (a
+    program's own exit 124 is not a timeout); a program that cannot start
     raises OSError, as subprocess.run does. The output goes through anonymous temporary files (nothing is left
     on disk, whatever happens). From a worker thread, the main thread's stop ends it through
     ``stop_live_groups`` (``map_in_threads`` calls it).
     """
+    timed_out = False
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
             rc = _run_group(args, name, out, err, timeout_s, env, Path(cwd) if cwd is not None else None, stdin)
         except subprocess.TimeoutExpired:
-            rc = 124
+            rc, timed_out = 124, True
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode(errors="replace")
         stderr = err.read().decode(errors="replace")
-    if rc == 124:
+    if timed_out:
         stderr += f"\ntimed out after {timeout_s:.0f} s"
-    return subprocess.CompletedProcess(list(map(str, args)), rc, stdout, stderr)
+    return Captured(list(map(str, args)), rc, stdout, stderr, timed_out)
 
 
 # --------------------------------------------------------------------------------------------- work dirs

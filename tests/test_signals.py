@@ -111,6 +111,20 @@ def test_tool_timeout_ends_the_whole_group(tmp_path: Path) -> None:
     _wait_for(lambda: not _tagged(tag), 3, "the tool's processes to end")
 
 
+def test_run_captured_timeout_ends_the_group_and_says_so() -> None:
+    """A hung program: timed_out, exit 124, the group ended; a program's own exit 124 is not a timeout."""
+    tag = uuid.uuid4().hex
+    t0 = time.monotonic()
+    proc = procs.run_captured([*_STUBBORN_TOOL[:2], "echo out; " + _STUBBORN_TOOL[2]], name="t", timeout_s=1,
+                              env=_env(tag))  # fmt: skip
+    assert proc.timed_out and proc.returncode == 124 and proc.stdout == "out\n"
+    assert proc.stderr.splitlines()[-1] == "timed out after 1 s"
+    assert time.monotonic() - t0 < 1 + procs.STOP_GRACE_S + 3
+    _wait_for(lambda: not _tagged(tag), 3, "the program's processes to end")
+    own = procs.run_captured(["sh", "-c", "echo err >&2; exit 124"], name="t", timeout_s=30)
+    assert not own.timed_out and own.returncode == 124 and own.stderr == "err\n"
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_ends_the_tool_group(tmp_path: Path, sig: signal.Signals, code: int) -> None:
     """SIGINT / SIGTERM to the process running a tool: the tool's whole group ends, one line, exit 130 / 143."""
