@@ -314,7 +314,8 @@ def test_convert_killed_then_next_run_cleans_up(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_published_output_carries_no_owner_mark(converted_default) -> None:
-    """The work directory's owner mark is dropped before it becomes OUT (OUT is never a stale candidate)."""
+    """OUT carries no owner mark (it is published from a folder inside the marked work directory, never the work
+    directory itself), so it is never a stale candidate; no work directory is left beside it."""
     assert not (converted_default.out_dir / procs.OWNER_FILE).exists()
     assert not any(".tmp-" in p.name for p in converted_default.out_dir.parent.iterdir())
 
