@@ -17,15 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from imx500_sam.defaults import cache_dir
 from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError, last_line
-from imx500_sam.procs import (
-    OWNER_FILE,
-    make_work_dir,
-    owned_temp_dir,
-    publish_dir,
-    remove_stale_work_dirs,
-    remove_work_dir,
-    run_captured,
-)
+from imx500_sam.procs import OWNER_FILE, owned_temp_dir, publish_dir, run_captured
 
 
 def sha256_file(path: Path) -> str:
@@ -188,14 +180,10 @@ def fetch_deb_files(package: str, prefix: str, suffixes: tuple[str, ...] = (), c
         return root
     deb = apt_download(package, (cache or cache_dir()) / "downloads")
     root.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_work_dirs(root.parent, f".{package}-*")
-    box = make_work_dir(root.parent, f".{package}-")  # owner-marked (imx500_sam.procs)
-    try:
+    with owned_temp_dir(f".{package}-", root.parent) as box:  # a killed run's goes next time (imx500_sam.procs)
         tmp = box / "out"
         tmp.mkdir()
         extract_tar(deb_data_tar(deb), tmp, prefix=prefix, suffixes=suffixes)
         (tmp / ".extracted").write_text(deb.name + "\n")
         publish_dir(tmp, root)
-    finally:
-        remove_work_dir(box)
     return root
