@@ -60,9 +60,12 @@ class ToolchainMissingError(ImxSamError):
     """
 
     exit_code = ExitCode.TOOLCHAIN_MISSING
+    doctor_helps = True  # whether ``imx500-sam doctor`` can show what to install
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message, hint=f"{hint} {DOCTOR_HINT}" if hint else DOCTOR_HINT)
+        if self.doctor_helps:
+            hint = f"{hint} {DOCTOR_HINT}" if hint else DOCTOR_HINT
+        super().__init__(message, hint=hint)
 
 
 class ToolFailedError(ImxSamError):
@@ -99,5 +102,4 @@ class PiOnlyError(ToolchainMissingError):
     Exit 5 like any missing tool, but without the doctor hint: nothing can be installed here to make it work.
     """
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        ImxSamError.__init__(self, message, hint=hint)
+    doctor_helps = False
