@@ -12,7 +12,9 @@
   time, host, boot id); ``remove_stale_work_dirs()`` removes those whose owner is dead on this host, never
   another live run's, never a directory without that file. ``publish_dir()`` makes a finished result the output
   in one step (rename, or rename-exchange over a previous output), self-healing where it takes two.
-- ``run_captured()`` is ``subprocess.run(capture_output=True)`` on the same process-group machinery.
+- ``run_captured()`` is ``subprocess.run(capture_output=True)`` on the same process-group machinery (``timed_out``
+  says whether its timeout ended it); ``map_in_threads()`` runs such calls in worker threads and, on a stop, ends
+  their tools before the threads are waited for.
 
 Linux (x86-64 host, Raspberry Pi OS). Light module: no torch, usable by the device side.
 """
