@@ -7,7 +7,8 @@ whose firmware blocks end off a 4-byte boundary; structure-aware mutations of ne
 network_intrinsics keys and CPIO members, then byte-level ones). Mutant ``i`` of seed ``S`` is drawn from its own
 generator (``random.Random(f"{S}:{i}")``), so the run is reproducible mutant by mutant and resumable: the JSON
 (``benchmarks/results/rpk_fuzz.json``) is rewritten every ``--save-every`` mutants with ``next_index`` and the
-counts so far, and ``--resume`` continues from there (same seed and examples). Every mutant must either parse or
+counts so far, and ``--resume`` continues from there (same seed and examples; ``runs`` lists each session's
+commit and mutant range, ``commit`` is the latest session's). Every mutant must either parse or
 raise RpkFormatError, and both directions are checked against picamera2 0.3.38 (``IMX500.__ni_from_network``
 with libarchive-c over the system libarchive): a mutant picamera2 accepts must be accepted by us with the same
 entries, input tensor, network sections and intrinsics, and a mutant we accept must be accepted by picamera2
@@ -22,7 +23,6 @@ import logging
 import os
 import shlex
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -35,23 +35,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._common import machine  # noqa: E402
+from benchmarks._common import machine, toolkit_commit  # noqa: E402
 from firmware_packaging import rpk as R  # noqa: E402
+from imx500_sam.procs import deferred_stop, pending_signal, take_pending  # noqa: E402
 from tests.conftest import rpk_fixture_dir  # noqa: E402
 from tests.support.rpk_fuzz import AGREE, apply_plan, differential, exercise, fuzz_bases, plan_for  # noqa: E402
 
 KEEP = 50  # failures / disagreements kept in the JSON
-
-
-def _git_commit() -> str | None:
-    import subprocess
-
-    try:
-        return subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def _save(path: Path, record: dict) -> None:
@@ -75,12 +65,13 @@ def main() -> int:
     record: dict = {
         "benchmark": "rpk_fuzz",
         "command": " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/rpk_fuzz.py", *sys.argv[1:]]),
-        "commit": _git_commit(),
+        "commit": toolkit_commit(),
         "machine": machine(),
         "seed": args.seed,
         "examples": args.examples,
         "bases": {name: rpk.cpio_offset % 4 for name, rpk in bases.items()},  # archive offset modulo 4
         "next_index": 0,
+        "runs": [],  # one per session: its commit and the mutants it ran
         "seconds": 0.0,
         "outcomes": {},
         "op_counts": {},
@@ -95,6 +86,10 @@ def main() -> int:
             print(f"{args.out}: a run with seed {old.get('seed')} / {old.get('examples')} examples", file=sys.stderr)
             return 2
         record.update({k: old[k] for k in record if k in old and k not in ("command", "machine", "commit")})
+        if not record["runs"] and old.get("next_index"):  # a record from before ``runs``: its last commit only
+            record["runs"] = [{"commit": old.get("commit"), "from_index": None, "to_index": old["next_index"]}]
+    run = {"commit": record["commit"], "from_index": record["next_index"], "to_index": record["next_index"]}
+    record["runs"].append(run)
     outcomes = Counter(record["outcomes"])
     ops = Counter(record["op_counts"])
     diff = Counter(record["picamera2_differential"])
@@ -105,6 +100,7 @@ def main() -> int:
     tmp = tmp_dir / "m.rpk"
 
     def flush(seconds: float) -> None:
+        run["to_index"] = record["next_index"]
         record.update(
             seconds=round(seconds, 1),
             outcomes=dict(outcomes),
@@ -119,46 +115,42 @@ def main() -> int:
         )
         _save(args.out, record)
 
-    stopping: list[int] = []
-
-    def stop(signum: int, frame: object) -> None:  # SIGINT / SIGTERM / SIGHUP: finish this mutant, save, end
-        stopping.append(signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, stop)
     t0, before = time.perf_counter(), float(record["seconds"])
-    try:
-        for i in range(record["next_index"], args.examples):
-            if stopping:
-                break
-            plan = plan_for(args.seed, i, bases)
-            ops.update(op for op, _, _ in plan[1])
-            data = apply_plan(bases, plan)
-            try:
-                outcomes[exercise(data)] += 1
-            except Exception as exc:  # the bug class we look for: record it, keep going
-                outcomes["other-exception"] += 1
-                if len(failures) < KEEP:
-                    failures.append({"index": i, "plan": repr(plan)[:400], "error": repr(exc)[:300],
-                                     "trace": traceback.format_exc(limit=3)[-1200:]})  # fmt: skip
-            else:
-                outcome, detail = differential(data, tmp)
-                diff[outcome] += 1
-                if outcome == "both-accept":
-                    offsets[R.parse_rpk(data).cpio_offset % 4] += 1
-                if outcome not in AGREE and len(disagreements) < KEEP:
-                    disagreements.append({"index": i, "plan": repr(plan)[:400], "outcome": outcome,
-                                          "detail": detail[:600]})  # fmt: skip
-            record["next_index"] = i + 1
-            if (i + 1) % args.save_every == 0:
-                flush(before + time.perf_counter() - t0)
-    finally:
-        flush(before + time.perf_counter() - t0)
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+    # SIGINT / SIGTERM / SIGHUP wait (imx500_sam.procs): this mutant is finished, the record saved, then it ends
+    with deferred_stop(hold=True):
+        try:
+            for i in range(record["next_index"], args.examples):
+                if pending_signal() is not None:
+                    break
+                plan = plan_for(args.seed, i, bases)
+                ops.update(op for op, _, _ in plan[1])
+                data = apply_plan(bases, plan)
+                try:
+                    outcomes[exercise(data)] += 1
+                except Exception as exc:  # the bug class we look for: record it, keep going
+                    outcomes["other-exception"] += 1
+                    if len(failures) < KEEP:
+                        failures.append({"index": i, "plan": repr(plan)[:400], "error": repr(exc)[:300],
+                                         "trace": traceback.format_exc(limit=3)[-1200:]})  # fmt: skip
+                else:
+                    outcome, detail = differential(data, tmp)
+                    diff[outcome] += 1
+                    if outcome == "both-accept":
+                        offsets[R.parse_rpk(data).cpio_offset % 4] += 1
+                    if outcome not in AGREE and len(disagreements) < KEEP:
+                        disagreements.append({"index": i, "plan": repr(plan)[:400], "outcome": outcome,
+                                              "detail": detail[:600]})  # fmt: skip
+                record["next_index"] = i + 1
+                if (i + 1) % args.save_every == 0:
+                    flush(before + time.perf_counter() - t0)
+        finally:
+            flush(before + time.perf_counter() - t0)
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        signum = take_pending()
     print(json.dumps({k: v for k, v in record.items() if k not in ("failures", "picamera2_disagreements")}, indent=2))
-    if stopping:
+    if signum is not None:
         print(f"stopped at mutant {record['next_index']}: continue with --resume", file=sys.stderr)
-        return 128 + stopping[0]
+        return 128 + signum
     return 0 if record["passed"] else 1
 
 

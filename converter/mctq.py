@@ -76,11 +76,11 @@ def load_onnx(path: str | Path) -> Any:
 
     p = Path(path)
     if not p.is_file():
-        raise BadInputError(f"{p}: no such ONNX file.")
+        raise BadInputError(f"{p}: no such ONNX file.", hint="Give the path of a .onnx file.")
     try:
         return onnx.load(str(p))
     except Exception as exc:  # onnx raises DecodeError and others
-        raise BadInputError(f"{p}: not an ONNX file ({clip_words(str(exc), 120)}).") from exc
+        raise BadInputError(f"{p}: not an ONNX file ({clip_words(str(exc), 120)}).", hint="Give a .onnx file.") from exc
 
 
 def _attrs(node: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import torch
 from converter.artifacts import QuantizedArtifacts
 from imx500_sam.compat import import_mct, legacy_onnx_export
 from imx500_sam.convert_output import MCTQ_ONNX, QDQ_ONNX
-from imx500_sam.errors import ToolFailedError, clip_words
+from imx500_sam.errors import ToolFailedError, first_line
 
 RepresentativeData = Callable[[], Iterator[list[np.ndarray]]]
 
@@ -47,7 +47,7 @@ def quantize(model: torch.nn.Module, data: RepresentativeData, gptq: bool = Fals
                 in_module=model, representative_data_gen=data, target_platform_capabilities=imx500_tpc()
             )
     except Exception as exc:  # MCT raises many kinds; name the tool and the first line
-        first = clip_words((str(exc).strip().splitlines() or [type(exc).__name__])[0], 200)
+        first = first_line(str(exc)) or type(exc).__name__
         raise ToolFailedError(
             f"MCT quantization failed: {type(exc).__name__}: {first}.",
             hint="Run `imx500-sam check MODEL` to find operators the IMX500 toolchain cannot take.",
@@ -72,7 +72,7 @@ def export(quantized: torch.nn.Module, out_dir: Path, data: RepresentativeData) 
                 quantization_format=QuantizationFormat.MCTQ,
             )
     except Exception as exc:
-        first = clip_words((str(exc).strip().splitlines() or [type(exc).__name__])[0], 200)
+        first = first_line(str(exc)) or type(exc).__name__
         raise ToolFailedError(f"MCT ONNX export failed: {type(exc).__name__}: {first}.") from exc
     return host_artifacts(path, out_dir)
 

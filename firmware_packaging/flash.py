@@ -24,15 +24,14 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from firmware_packaging.rpk import Rpk, read_rpk
-from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError, clip_words
+from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError, last_line
 from imx500_sam.pi import require_pi
-from imx500_sam.procs import STOP_EXCEPTIONS, run_captured, stop_live_groups
+from imx500_sam.procs import map_in_threads, run_captured
 
 # ---------------------------------------------------------------------------------------------- local (Pi)
 
@@ -285,11 +284,6 @@ def classify_ssh_failure(stderr: str) -> str:
     return "ssh-error"
 
 
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return clip_words(lines[-1], 300) if lines else ""
-
-
 _EXIT_COPY = 96
 _EXIT_CHECKSUM = 97
 
@@ -312,12 +306,12 @@ def flash_remote_one(rpk_path: Path, sha256: str, host: HostSpec, opts: SshOptio
             proc = run_captured(cmd, name="ssh", timeout_s=opts.command_timeout_s, stdin=stdin)
         except FileNotFoundError:
             return result("ssh-error", f"{opts.ssh} not found: install openssh-client")
-        if proc.returncode == 124 and proc.stderr.endswith(f"timed out after {opts.command_timeout_s:.0f} s"):
+        if proc.timed_out:
             return result("unreachable", f"no answer within {opts.command_timeout_s:.0f} s")
         if proc.returncode == 255:
             status = classify_ssh_failure(proc.stderr)
             hint = _HINTS.get(status, "ssh failed")
-            return result(status, f"{hint} ({_last_line(proc.stderr)})", proc.stderr)
+            return result(status, f"{hint} ({last_line(proc.stderr, 300)})", proc.stderr)
         return proc
 
     # One connection per host: upload, compare the SHA-256 on the far side, rename into place, flash.
@@ -339,14 +333,14 @@ def flash_remote_one(rpk_path: Path, sha256: str, host: HostSpec, opts: SshOptio
         return proc
     output = proc.stdout + proc.stderr
     if proc.returncode == _EXIT_COPY:
-        return result("copy-failed", f"could not write {remote_path}: {_last_line(proc.stderr)}", output)
+        return result("copy-failed", f"could not write {remote_path}: {last_line(proc.stderr, 300)}", output)
     if proc.returncode == _EXIT_CHECKSUM:
         return result("checksum", f"SHA-256 differs on the far side (expected {sha256[:12]}...)", output)
     if proc.returncode == 127:
         return result("flash-failed", f"{opts.remote_command} not found on the Pi (install imx500-sam there)", output)
     if proc.returncode != 0:
-        return result("flash-failed", f"exit {proc.returncode}: {_last_line(proc.stderr or proc.stdout)}", output)
-    return result("ok", _last_line(proc.stdout) or "flashed", output)
+        return result("flash-failed", f"exit {proc.returncode}: {last_line(proc.stderr or proc.stdout, 300)}", output)
+    return result("ok", last_line(proc.stdout, 300) or "flashed", output)
 
 
 def flash_remote(
@@ -376,14 +370,7 @@ def flash_remote(
             on_result(res)
         return res
 
-    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(specs))))
-    try:
-        return list(pool.map(one, specs))
-    except STOP_EXCEPTIONS:
-        stop_live_groups()  # every host's ssh, in worker threads: end them, then the threads return
-        raise
-    finally:
-        pool.shutdown(wait=True)
+    return map_in_threads(one, specs, min(jobs, len(specs)))  # a stop ends every host's ssh first
 
 
 def results_table(results: Sequence[HostResult]) -> str:

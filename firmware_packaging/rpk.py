@@ -503,6 +503,15 @@ def _trailer_bytes(rpk: Rpk) -> bytes:
     return _newc_entry(CPIO_TRAILER, (0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0), b"")
 
 
+def _assemble(rpk: Rpk, members: list[bytes]) -> bytes:
+    """``rpk``'s firmware blocks, then ``members`` and its trailer, zero-padded to a multiple of 512 bytes counted
+    from the archive's own start; checked by reading it back (never hand back something we cannot read)."""
+    archive = b"".join([*members, _trailer_bytes(rpk)])
+    out = rpk.firmware + archive + b"\0" * (-len(archive) % CPIO_PAD_BLOCK)
+    parse_rpk(out)
+    return out
+
+
 def with_intrinsics(rpk: Rpk, intrinsics: dict[str, Any]) -> bytes:
     """The .rpk bytes with ``network_intrinsics`` set to ``intrinsics``; firmware and other entries kept.
 
@@ -514,26 +523,21 @@ def with_intrinsics(rpk: Rpk, intrinsics: dict[str, Any]) -> bytes:
     """
     validate_intrinsics(intrinsics)
     payload = encode_intrinsics(intrinsics)
-    parts = [rpk.firmware]
+    members = []
     replaced = False
     for e in rpk.entries:
         if e.name != NETWORK_INTRINSICS:
-            parts.append(e.raw)
+            members.append(e.raw)
         elif not replaced:
-            parts.append(_newc_entry(e.name, e.fields, payload))
+            members.append(_newc_entry(e.name, e.fields, payload))
             replaced = True
     if not replaced:
         info = rpk.entry(NETWORK_INFO)
         uid, gid = (info.fields[2], info.fields[3]) if info else (0, 0)
         ino = max((e.fields[0] for e in rpk.entries), default=-1) + 1
         fields = (ino & 0xFFFFFFFF, 0o100644, uid, gid, 1, 0, 0, 0, 0, 0, 0, 0, 0)
-        parts.append(_newc_entry(NETWORK_INTRINSICS, fields, payload))
-    parts.append(_trailer_bytes(rpk))
-    archive_len = sum(len(p) for p in parts[1:])
-    parts.append(b"\0" * (-archive_len % CPIO_PAD_BLOCK))
-    out = b"".join(parts)
-    parse_rpk(out)  # never hand back something we cannot read ourselves
-    return out
+        members.append(_newc_entry(NETWORK_INTRINSICS, fields, payload))
+    return _assemble(rpk, members)
 
 
 def with_network_info(rpk: Rpk, values: dict[str, str]) -> bytes:
@@ -552,15 +556,7 @@ def with_network_info(rpk: Rpk, values: dict[str, str]) -> bytes:
         if not pattern.search(text):
             raise BadInputError(f"network_info.txt has no {key}.", hint="Package the network with imx500-package.")
         text = pattern.sub(lambda m, v=value: m.group(1) + v.encode(), text, count=1)
-    parts = [rpk.firmware]
-    for e in rpk.entries:
-        parts.append(_newc_entry(e.name, e.fields, text) if e is info else e.raw)
-    parts.append(_trailer_bytes(rpk))
-    archive_len = sum(len(p) for p in parts[1:])
-    parts.append(b"\0" * (-archive_len % CPIO_PAD_BLOCK))
-    out = b"".join(parts)
-    parse_rpk(out)  # never hand back something we cannot read ourselves
-    return out
+    return _assemble(rpk, [_newc_entry(e.name, e.fields, text) if e is info else e.raw for e in rpk.entries])
 
 
 def merge_intrinsics(current: dict[str, Any] | None, updates: dict[str, Any]) -> dict[str, Any]:

@@ -27,15 +27,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from imx500_sam.errors import ExitCode, clip_words
+from imx500_sam.errors import ExitCode, clip_words, first_line, last_line
 from imx500_sam.facts import cite, fact, toolchain_fact
-from imx500_sam.procs import STOP_EXCEPTIONS, run_captured, stop_live_groups
+from imx500_sam.procs import map_in_threads, run_captured
 
 Status = Literal["ok", "warn", "fail"]
 Role = Literal["host", "pi"]
@@ -100,11 +99,6 @@ def run(
         return run_captured(list(args), name=Path(str(args[0])).name, timeout_s=timeout, env=env.run_env(), cwd=cwd)
     except OSError as exc:
         return subprocess.CompletedProcess(list(args), 127, "", str(exc))
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return clip_words(lines[-1], 200) if lines else ""
 
 
 # --------------------------------------------------------------------------------------------- the interpreter
@@ -177,7 +171,7 @@ def probe_interpreter(env: DoctorEnv, dists: Sequence[str], modules: Sequence[st
     proc = run([str(env.python), "-c", _PROBE_SRC, json.dumps(list(dists)), json.dumps(list(modules))], env, 120)
     marker = proc.stdout.rfind(_PROBE_MARK)
     if marker < 0:
-        why = _last_line(proc.stderr) or f"exit code {proc.returncode}"
+        why = last_line(proc.stderr) or f"exit code {proc.returncode}"
         return Interpreter(python=env.python, error=why)
     data = json.loads(proc.stdout[marker + len(_PROBE_MARK) :].strip().splitlines()[0])
     return Interpreter(
@@ -410,9 +404,9 @@ def check_mct_import(interp: Interpreter, env: DoctorEnv, pins: Pins) -> Row:
     if interp.version_of("model-compression-toolkit") is None or interp.version_of("torch") is None:
         return Row("MCT import (torchvision work-around)", "fail", "torch or MCT is not installed (see above)", None)
     proc = run([str(interp.python), "-c", _MCT_PROBE_SRC], env, 300, cwd=str(REPO_ROOT))
-    last = _last_line(proc.stdout)
+    last = last_line(proc.stdout)
     if proc.returncode != 0 or not last.startswith("{"):
-        err = _last_line(proc.stderr) or f"exit code {proc.returncode}"
+        err = last_line(proc.stderr) or f"exit code {proc.returncode}"
         names = ["model-compression-toolkit", "mct-quantizers"]
         if "torchvision" in err:
             names = ["torch", "torchvision"]
@@ -476,7 +470,7 @@ def check_imxconv(interp: Interpreter, env: DoctorEnv, pins: Pins) -> Row:
             f"its back-end scripts cannot run: {missing_tool}",
             "Put the basic tools (bash, readlink, dirname, tr) on PATH: export PATH=/usr/bin:/bin:$PATH",
         )
-    err = next((ln for ln in lines if "Error" in ln or "ERROR" in ln), _last_line(text))
+    err = next((ln for ln in lines if "Error" in ln or "ERROR" in ln), last_line(text))
     fix = _pip(interp, pins, ["imx500-converter[pt]"]).replace(" install", " install --force-reinstall", 1)
     what = "the front end fails" if proc.returncode else "the Java back end reports no version"
     return Row("imxconv-pt", "fail", f"{what} (exit {proc.returncode}): {err or 'no output'}", fix)
@@ -548,7 +542,7 @@ def check_full_conversion() -> Row:
     except ImxSamError as exc:
         return Row("tiny network end to end", "fail", str(exc), "Fix the rows above, then re-run doctor --full.")
     except Exception as exc:  # MCT / torch raise many kinds: report the first line
-        first = clip_words((str(exc).strip().splitlines() or [""])[0], 200)
+        first = first_line(str(exc))
         return Row("tiny network end to end", "fail", f"{type(exc).__name__}: {first}", "Run `make setup`.")
     return Row(
         "tiny network end to end",
@@ -574,14 +568,7 @@ def host_rows(env: DoctorEnv, full: bool = False) -> list[Row]:
         lambda: check_java(env),
         lambda: check_imxconv(interp, env, pins),
     ]
-    pool = ThreadPoolExecutor(max_workers=len(jobs))
-    try:
-        rows += list(pool.map(lambda job: job(), jobs))
-    except STOP_EXCEPTIONS:
-        stop_live_groups()  # the probes run in worker threads: end their programs, then the threads return
-        raise
-    finally:
-        pool.shutdown(wait=True)
+    rows += map_in_threads(lambda job: job(), jobs, len(jobs))  # a stop ends the probes' programs first
     rows += [check_memory(env), check_teacher(env), check_pi_only(env)]
     if full:
         rows.append(check_full_conversion())

@@ -60,9 +60,12 @@ class ToolchainMissingError(ImxSamError):
     """
 
     exit_code = ExitCode.TOOLCHAIN_MISSING
+    doctor_helps = True  # whether ``imx500-sam doctor`` can show what to install
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message, hint=f"{hint} {DOCTOR_HINT}" if hint else DOCTOR_HINT)
+        if self.doctor_helps:
+            hint = f"{hint} {DOCTOR_HINT}" if hint else DOCTOR_HINT
+        super().__init__(message, hint=hint)
 
 
 class ToolFailedError(ImxSamError):
@@ -83,11 +86,20 @@ def clip_words(text: str, limit: int = 200) -> str:
     return cut.rstrip(" ,;:(") + "..."
 
 
+def first_line(text: str, limit: int = 200) -> str:
+    """The first non-blank line of ``text`` through ``clip_words`` ("" when there is none): a library's error."""
+    return next((clip_words(ln, limit) for ln in str(text).splitlines() if ln.strip()), "")
+
+
+def last_line(text: str, limit: int = 200) -> str:
+    """The last non-blank line of ``text`` through ``clip_words`` ("" when there is none): a program's verdict."""
+    return next((clip_words(ln, limit) for ln in reversed(str(text).splitlines()) if ln.strip()), "")
+
+
 class PiOnlyError(ToolchainMissingError):
     """A command that needs the Raspberry Pi itself (imx500-package, the AI Camera) was run elsewhere.
 
     Exit 5 like any missing tool, but without the doctor hint: nothing can be installed here to make it work.
     """
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        ImxSamError.__init__(self, message, hint=hint)
+    doctor_helps = False

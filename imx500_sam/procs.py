@@ -12,7 +12,9 @@
   time, host, boot id); ``remove_stale_work_dirs()`` removes those whose owner is dead on this host, never
   another live run's, never a directory without that file. ``publish_dir()`` makes a finished result the output
   in one step (rename, or rename-exchange over a previous output), self-healing where it takes two.
-- ``run_captured()`` is ``subprocess.run(capture_output=True)`` on the same process-group machinery.
+- ``run_captured()`` is ``subprocess.run(capture_output=True)`` on the same process-group machinery (``timed_out``
+  says whether its timeout ended it); ``map_in_threads()`` runs such calls in worker threads and, on a stop, ends
+  their tools before the threads are waited for.
 
 Linux (x86-64 host, Raspberry Pi OS). Light module: no torch, usable by the device side.
 """
@@ -32,16 +34,21 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from imx500_sam.errors import ExitCode, ToolFailedError
+from imx500_sam.outputs import dir_mode
 
 DEFAULT_TOOL_TIMEOUT_S = 1800.0  # imxconv-pt takes 30-60 s for PicoSAM3 on 2 cores (shared/notes/toolchain.md)
 STOP_GRACE_S = 3.0  # between SIGTERM and SIGKILL for a tool's process group
 OWNER_FILE = ".imx500-sam-owner"
 _SHIELD_S = 10.0  # further signals within this time of the first are ignored: cleanup runs to its end
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 _STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 
@@ -277,6 +284,22 @@ def stop_live_groups() -> None:
         stop_group(pgid, keep=(pgid,))
 
 
+def map_in_threads(fn: Callable[[_T], _R], items: Iterable[_T], workers: int) -> list[_R]:
+    """``list(map(fn, items))`` on up to ``workers`` threads (each may run tools through ``run_captured``).
+
+    A stop in the main thread first ends the tools the threads are running (``stop_live_groups``), so that the
+    threads return at once, then propagates once they have.
+    """
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        return list(pool.map(fn, items))
+    except STOP_EXCEPTIONS:
+        stop_live_groups()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
 def _run_group(
     args: Sequence[str | os.PathLike[str]],
     name: str,
@@ -364,6 +387,14 @@ def run_tool(
             ) from None
 
 
+class Captured(subprocess.CompletedProcess):
+    """What ``run_captured`` gives: ``subprocess.CompletedProcess`` (text) and whether the timeout ended it."""
+
+    def __init__(self, args: list[str], returncode: int, stdout: str, stderr: str, timed_out: bool) -> None:
+        super().__init__(args, returncode, stdout, stderr)
+        self.timed_out = timed_out
+
+
 def run_captured(
     args: Sequence[str | os.PathLike[str]],
     *,
@@ -372,26 +403,28 @@ def run_captured(
     env: dict[str, str] | None = None,
     cwd: Path | str | None = None,
     stdin: IO[bytes] | int = subprocess.DEVNULL,
-) -> subprocess.CompletedProcess[str]:
+) -> Captured:
     """``subprocess.run(args, capture_output=True, text=True)`` on the process-group machinery of ``run_tool``.
 
-    A timeout ends the whole group and gives return code 124 (stderr says so); a program that cannot start
+    A timeout ends the whole group and gives ``timed_out``, return code 124 and a last stderr line saying so (a
+    program's own exit 124 is not a timeout); a program that cannot start
     raises OSError, as subprocess.run does. The output goes through anonymous temporary files (nothing is left
     on disk, whatever happens). From a worker thread, the main thread's stop ends it through
-    ``stop_live_groups``.
+    ``stop_live_groups`` (``map_in_threads`` calls it).
     """
+    timed_out = False
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
             rc = _run_group(args, name, out, err, timeout_s, env, Path(cwd) if cwd is not None else None, stdin)
         except subprocess.TimeoutExpired:
-            rc = 124
+            rc, timed_out = 124, True
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode(errors="replace")
         stderr = err.read().decode(errors="replace")
-    if rc == 124:
+    if timed_out:
         stderr += f"\ntimed out after {timeout_s:.0f} s"
-    return subprocess.CompletedProcess(list(map(str, args)), rc, stdout, stderr)
+    return Captured(list(map(str, args)), rc, stdout, stderr, timed_out)
 
 
 # --------------------------------------------------------------------------------------------- work dirs
@@ -420,9 +453,7 @@ def _owner() -> dict:
 def make_work_dir(parent: Path, prefix: str) -> Path:
     """A new temporary directory under ``parent`` (mode from the umask), marked as this process's."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o777 & ~umask)
+    path.chmod(dir_mode())  # mkdtemp makes it 0700
     (path / OWNER_FILE).write_text(json.dumps(_owner()) + "\n")
     return path
 
@@ -530,5 +561,4 @@ def owned_temp_dir(prefix: str, parent: Path | None = None) -> Iterator[Path]:
     try:
         yield path
     finally:
-        with deferred_stop():  # a second signal waits until the directory is gone
-            shutil.rmtree(path, ignore_errors=True)
+        remove_work_dir(path)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from firmware_packaging import rpk as R
-from imx500_sam.errors import BadInputError, ExitCode, clip_words
+from imx500_sam.errors import BadInputError, ExitCode, clip_words, first_line, last_line
 from imx500_sam.prompt import clip_box_to_frame
 from tests.rpk_fixtures import HIGHERHRNET, rpk_path
 
@@ -75,6 +75,14 @@ def test_clip_words_never_cuts_a_word() -> None:
             assert " ".join(text.split()).startswith(got[:-3])
             assert " ".join(text.split())[len(got) - 3] == " "  # cut where a word ended
     assert clip_words("short", 100) == "short"
+
+
+def test_first_and_last_line_skip_blank_lines_and_clip() -> None:
+    text = "\n  \nRuntimeError:   shapes   differ\n  details\n\n  the end, at last   \n \n"
+    assert first_line(text) == "RuntimeError: shapes differ"
+    assert last_line(text) == "the end, at last"
+    assert last_line(text, 8) == "the end..." and first_line(text, 14) == "RuntimeError..."
+    assert first_line(" \n\t") == last_line("") == ""
 
 
 @pytest.mark.parametrize("command", ["check", "convert"])

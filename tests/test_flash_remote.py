@@ -103,6 +103,17 @@ def test_missing_remote_imx500_sam(sshd: Sshd, tmp_path: Path) -> None:
     assert res[0].status == "flash-failed" and "not found" in res[0].detail
 
 
+def test_a_host_that_stops_answering_is_unreachable(sshd: Sshd, tmp_path: Path) -> None:
+    """The flash step hangs on the far side: ssh is ended after command_timeout_s, the host is 'unreachable'."""
+    hang = tmp_path / "hang.sh"
+    hang.write_text("#!/bin/sh\nsleep 60\n")
+    hang.chmod(0o755)
+    opts = _opts(sshd, tmp_path / "far", remote_command=str(hang), command_timeout_s=3)
+    (res,) = fl.flash_remote(rpk_path(DEEPLAB), [sshd.host()], opts)
+    assert (res.status, res.detail) == ("unreachable", "no answer within 3 s"), res
+    assert res.seconds < 3 + 10, res
+
+
 def test_cli_flash_hosts_exit_codes(sshd: Sshd, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     common = [
         "--identity", str(sshd.client_key),

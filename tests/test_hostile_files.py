@@ -187,6 +187,12 @@ def _intrinsics_json(tmp: Path) -> Iterator[Path]:
             yield tmp / f"{name}.json"
 
 
+#: A good COCO file of one 8x8 image a.png (eval scores it: the hostile part is elsewhere).
+_ONE_BOX = {"images": [{"id": 1, "file_name": "a.png", "width": 8, "height": 8}],
+            "annotations": [{"id": 1, "image_id": 1, "bbox": [1, 1, 5, 5], "iscrowd": 0,
+                             "segmentation": [[1, 1, 6, 1, 6, 6, 1, 6]]}]}  # fmt: skip
+
+
 def _cases(make: Callable[[Path], Iterator[Path]], tmp: Path) -> list[Path]:
     tmp.mkdir(parents=True, exist_ok=True)
     return list(make(tmp))
@@ -199,8 +205,14 @@ def test_hostile_checkpoints(tmp_path: Path) -> None:
     for path in _cases(_checkpoints, tmp_path / "pt"):
         line = refused("check", str(path))
         assert str(path) in line, line
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.png"), np.full((8, 8, 3), 128, np.uint8))
+    (tmp_path / "ann.json").write_text(json.dumps(_ONE_BOX))  # eval scores this set with a good checkpoint
     for path in _cases(_checkpoints, tmp_path / "pt2")[:3]:  # the same loader, through convert and eval
         refused("convert", str(path), "-o", str(tmp_path / "out"), "--quiet", outputs=(tmp_path / "out",))
+        line = refused("eval", str(path), "--coco", str(tmp_path / "ann.json"), "--images", str(images))
+        assert f"{path}: not a checkpoint" in line, line
 
 
 def test_hostile_float_onnx(tmp_path: Path) -> None:
@@ -239,10 +251,7 @@ def test_hostile_coco_json_and_photos(tmp_path: Path) -> None:
     for path in _cases(_coco_files, tmp_path / "coco"):
         refused("eval", "--coco", str(path), "--images", str(images))
     # photos: a COCO file naming images that are not photos (or are, but of another size)
-    ann = {"images": [{"id": 1, "file_name": "a.png", "width": 8, "height": 8}],
-           "annotations": [{"id": 1, "image_id": 1, "bbox": [1, 1, 5, 5], "iscrowd": 0,
-                            "segmentation": [[1, 1, 6, 1, 6, 6, 1, 6]]}]}  # fmt: skip
-    (tmp_path / "ann.json").write_text(json.dumps(ann))
+    (tmp_path / "ann.json").write_text(json.dumps(_ONE_BOX))
     photos = tmp_path / "photos"
     photos.mkdir()
     for data in HOSTILE_BYTES.values():

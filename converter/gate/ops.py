@@ -397,12 +397,9 @@ def trace_onnx(path: Path, input_size: tuple[int, int] | None = None) -> TracedM
     import onnx
     from onnx import numpy_helper, shape_inference
 
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:
-        raise BadInputError(
-            f"{path}: not an ONNX model ({clip_words(str(exc), 120)}).", hint="Give a .onnx file."
-        ) from exc
+    from converter.mctq import load_onnx
+
+    model = load_onnx(path)
     graph = model.graph
     init = {t.name: tuple(int(d) for d in t.dims) for t in graph.initializer}
     real_inputs = [i for i in graph.input if i.name not in init]

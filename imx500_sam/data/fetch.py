@@ -16,16 +16,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from imx500_sam.defaults import cache_dir
-from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError, clip_words
-from imx500_sam.procs import (
-    OWNER_FILE,
-    make_work_dir,
-    owned_temp_dir,
-    publish_dir,
-    remove_stale_work_dirs,
-    remove_work_dir,
-    run_captured,
-)
+from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError, last_line
+from imx500_sam.procs import OWNER_FILE, owned_temp_dir, publish_dir, run_captured
 
 
 def sha256_file(path: Path) -> str:
@@ -68,10 +60,8 @@ def _run(args: list[str], cwd: Path, what: str) -> None:
     # a process group of its own (imx500_sam.procs): a stop, a timeout or our death ends it and its children
     proc = run_captured([exe, *args[1:]], name=Path(args[0]).name, timeout_s=FETCH_TIMEOUT_S, cwd=cwd)
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise ToolFailedError(
-            f"{' '.join(args[:3])} failed ({clip_words(tail[0], 200)}).", hint=f"Check access to {what}."
-        )
+        tail = last_line(proc.stderr or proc.stdout) or "no output"
+        raise ToolFailedError(f"{' '.join(args[:3])} failed ({tail}).", hint=f"Check access to {what}.")
 
 
 def pip_download(requirement: str, dest: Path) -> Path:
@@ -190,14 +180,10 @@ def fetch_deb_files(package: str, prefix: str, suffixes: tuple[str, ...] = (), c
         return root
     deb = apt_download(package, (cache or cache_dir()) / "downloads")
     root.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_work_dirs(root.parent, f".{package}-*")
-    box = make_work_dir(root.parent, f".{package}-")  # owner-marked (imx500_sam.procs)
-    try:
+    with owned_temp_dir(f".{package}-", root.parent) as box:  # a killed run's goes next time (imx500_sam.procs)
         tmp = box / "out"
         tmp.mkdir()
         extract_tar(deb_data_tar(deb), tmp, prefix=prefix, suffixes=suffixes)
         (tmp / ".extracted").write_text(deb.name + "\n")
         publish_dir(tmp, root)
-    finally:
-        remove_work_dir(box)
     return root

@@ -22,11 +22,6 @@ class Fact:
     value: Any
     source: str
 
-    @property
-    def cited(self) -> str:
-        """``source`` as shown to users: without references to the maintainers' notes (not shipped)."""
-        return cite(self.source)
-
 
 _NOTE = r"shared/notes/[\w.-]+(?:,\s*[\w.-]+\.md)*"
 _NOTES = (
