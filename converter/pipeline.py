@@ -48,7 +48,7 @@ from imx500_sam.procs import (
     remove_work_dir,
 )
 from imx500_sam.progress import StageProgress
-from imx500_sam.prompt import CLAMPED, SHIFTED
+from imx500_sam.prompt import CLAMPED, SHIFTED, crop_option
 
 FAILED_LOG_PREFIX = "FAILED-"
 MCT_LOG = "mct.log"
@@ -306,7 +306,7 @@ def _load_stage(opts: ConvertOptions, progress: StageProgress) -> ModelInput:
             if opts.input_size is not None and _hw(opts.input_size) != size:
                 raise BadInputError(f"--input-size {opts.input_size}: the MCTQ ONNX has a fixed input {size}.")
             # an MCTQ file says nothing of its training: the authors quantize their own networks (their crop)
-            crop = _crop_option(opts) or CLAMPED
+            crop = crop_option(opts.prompt_crop) or CLAMPED
             return ModelInput(name=mctq.stem, input_size=size, mctq_onnx=mctq.absolute(), prompt_crop=crop)
         import torch
 
@@ -314,17 +314,8 @@ def _load_stage(opts: ConvertOptions, progress: StageProgress) -> ModelInput:
 
         torch.manual_seed(opts.seed)
         source = load_model(opts.model, opts.input_size)
-        crop = _crop_option(opts) or source.prompt_crop or SHIFTED
+        crop = crop_option(opts.prompt_crop) or source.prompt_crop or SHIFTED
         return ModelInput(name=source.name, input_size=tuple(source.input_size), source=source, prompt_crop=crop)
-
-
-def _crop_option(opts: ConvertOptions) -> str | None:
-    from imx500_sam.prompt import check_convention
-
-    try:
-        return check_convention(opts.prompt_crop) if opts.prompt_crop is not None else None
-    except ValueError as exc:
-        raise BadInputError(f"--crop: {exc}.") from exc
 
 
 def _hw(size: int | tuple[int, int]) -> tuple[int, int]:

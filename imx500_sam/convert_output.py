@@ -242,3 +242,13 @@ def prompt_crop_beside(rpk: str | Path) -> str | None:
     """The crop convention in the report.json beside a network.rpk (a convert output packaged on the Pi), or None."""
     data = _report_beside(rpk)
     return crop_in_report(data, Path(rpk).with_name(REPORT_JSON)) if data is not None else None
+
+
+def converted_prompt_crop(convert_out: ConvertOutputDir | None, rpk: str | Path | None) -> str:
+    """The crop convention of the converted model a sensor runs: its convert output's (the emulator), else the one
+    in the report.json beside its network.rpk (the camera), else ``shifted`` (the bundled model's)."""
+    from imx500_sam.prompt import SHIFTED
+
+    if convert_out is not None:
+        return convert_out.prompt_crop
+    return (prompt_crop_beside(rpk) if rpk is not None else None) or SHIFTED

@@ -233,3 +233,19 @@ def test_non_square_sensor_roi_maps_back_onto_the_object(output_size: tuple[int,
     tensor = crop_rect(img, geo.roi_rect(roi), (96, 96)).astype(np.float32) / 255.0  # what the sensor crops
     back = geo.paste_mask(tensor, roi) > 0.5
     assert (back == (img > 0)).mean() > 0.997
+
+
+def test_the_converted_models_crop_comes_from_its_report(tmp_path: Path) -> None:
+    """The camera (--rpk) prompts with the crop in the report.json beside network.rpk; without one, shifted."""
+    from imx500_sam.convert_output import converted_prompt_crop
+    from imx500_sam.errors import BadInputError
+
+    rpk = tmp_path / "network.rpk"
+    assert converted_prompt_crop(None, None) == SHIFTED and converted_prompt_crop(None, rpk) == SHIFTED
+    (tmp_path / "report.json").write_text(json.dumps({"model": {"prompt_crop": CLAMPED}}))
+    assert converted_prompt_crop(None, rpk) == CLAMPED
+    (tmp_path / "report.json").write_text(json.dumps({"model": {}}))  # an output older than the crop conventions
+    assert converted_prompt_crop(None, rpk) == SHIFTED
+    (tmp_path / "report.json").write_text(json.dumps({"model": {"prompt_crop": "square"}}))
+    with pytest.raises(BadInputError, match=r"model\.prompt_crop: crop convention"):
+        converted_prompt_crop(None, rpk)
