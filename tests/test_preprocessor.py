@@ -94,3 +94,22 @@ def test_pi_commands_set_the_preprocessor_after_packaging() -> None:
     assert args[0] == "network.rpk"
     assert {a.split("=", 1)[0] for a in args[2::2]} == set(pre.network_info())
     assert not any("network-info" in line for line in pi_commands("packerOut.zip", ".", "RGB"))
+
+
+def test_package_reads_the_settings_from_the_report_beside_the_zip(tmp_path: Path) -> None:
+    """``package`` (and ``eval``/``run`` with --rpk) read report.json beside the file: a normalised input's settings;
+    none for gain 1 / offset 0, for no preprocessor, and when there is no report."""
+    import json
+
+    from imx500_sam.convert_output import network_info_beside
+
+    zip_path = tmp_path / "packerOut.zip"
+    assert network_info_beside(zip_path) is None  # no report.json
+    pre, _ = InputPreprocessor.for_normalised_input(2**-5, IMAGENET_MEAN, IMAGENET_STD)
+    for preprocessor, expected in (
+        (pre.to_dict(), pre.network_info()),
+        (InputPreprocessor.identity(True).to_dict(), None),
+        (None, None),
+    ):
+        (tmp_path / "report.json").write_text(json.dumps({"input": {"preprocessor": preprocessor}}))
+        assert network_info_beside(zip_path) == expected
