@@ -396,7 +396,7 @@ def _accuracy_stage(
     differ, and MCT's masks on the preprocessor's input against its masks on the exactly normalised crops."""
     from converter.accuracy import batched, float_vs_int8, mctq_logits, pixel_agreement, torch_logits
     from imx500_sam.int8 import QdqNetwork
-    from imx500_sam.preprocessor import IMAGENET_MEAN, IMAGENET_STD, network_input, pixels_of
+    from imx500_sam.preprocessor import network_input, normalised_input, pixels_of
 
     with progress.stage("Comparing float, MCT INT8 and the host network", "accuracy"):
         crops_in = calib.accuracy_crops
@@ -405,15 +405,8 @@ def _accuracy_stage(
         if inp.preprocessor is not None:
             px = pixels_of(calib.accuracy_crops)
             crops_in = network_input(inp.preprocessor, px, float(inp.scale))
-            mean = np.reshape(IMAGENET_MEAN, (1, 3, 1, 1))
-            std = np.reshape(IMAGENET_STD, (1, 3, 1, 1))
-            exact = ((px.transpose(0, 3, 1, 2) / 255.0 - mean) / std).astype(np.float32)
-            lo, hi = inp.preprocessor.range
-            ideal = np.clip(np.round(exact / float(inp.scale)), lo, hi)
-            result["preprocessor"] = {
-                "input_integers_differing": float(np.mean(np.round(crops_in / float(inp.scale)) != ideal)),
-                "max_input_difference_steps": float(np.abs(np.round(crops_in / float(inp.scale)) - ideal).max()),
-            }
+            exact = normalised_input(px)  # the authors' normalisation, as _input_stage set the preprocessor for
+            result["preprocessor"] = inp.preprocessor.deviation(px, exact, float(inp.scale))
         host = batched(QdqNetwork(quantized.artifacts.qdq_onnx), crops_in)
         if quantized.module is not None and model.source is not None:
             reference = torch_logits(quantized.module, crops_in)

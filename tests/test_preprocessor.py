@@ -14,7 +14,7 @@ import pytest
 from firmware_packaging.rpk import read_rpk, with_network_info
 from imx500_sam.cli import main
 from imx500_sam.errors import BadInputError, ExitCode
-from imx500_sam.preprocessor import IMAGENET_MEAN, IMAGENET_STD, InputPreprocessor, network_input
+from imx500_sam.preprocessor import IMAGENET_MEAN, IMAGENET_STD, InputPreprocessor, network_input, normalised_input
 from tests.conftest import rpk_fixture_dir
 from tests.support.picamera2_host import picamera2_read_rpk
 
@@ -36,6 +36,13 @@ def test_settings_give_the_normalised_integers_within_one_step(step: float) -> N
     ideal = np.clip(np.round(_exact(p.astype(np.float64), step)), -128, 127)
     assert np.abs(t - ideal).max() <= 1
     assert np.mean(t == ideal) >= 0.7
+    # convert's report (accuracy.preprocessor) measures the same: the exact input and the integers that differ
+    exact = normalised_input(rgb)
+    assert np.allclose(exact[:, 0, :].T / step, _exact(p.astype(np.float64), step), atol=1e-4)
+    assert pre.deviation(rgb, exact, step) == {
+        "input_integers_differing": float(np.mean(t != ideal)),
+        "max_input_difference_steps": float(np.abs(t - ideal).max()),
+    }
     # what the emulator and eval --int8 feed the network: the integers times the step, exactly
     x = network_input(pre, rgb, step)
     assert x.dtype == np.float32 and np.array_equal(x / step, t.T[:, None, :].astype(np.float32))
