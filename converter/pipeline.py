@@ -131,8 +131,8 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
     if opts.calib_count < 8:
         raise BadInputError(f"--calib-count {opts.calib_count}: need at least 8 calibration crops.")
 
-    mctq_input = _mctq_path(opts.model) is not None
-    progress = StageProgress(total=(7 if opts.skip_check else 8) - (1 if mctq_input else 0), quiet=opts.quiet)
+    mctq = _mctq_path(opts.model)  # an MCTQ ONNX skips calibration and PTQ (read once, here)
+    progress = StageProgress(total=(7 if opts.skip_check else 8) - (1 if mctq is not None else 0), quiet=opts.quiet)
     t_start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_work_dirs(out.parent, ".*.tmp-*"):
@@ -142,7 +142,7 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
     published = False
     try:
         (work / "logs").mkdir(parents=True)
-        report = _convert_into(work, out, opts, progress)
+        report = _convert_into(work, out, opts, mctq, progress)
         report["timings_s"]["total"] = time.perf_counter() - t_start
         _write_reports(work, out, report)
         published = True  # from here on OUT is replaced in one step, a stop waits for it (procs.publish_dir)
@@ -262,12 +262,14 @@ class Packaged:
     network_info: dict[str, str] | None = None  # network_info.txt values set after imx500-package
 
 
-def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StageProgress) -> dict[str, Any]:
+def _convert_into(
+    work: Path, out: Path, opts: ConvertOptions, mctq: Path | None, progress: StageProgress
+) -> dict[str, Any]:
     # Fail fast on a missing toolchain, before the slow stages.
     from converter.imxconv import find_imxconv
 
     find_imxconv()
-    model = _load_stage(opts, progress)
+    model = _load_stage(opts, mctq, progress)
     gate = None if opts.skip_check else _check_stage(model, progress)
     calib = _calibration_stage(model, opts, progress)
     quantized = _quantize_stage(model, calib, opts, work, progress)
@@ -275,9 +277,7 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
     accuracy = _accuracy_stage(model, calib, quantized, inp, progress)
     conv = _imxconv_stage(quantized, work, progress, opts.tool_timeout_s)
     packaged = _package_stage(work, opts, progress, inp)
-    report = _report(out, opts, model, gate, calib, quantized, accuracy, conv, packaged, progress)
-    report["input"] = inp.to_dict()
-    return report
+    return _report(out, opts, model, gate, calib, quantized, inp, accuracy, conv, packaged, progress)
 
 
 def _mctq_path(spec: Path | str | None) -> Path | None:
@@ -293,9 +293,9 @@ def _mctq_path(spec: Path | str | None) -> Path | None:
     return path if is_mctq(path) else None
 
 
-def _load_stage(opts: ConvertOptions, progress: StageProgress) -> ModelInput:
+def _load_stage(opts: ConvertOptions, mctq: Path | None, progress: StageProgress) -> ModelInput:
+    """The float model (checkpoint, float ONNX, ``py:``), or the MCTQ ONNX ``mctq`` as it is."""
     with progress.stage("Loading model", "load"):
-        mctq = _mctq_path(opts.model)
         if mctq is not None:
             from converter.mctq import read_input_size
 
@@ -513,6 +513,7 @@ def _report(
     gate: Any,
     calib: Calibration,
     quantized: Quantized,
+    inp: InputConvention,
     accuracy: dict[str, Any],
     conv: ImxconvResult,
     packaged: Packaged,
@@ -575,6 +576,7 @@ def _report(
             ],
         },
         "toolchain": {**toolchain_versions(), "imx500-sam-git": git_describe(Path(__file__).parent)},
+        "input": inp.to_dict(),
     }
 
 
