@@ -145,6 +145,8 @@ def test_check_passes_for_each_kind_of_file(tmp_path: Path, onnx_files: dict[str
         assert rc == 0, out.getvalue()
         report = json.loads(out.getvalue())
         assert report["exit_code"] == 0 and report["model"] == str(path)
+        # checked as the module convert makes of the file (torch layers), not as a bare ONNX graph (ONNX ops)
+        assert report["memory_estimate"]["peak_op"].startswith("nn."), report["memory_estimate"]
 
 
 def test_crop_conventions_of_the_bundled_and_distilled_models(tmp_path: Path) -> None:
