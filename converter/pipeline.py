@@ -48,7 +48,7 @@ from imx500_sam.procs import (
     remove_work_dir,
 )
 from imx500_sam.progress import StageProgress
-from imx500_sam.prompt import CLAMPED, SHIFTED
+from imx500_sam.prompt import CLAMPED, SHIFTED, crop_option
 
 FAILED_LOG_PREFIX = "FAILED-"
 MCT_LOG = "mct.log"
@@ -131,8 +131,8 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
     if opts.calib_count < 8:
         raise BadInputError(f"--calib-count {opts.calib_count}: need at least 8 calibration crops.")
 
-    mctq_input = _mctq_path(opts.model) is not None
-    progress = StageProgress(total=(7 if opts.skip_check else 8) - (1 if mctq_input else 0), quiet=opts.quiet)
+    mctq = _mctq_path(opts.model)  # an MCTQ ONNX skips calibration and PTQ (read once, here)
+    progress = StageProgress(total=(7 if opts.skip_check else 8) - (1 if mctq is not None else 0), quiet=opts.quiet)
     t_start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_work_dirs(out.parent, ".*.tmp-*"):
@@ -142,7 +142,7 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
     published = False
     try:
         (work / "logs").mkdir(parents=True)
-        report = _convert_into(work, out, opts, progress)
+        report = _convert_into(work, out, opts, mctq, progress)
         report["timings_s"]["total"] = time.perf_counter() - t_start
         _write_reports(work, out, report)
         published = True  # from here on OUT is replaced in one step, a stop waits for it (procs.publish_dir)
@@ -262,12 +262,14 @@ class Packaged:
     network_info: dict[str, str] | None = None  # network_info.txt values set after imx500-package
 
 
-def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StageProgress) -> dict[str, Any]:
+def _convert_into(
+    work: Path, out: Path, opts: ConvertOptions, mctq: Path | None, progress: StageProgress
+) -> dict[str, Any]:
     # Fail fast on a missing toolchain, before the slow stages.
     from converter.imxconv import find_imxconv
 
     find_imxconv()
-    model = _load_stage(opts, progress)
+    model = _load_stage(opts, mctq, progress)
     gate = None if opts.skip_check else _check_stage(model, progress)
     calib = _calibration_stage(model, opts, progress)
     quantized = _quantize_stage(model, calib, opts, work, progress)
@@ -275,9 +277,7 @@ def _convert_into(work: Path, out: Path, opts: ConvertOptions, progress: StagePr
     accuracy = _accuracy_stage(model, calib, quantized, inp, progress)
     conv = _imxconv_stage(quantized, work, progress, opts.tool_timeout_s)
     packaged = _package_stage(work, opts, progress, inp)
-    report = _report(out, opts, model, gate, calib, quantized, accuracy, conv, packaged, progress)
-    report["input"] = inp.to_dict()
-    return report
+    return _report(out, opts, model, gate, calib, quantized, inp, accuracy, conv, packaged, progress)
 
 
 def _mctq_path(spec: Path | str | None) -> Path | None:
@@ -293,9 +293,9 @@ def _mctq_path(spec: Path | str | None) -> Path | None:
     return path if is_mctq(path) else None
 
 
-def _load_stage(opts: ConvertOptions, progress: StageProgress) -> ModelInput:
+def _load_stage(opts: ConvertOptions, mctq: Path | None, progress: StageProgress) -> ModelInput:
+    """The float model (checkpoint, float ONNX, ``py:``), or the MCTQ ONNX ``mctq`` as it is."""
     with progress.stage("Loading model", "load"):
-        mctq = _mctq_path(opts.model)
         if mctq is not None:
             from converter.mctq import read_input_size
 
@@ -306,7 +306,7 @@ def _load_stage(opts: ConvertOptions, progress: StageProgress) -> ModelInput:
             if opts.input_size is not None and _hw(opts.input_size) != size:
                 raise BadInputError(f"--input-size {opts.input_size}: the MCTQ ONNX has a fixed input {size}.")
             # an MCTQ file says nothing of its training: the authors quantize their own networks (their crop)
-            crop = _crop_option(opts) or CLAMPED
+            crop = crop_option(opts.prompt_crop) or CLAMPED
             return ModelInput(name=mctq.stem, input_size=size, mctq_onnx=mctq.absolute(), prompt_crop=crop)
         import torch
 
@@ -314,17 +314,8 @@ def _load_stage(opts: ConvertOptions, progress: StageProgress) -> ModelInput:
 
         torch.manual_seed(opts.seed)
         source = load_model(opts.model, opts.input_size)
-        crop = _crop_option(opts) or source.prompt_crop or SHIFTED
+        crop = crop_option(opts.prompt_crop) or source.prompt_crop or SHIFTED
         return ModelInput(name=source.name, input_size=tuple(source.input_size), source=source, prompt_crop=crop)
-
-
-def _crop_option(opts: ConvertOptions) -> str | None:
-    from imx500_sam.prompt import check_convention
-
-    try:
-        return check_convention(opts.prompt_crop) if opts.prompt_crop is not None else None
-    except ValueError as exc:
-        raise BadInputError(f"--crop: {exc}.") from exc
 
 
 def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -405,7 +396,7 @@ def _accuracy_stage(
     differ, and MCT's masks on the preprocessor's input against its masks on the exactly normalised crops."""
     from converter.accuracy import batched, float_vs_int8, mctq_logits, pixel_agreement, torch_logits
     from imx500_sam.int8 import QdqNetwork
-    from imx500_sam.preprocessor import IMAGENET_MEAN, IMAGENET_STD, network_input, pixels_of
+    from imx500_sam.preprocessor import network_input, normalised_input, pixels_of
 
     with progress.stage("Comparing float, MCT INT8 and the host network", "accuracy"):
         crops_in = calib.accuracy_crops
@@ -414,15 +405,8 @@ def _accuracy_stage(
         if inp.preprocessor is not None:
             px = pixels_of(calib.accuracy_crops)
             crops_in = network_input(inp.preprocessor, px, float(inp.scale))
-            mean = np.reshape(IMAGENET_MEAN, (1, 3, 1, 1))
-            std = np.reshape(IMAGENET_STD, (1, 3, 1, 1))
-            exact = ((px.transpose(0, 3, 1, 2) / 255.0 - mean) / std).astype(np.float32)
-            lo, hi = inp.preprocessor.range
-            ideal = np.clip(np.round(exact / float(inp.scale)), lo, hi)
-            result["preprocessor"] = {
-                "input_integers_differing": float(np.mean(np.round(crops_in / float(inp.scale)) != ideal)),
-                "max_input_difference_steps": float(np.abs(np.round(crops_in / float(inp.scale)) - ideal).max()),
-            }
+            exact = normalised_input(px)  # the authors' normalisation, as _input_stage set the preprocessor for
+            result["preprocessor"] = inp.preprocessor.deviation(px, exact, float(inp.scale))
         host = batched(QdqNetwork(quantized.artifacts.qdq_onnx), crops_in)
         if quantized.module is not None and model.source is not None:
             reference = torch_logits(quantized.module, crops_in)
@@ -529,6 +513,7 @@ def _report(
     gate: Any,
     calib: Calibration,
     quantized: Quantized,
+    inp: InputConvention,
     accuracy: dict[str, Any],
     conv: ImxconvResult,
     packaged: Packaged,
@@ -591,6 +576,7 @@ def _report(
             ],
         },
         "toolchain": {**toolchain_versions(), "imx500-sam-git": git_describe(Path(__file__).parent)},
+        "input": inp.to_dict(),
     }
 
 

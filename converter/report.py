@@ -169,21 +169,17 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 def summary_lines(report: dict[str, Any], out: Path) -> list[str]:
     """What a user wants at the end of a convert: does it fit, how faithful is INT8, where to read more."""
-    mem = report.get("memory") or {}
-    lines = []
-    if mem:
-        verdict = "fits the IMX500" if mem.get("fit_in_chip") else "does NOT fit the IMX500"
-        lines.append(
-            f"Memory: {verdict}: {mem['usage_bytes']:,} of {mem['available_bytes']:,} bytes "
-            f"({mem['utilization']:.0%}, exact from imxconv-pt)"
-        )
-    acc = report.get("accuracy") or {}
-    if acc.get("float_vs_int8_miou") is not None:
-        lines.append(f"INT8: float vs INT8 mask IoU {acc['float_vs_int8_miou']:.3f} on {acc['crops']} held-out crops")
-    em = acc.get("emulator_agreement")
-    if em:
-        lines.append(f"Host INT8 network (emulator, eval --int8): {em['pixels']:.2%} of mask pixels equal MCT's")
-    rpk = (report.get("artifacts") or {}).get("rpk")
+    mem, acc, rpk = report["memory"], report["accuracy"], report["artifacts"]["rpk"]
+    verdict = "fits the IMX500" if mem["fit_in_chip"] else "does NOT fit the IMX500"
+    lines = [
+        f"Memory: {verdict}: {mem['usage_bytes']:,} of {mem['available_bytes']:,} bytes "
+        f"({mem['utilization']:.0%}, exact from imxconv-pt)"
+    ]
+    if acc["float_vs_int8_miou"] is not None:
+        miou, crops = acc["float_vs_int8_miou"], acc["crops"]
+        lines.append(f"INT8: float vs INT8 mask IoU {miou:.3f} on {crops} crops of the evaluate photos")
+    em = acc["emulator_agreement"]
+    lines.append(f"Host INT8 network (emulator, eval --int8): {em['pixels']:.2%} of mask pixels equal MCT's")
     lines.append(f"Package: {rpk}" if rpk else "Package: network.rpk is made on the Pi (the commands are in report.md)")
     lines.append(f"Report: {out / 'report.md'}")
     return lines

@@ -156,10 +156,7 @@ class ConvertOutputDir:
     def input_preprocessor(self) -> Any:
         """The sensor's input preprocessor settings (``imx500_sam.preprocessor.InputPreprocessor``) from report.json,
         or None: gain 1, offset 0 (the network takes pixels / 256, its normalisation inside)."""
-        from imx500_sam.preprocessor import InputPreprocessor
-
-        data = (self.report.get("input") or {}).get("preprocessor")
-        return InputPreprocessor.from_dict(data) if isinstance(data, dict) else None
+        return _preprocessor_in(self.report)
 
     @property
     def prompt_crop(self) -> str:
@@ -226,19 +223,32 @@ def _report_beside(path: str | Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _preprocessor_in(report: dict[str, Any]) -> Any:
+    """report.json's input preprocessor (``imx500_sam.preprocessor.InputPreprocessor``), or None."""
+    from imx500_sam.preprocessor import InputPreprocessor
+
+    data = (report.get("input") or {}).get("preprocessor")
+    return InputPreprocessor.from_dict(data) if isinstance(data, dict) else None
+
+
 def network_info_beside(path: str | Path) -> dict[str, str] | None:
     """The input preprocessor's network_info.txt values from the report.json beside ``path`` (a convert output's
     packerOut.zip or network.rpk), when it needs other than imx500-package's (gain 1, offset 0 / -128)."""
-    from imx500_sam.preprocessor import InputPreprocessor
-
-    data = ((_report_beside(path) or {}).get("input") or {}).get("preprocessor")
-    if not isinstance(data, dict):
-        return None
-    pre = InputPreprocessor.from_dict(data)
-    return None if pre.is_identity() else pre.network_info()
+    pre = _preprocessor_in(_report_beside(path) or {})
+    return None if pre is None or pre.is_identity() else pre.network_info()
 
 
 def prompt_crop_beside(rpk: str | Path) -> str | None:
     """The crop convention in the report.json beside a network.rpk (a convert output packaged on the Pi), or None."""
     data = _report_beside(rpk)
     return crop_in_report(data, Path(rpk).with_name(REPORT_JSON)) if data is not None else None
+
+
+def converted_prompt_crop(convert_out: ConvertOutputDir | None, rpk: str | Path | None) -> str:
+    """The crop convention of the converted model a sensor runs: its convert output's (the emulator), else the one
+    in the report.json beside its network.rpk (the camera), else ``shifted`` (the bundled model's)."""
+    from imx500_sam.prompt import SHIFTED
+
+    if convert_out is not None:
+        return convert_out.prompt_crop
+    return (prompt_crop_beside(rpk) if rpk is not None else None) or SHIFTED

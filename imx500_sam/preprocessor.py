@@ -104,6 +104,14 @@ class InputPreprocessor:
         lo, hi = self.range
         return np.clip(np.floor_divide(acc, GAIN_ONE), lo, hi).astype(np.int16)
 
+    def deviation(self, rgb: np.ndarray, exact: np.ndarray, scale: float) -> dict[str, float]:
+        """How far this preprocessor's integers for ``rgb`` are from the exact input ``exact`` (float, channels
+        first, e.g. ``normalised_input(rgb)``) rounded to the input step ``scale``: the fraction of input integers
+        that differ, and the largest difference in steps."""
+        lo, hi = self.range
+        diff = np.abs(self.apply(rgb) - np.clip(np.round(np.asarray(exact) / scale), lo, hi))
+        return {"input_integers_differing": float(np.mean(diff != 0)), "max_input_difference_steps": float(diff.max())}
+
     def network_info(self) -> dict[str, str]:
         """The ``network_info.txt`` values (RGB input format), as ``imx500-package`` writes them (``0x%04X``)."""
         out = {k: f"0x{_twos(d, GAIN_BITS):04X}" for k, d in zip(GAIN_KEYS, self.div_val, strict=True)}
@@ -143,6 +151,18 @@ def network_input(pre: InputPreprocessor | None, rgb: np.ndarray, scale: float) 
     ``t * scale``, ``t`` the preprocessor's integers (None: gain 1, offset 0). The emulator and ``eval --int8``."""
     t = (pre or InputPreprocessor.identity(False)).apply(rgb)
     return np.multiply(t, scale, dtype=np.float32)
+
+
+def normalised_input(
+    rgb: np.ndarray,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+    pixel_divisor: float = 255.0,
+) -> np.ndarray:
+    """The exact normalised input of uint8 RGB pixels (HxWx3 or NxHxWx3): float32 channels first,
+    ``(p / pixel_divisor - mean) / std`` (default: the authors' ``ToTensor`` then ``Normalize(ImageNet)``)."""
+    p = np.moveaxis(np.asarray(rgb, dtype=np.float64), -1, -3) / pixel_divisor
+    return ((p - np.reshape(mean, (3, 1, 1))) / np.reshape(std, (3, 1, 1))).astype(np.float32)
 
 
 def pixels_of(batch: np.ndarray) -> np.ndarray:

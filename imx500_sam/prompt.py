@@ -63,6 +63,16 @@ def check_convention(convention: str) -> str:
     return convention
 
 
+def crop_option(value: str | None, option: str = "--crop") -> str | None:
+    """A crop convention given on the command line, checked (None: not given); BadInputError naming the choices."""
+    if value is None:
+        return None
+    try:
+        return check_convention(value)
+    except ValueError as exc:
+        raise BadInputError(f"{option}: {exc}.") from exc
+
+
 def _check_box(box: tuple[float, float, float, float], image_size: tuple[int, int]) -> tuple[float, ...]:
     x, y, w, h = (float(v) for v in box)
     if int(image_size[0]) < 1 or int(image_size[1]) < 1:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from converter.report import summary_lines
 from imx500_sam.cli import main
 from imx500_sam.convert_output import ConvertOutputDir
 from imx500_sam.errors import ExitCode
@@ -52,6 +53,12 @@ def test_end_to_end_conversion_of_default_model(converted_default: ConvertOutput
     assert report["toolchain"]["model-compression-toolkit"] == "2.5.1"
     assert out.intrinsics["task"] == "segmentation"
     assert (out.out_dir / "report.md").read_text().count("imx500-package") >= 1
+    # the lines convert prints at the end, from that report
+    summary = summary_lines(report, out.out_dir)
+    assert summary[0].startswith("Memory: fits the IMX500: ") and f"{report['memory']['usage_bytes']:,}" in summary[0]
+    assert f"{report['accuracy']['float_vs_int8_miou']:.3f}" in summary[1]
+    assert f"{report['accuracy']['emulator_agreement']['pixels']:.2%}" in summary[2]
+    assert "made on the Pi" in summary[3] and summary[4] == f"Report: {out.out_dir / 'report.md'}"
     # No temporary work directories left beside OUT.
     assert not [p for p in out.out_dir.parent.iterdir() if p.name.startswith(".")]
 

@@ -209,6 +209,19 @@ def _record_backgrounds(seen: list[list[Path]]):
     return init
 
 
+def _cutouts_and_background(tmp_path: Path) -> tuple[Path, Path]:
+    """A folder with one cut-out (a red disc, RGBA) and one with one noise background, for cut-and-paste runs."""
+    cut = tmp_path / "cutouts"
+    cut.mkdir()
+    rgba = np.zeros((60, 80, 4), np.uint8)
+    cv2.ellipse(rgba, (40, 30), (35, 25), 0, 0, 360, (200, 30, 30, 255), -1)
+    cv2.imwrite(str(cut / "disc.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    bg = tmp_path / "bg"
+    bg.mkdir()
+    cv2.imwrite(str(bg / "bg.png"), np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8))
+    return cut, bg
+
+
 def test_network_teacher_moves_an_earlier_checkpoint_to_the_published_layout(tmp_path: Path) -> None:
     """--init an imx500-sam 0.1 checkpoint, --teacher net:it: trains the published PicoSAM3 on its soft masks."""
     from imx500_sam.model import PicoSAM3, read_checkpoint
@@ -218,14 +231,7 @@ def test_network_teacher_moves_an_earlier_checkpoint_to_the_published_layout(tmp
     torch.manual_seed(0)
     old = tmp_path / "old.pt"
     torch.save({"format": "imx500-sam/picosam3/v1", "model": LegacyPicoSAM3(LegacyConfig()).state_dict()}, old)
-    cut = tmp_path / "cutouts"
-    cut.mkdir()
-    rgba = np.zeros((60, 80, 4), np.uint8)
-    cv2.ellipse(rgba, (40, 30), (35, 25), 0, 0, 360, (200, 30, 30, 255), -1)
-    cv2.imwrite(str(cut / "disc.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
-    bg = tmp_path / "bg"
-    bg.mkdir()
-    cv2.imwrite(str(bg / "bg.png"), np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8))
+    cut, bg = _cutouts_and_background(tmp_path)
     opts = DistillOptions(
         out=tmp_path / "run", photos=bg, cutouts=cut, teacher=f"net:{old}", init=old, epochs=1, steps_per_epoch=2,
         batch=4, warmup_steps=1, low_res=48, low_res_epochs=1, threads=2, quiet=True,
@@ -274,14 +280,7 @@ def test_init_takes_the_files_users_hold(tmp_path: Path, kind: str) -> None:
     else:
         init = tmp_path / "PicoSAM3_epoch1.pt"
         torch.save(sd, init)
-    cut = tmp_path / "cutouts"
-    cut.mkdir()
-    rgba = np.zeros((60, 80, 4), np.uint8)
-    cv2.ellipse(rgba, (40, 30), (35, 25), 0, 0, 360, (200, 30, 30, 255), -1)
-    cv2.imwrite(str(cut / "disc.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
-    bg = tmp_path / "bg"
-    bg.mkdir()
-    cv2.imwrite(str(bg / "bg.png"), np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8))
+    cut, bg = _cutouts_and_background(tmp_path)
     opts = DistillOptions(
         out=tmp_path / "run", photos=bg, cutouts=cut, teacher="none", init=init, epochs=1, steps_per_epoch=2,
         batch=4, warmup_steps=1, threads=2, quiet=True,

@@ -14,7 +14,7 @@ import pytest
 from firmware_packaging.rpk import read_rpk, with_network_info
 from imx500_sam.cli import main
 from imx500_sam.errors import BadInputError, ExitCode
-from imx500_sam.preprocessor import IMAGENET_MEAN, IMAGENET_STD, InputPreprocessor, network_input
+from imx500_sam.preprocessor import IMAGENET_MEAN, IMAGENET_STD, InputPreprocessor, network_input, normalised_input
 from tests.conftest import rpk_fixture_dir
 from tests.support.picamera2_host import picamera2_read_rpk
 
@@ -36,6 +36,13 @@ def test_settings_give_the_normalised_integers_within_one_step(step: float) -> N
     ideal = np.clip(np.round(_exact(p.astype(np.float64), step)), -128, 127)
     assert np.abs(t - ideal).max() <= 1
     assert np.mean(t == ideal) >= 0.7
+    # convert's report (accuracy.preprocessor) measures the same: the exact input and the integers that differ
+    exact = normalised_input(rgb)
+    assert np.allclose(exact[:, 0, :].T / step, _exact(p.astype(np.float64), step), atol=1e-4)
+    assert pre.deviation(rgb, exact, step) == {
+        "input_integers_differing": float(np.mean(t != ideal)),
+        "max_input_difference_steps": float(np.abs(t - ideal).max()),
+    }
     # what the emulator and eval --int8 feed the network: the integers times the step, exactly
     x = network_input(pre, rgb, step)
     assert x.dtype == np.float32 and np.array_equal(x / step, t.T[:, None, :].astype(np.float32))
@@ -94,3 +101,22 @@ def test_pi_commands_set_the_preprocessor_after_packaging() -> None:
     assert args[0] == "network.rpk"
     assert {a.split("=", 1)[0] for a in args[2::2]} == set(pre.network_info())
     assert not any("network-info" in line for line in pi_commands("packerOut.zip", ".", "RGB"))
+
+
+def test_package_reads_the_settings_from_the_report_beside_the_zip(tmp_path: Path) -> None:
+    """``package`` (and ``eval``/``run`` with --rpk) read report.json beside the file: a normalised input's settings;
+    none for gain 1 / offset 0, for no preprocessor, and when there is no report."""
+    import json
+
+    from imx500_sam.convert_output import network_info_beside
+
+    zip_path = tmp_path / "packerOut.zip"
+    assert network_info_beside(zip_path) is None  # no report.json
+    pre, _ = InputPreprocessor.for_normalised_input(2**-5, IMAGENET_MEAN, IMAGENET_STD)
+    for preprocessor, expected in (
+        (pre.to_dict(), pre.network_info()),
+        (InputPreprocessor.identity(True).to_dict(), None),
+        (None, None),
+    ):
+        (tmp_path / "report.json").write_text(json.dumps({"input": {"preprocessor": preprocessor}}))
+        assert network_info_beside(zip_path) == expected

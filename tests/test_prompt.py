@@ -42,3 +42,12 @@ def test_crop_to_model_input_and_back() -> None:
     assert iou(back, truth) > 0.97
     assert mask_bbox(truth) == (100, 50, 100, 100)
     assert mask_bbox(np.zeros((4, 4))) is None
+
+
+def test_crop_option_checks_the_value_once_for_every_command() -> None:
+    from imx500_sam.errors import BadInputError
+    from imx500_sam.prompt import CLAMPED, crop_option
+
+    assert crop_option(None) is None and crop_option(CLAMPED) == CLAMPED
+    with pytest.raises(BadInputError, match=r"^--crop: crop convention 'square': choose one of shifted, clamped"):
+        crop_option("square")

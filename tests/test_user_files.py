@@ -145,6 +145,8 @@ def test_check_passes_for_each_kind_of_file(tmp_path: Path, onnx_files: dict[str
         assert rc == 0, out.getvalue()
         report = json.loads(out.getvalue())
         assert report["exit_code"] == 0 and report["model"] == str(path)
+        # checked as the module convert makes of the file (torch layers), not as a bare ONNX graph (ONNX ops)
+        assert report["memory_estimate"]["peak_op"].startswith("nn."), report["memory_estimate"]
 
 
 def test_crop_conventions_of_the_bundled_and_distilled_models(tmp_path: Path) -> None:
@@ -233,3 +235,19 @@ def test_non_square_sensor_roi_maps_back_onto_the_object(output_size: tuple[int,
     tensor = crop_rect(img, geo.roi_rect(roi), (96, 96)).astype(np.float32) / 255.0  # what the sensor crops
     back = geo.paste_mask(tensor, roi) > 0.5
     assert (back == (img > 0)).mean() > 0.997
+
+
+def test_the_converted_models_crop_comes_from_its_report(tmp_path: Path) -> None:
+    """The camera (--rpk) prompts with the crop in the report.json beside network.rpk; without one, shifted."""
+    from imx500_sam.convert_output import converted_prompt_crop
+    from imx500_sam.errors import BadInputError
+
+    rpk = tmp_path / "network.rpk"
+    assert converted_prompt_crop(None, None) == SHIFTED and converted_prompt_crop(None, rpk) == SHIFTED
+    (tmp_path / "report.json").write_text(json.dumps({"model": {"prompt_crop": CLAMPED}}))
+    assert converted_prompt_crop(None, rpk) == CLAMPED
+    (tmp_path / "report.json").write_text(json.dumps({"model": {}}))  # an output older than the crop conventions
+    assert converted_prompt_crop(None, rpk) == SHIFTED
+    (tmp_path / "report.json").write_text(json.dumps({"model": {"prompt_crop": "square"}}))
+    with pytest.raises(BadInputError, match=r"model\.prompt_crop: crop convention"):
+        converted_prompt_crop(None, rpk)

@@ -54,10 +54,12 @@ def resolve_model(spec: str | os.PathLike[str] | None) -> ResolvedModel:
                 f"{path}: no such file.",
                 hint="Give a PicoSAM3 .pt checkpoint, a float .onnx file, or py:package.module:factory.",
             )
-        if path.suffix.lower() == ".onnx" and not _picosam_onnx(path):
-            return ResolvedModel(label=text, onnx_path=path, file=text)
+    from imx500_sam.model.onnx_import import NotPicoSAMOnnx
 
-    source = load_model(text)
+    try:
+        source = load_model(text)  # a float ONNX of a PicoSAM network loads as a checkpoint (one read of the file)
+    except NotPicoSAMOnnx:  # an MCTQ export or another network: the ONNX gate checks its graph
+        return ResolvedModel(label=str(text), onnx_path=Path(str(text)), file=text)
     file = None
     if text is not None and text.startswith(PY_PREFIX):
         mod = sys.modules.get(text[len(PY_PREFIX) :].partition(":")[0])
@@ -70,20 +72,6 @@ def resolve_model(spec: str | os.PathLike[str] | None) -> ResolvedModel:
     return ResolvedModel(
         label=text or str(DEFAULT_CHECKPOINT), module=source.module, file=file, default_size=tuple(source.input_size)
     )
-
-
-def _picosam_onnx(path: Path) -> bool:
-    """Whether a float ONNX is a PicoSAM network (checked as the module convert makes of it); others: ONNX gate."""
-    from converter.mctq import is_mctq
-    from imx500_sam.model.onnx_import import read_onnx_network
-
-    if is_mctq(path):
-        return False
-    try:
-        read_onnx_network(path)
-    except BadInputError:
-        return False
-    return True
 
 
 def choose_input_size(requested: tuple[int, int] | None, default: int | tuple[int, int] | None) -> tuple[int, int]:

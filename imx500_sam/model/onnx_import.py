@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from imx500_sam.errors import BadInputError
+from imx500_sam.errors import BadInputError, clip_words
 from imx500_sam.model.picosam import PicoSAM2, PicoSAM3, PicoSAMConfig
 
 MCT_DOMAIN = "mct_quantizers"
@@ -38,6 +38,11 @@ _COMMON_OPS = {"Relu", "Add", "Resize", "Upsample"}
 _ECA_OPS = {"GlobalAveragePool", "ReduceMean", "Sigmoid", "Mul"}
 _HELPER_OPS = {"Constant", "Identity", "Shape", "Gather", "Cast", "Concat", "Slice", "Unsqueeze", "ConstantOfShape"}
 VERIFY_TOLERANCE = 1e-4  # relative to the largest logit
+
+
+class NotPicoSAMOnnx(BadInputError):
+    """An ONNX file that is not a PicoSAM float network (an MCTQ export, another network): exit 2 as any bad input;
+    ``imx500-sam check`` catches it to check the graph as it is."""
 
 
 @dataclass(frozen=True)
@@ -256,7 +261,8 @@ class OnnxNetwork:
 
 
 def read_onnx_network(path: str | Path) -> OnnxNetwork:
-    """Recognise a PicoSAM2/PicoSAM3 float ONNX and load its weights; BadInputError (one line) naming why not."""
+    """Recognise a PicoSAM2/PicoSAM3 float ONNX and load its weights; NotPicoSAMOnnx (one line) naming why not
+    (BadInputError: no such file, not ONNX)."""
     import onnx
 
     path = Path(path)
@@ -265,10 +271,10 @@ def read_onnx_network(path: str | Path) -> OnnxNetwork:
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError and others
-        raise BadInputError(f"{path}: not an ONNX file ({str(exc).splitlines()[0][:120]}).") from exc
+        raise BadInputError(f"{path}: not an ONNX file ({clip_words(str(exc), 120)}).") from exc
     graph = model.graph
     if any(n.domain == MCT_DOMAIN for n in graph.node):
-        raise BadInputError(
+        raise NotPicoSAMOnnx(
             f"{path}: an MCTQ ONNX (quantized by MCT), not a float network.",
             hint="`imx500-sam convert` takes it as it is; `eval --int8` takes the convert output.",
         )
@@ -290,13 +296,13 @@ def read_onnx_network(path: str | Path) -> OnnxNetwork:
         net = cls(cfg).eval()
         _load(net, convs, int(size))
     except BadInputError as exc:
-        raise BadInputError(
+        raise NotPicoSAMOnnx(
             f"{path}: a float ONNX, but not a PicoSAM2/PicoSAM3 network: {exc.message}",
             hint="Give the authors' float ONNX export (or the .pt state_dict), or an MCTQ ONNX to `convert`.",
         ) from exc
     diff = _verify(path, net, int(size))
     if diff is not None and not diff <= VERIFY_TOLERANCE:
-        raise BadInputError(
+        raise NotPicoSAMOnnx(
             f"{path}: a float ONNX, but not a PicoSAM2/PicoSAM3 network: its convolutions fit {layout}, but its "
             f"output differs from the rebuilt network's by {diff:.2g} of the largest logit.",
             hint="Give the .pt state_dict of the network instead.",

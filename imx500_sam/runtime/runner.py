@@ -104,30 +104,16 @@ def open_sensor(
 
 
 def crop_convention(options: RunOptions, sensor: Sensor) -> str:
-    """The ROI convention of a run: ``--roi-as-drawn``, ``--crop``, else the converted model's training crop.
-
-    The emulator reads it from its convert output's report.json; the camera from the report.json beside the
-    .rpk (a convert output packaged on the Pi), else ``shifted`` (the bundled model's).
-    """
-    from imx500_sam.prompt import AS_DRAWN, SHIFTED, check_convention
+    """The ROI convention of a run: ``--roi-as-drawn``, ``--crop``, else the converted model's training crop
+    (``convert_output.converted_prompt_crop``: the emulator's convert output, the report.json beside the .rpk)."""
+    from imx500_sam.convert_output import converted_prompt_crop
+    from imx500_sam.prompt import AS_DRAWN, crop_option
 
     if options.roi_as_drawn:
         if options.crop is not None:
             raise BadInputError("--roi-as-drawn and --crop exclude each other.")
         return AS_DRAWN
-    if options.crop is not None:
-        try:
-            return check_convention(options.crop)
-        except ValueError as exc:
-            raise BadInputError(f"--crop: {exc}.") from exc
-    convert_out = getattr(sensor, "convert_out", None)
-    if convert_out is not None:
-        return convert_out.prompt_crop
-    if options.rpk is not None:
-        from imx500_sam.convert_output import prompt_crop_beside
-
-        return prompt_crop_beside(options.rpk) or SHIFTED
-    return SHIFTED
+    return crop_option(options.crop) or converted_prompt_crop(getattr(sensor, "convert_out", None), options.rpk)
 
 
 def select_box(image: np.ndarray) -> Box:

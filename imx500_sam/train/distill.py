@@ -338,7 +338,7 @@ def run_distill(opts: DistillOptions) -> DistillResult:
         save_checkpoint,
     )
     from imx500_sam.model.legacy import LegacyPicoSAM3, to_published
-    from imx500_sam.prompt import SHIFTED, check_convention
+    from imx500_sam.prompt import SHIFTED, crop_option
     from imx500_sam.train.losses import distill_loss
     from imx500_sam.train.samples import make_batch, resize_batch
 
@@ -363,10 +363,7 @@ def run_distill(opts: DistillOptions) -> DistillResult:
     last_path, final_path = out / LAST, out / FINAL
 
     init = read_checkpoint(opts.init) if opts.init else None
-    try:
-        crop = check_convention(opts.crop or (prompt_crop_of(init) if init is not None else SHIFTED))
-    except ValueError as exc:
-        raise BadInputError(f"--crop: {exc}.") from exc
+    crop = crop_option(opts.crop) or (prompt_crop_of(init) if init is not None else SHIFTED)
     log(f"training crops: {crop} (imx500_sam.prompt)")
     if init is not None and init.file_info.get("onnx_batchnorm_folded"):
         log(f"{opts.init}: BatchNorms folded into the convolutions in this ONNX; training re-learns their statistics")
