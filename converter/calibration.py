@@ -34,13 +34,6 @@ class Photo:
         return self.record.source
 
 
-def _read_rgb(path: Path) -> np.ndarray | None:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None or img.shape[0] < 32 or img.shape[1] < 32:
-        return None
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
 def role_photos(role: Role) -> list[Photo]:
     """The registered photos of ``role`` (fetched into the cache on first use)."""
     from imx500_sam.data.roles import load_role
@@ -53,6 +46,7 @@ def load_photos(folder: Path | None = None) -> list[Photo]:
     registry's ``calibrate`` photos when ``folder`` is None."""
     from imx500_sam.data.fingerprint import pixel_sha256
     from imx500_sam.data.roles import check_against_registry, named
+    from imx500_sam.data.sources import read_rgb
 
     if folder is None:
         return role_photos(Role.CALIBRATE)
@@ -61,8 +55,11 @@ def load_photos(folder: Path | None = None) -> list[Photo]:
     if not folder.is_dir():
         raise BadInputError(f"--calib {folder}: no such folder.", hint="Give a folder of .jpg/.png photos.")
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-        rgb = _read_rgb(path)
-        if rgb is not None:
+        try:
+            rgb = read_rgb(path)
+        except ValueError:
+            continue  # not a picture: skipped, as one too small
+        if min(rgb.shape[:2]) >= 32:
             photos.append(Photo(ImageRecord(path.name, str(path), pixel_sha256(rgb)), rgb))
     if not photos:
         raise BadInputError(
