@@ -58,17 +58,11 @@ class PaperInstance:
     segmentation: Any
 
 
-def _file_name(info: dict[str, Any]) -> str:
-    return str(info.get("file_name", f"{int(info['id']):012d}.jpg"))
-
-
 def paper_instances(ann_file: Path, images_dir: Path, limit: int | None = None) -> list[PaperInstance]:
     """Step 1: the instances in the authors' order (the first ``limit`` of them when given)."""
-    ann_file, images_dir = Path(ann_file), Path(images_dir)
-    if not ann_file.is_file():
-        raise BadInputError(f"{ann_file}: no such file.", hint="Give a COCO (or LVIS) instances JSON file.")
-    if not images_dir.is_dir():
-        raise BadInputError(f"{images_dir}: no such folder.", hint="Give the folder holding the images.")
+    from imx500_sam.data.coco import check_paths, image_path
+
+    ann_file, images_dir = check_paths(ann_file, images_dir)
     try:
         data = json.loads(ann_file.read_text())
         imgs: dict[int, dict[str, Any]] = {}
@@ -79,7 +73,7 @@ def paper_instances(ann_file: Path, images_dir: Path, limit: int | None = None) 
             by_image.setdefault(int(ann["image_id"]), []).append(ann)
         out: list[PaperInstance] = []
         for image_id, info in imgs.items():
-            path = images_dir / _file_name(info)
+            path = image_path(info, images_dir)
             if not path.exists():
                 continue
             for ann in by_image.get(image_id, []):
