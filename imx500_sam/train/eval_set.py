@@ -52,17 +52,12 @@ def scored_set(name: str, paths: Sequence[Path], instances: int, models: Sequenc
     (registry) or one of ``models``' training images (their sidecars)."""
     from imx500_sam.data.fingerprint import Fingerprint
     from imx500_sam.data.roles import Named, check_against_registry, check_records, model_training_images
-    from imx500_sam.data.sources import read_rgb
-    from imx500_sam.errors import BadInputError
+    from imx500_sam.train.evaluate import read_image
 
     records: list[ImageRecord] = []
     named: list[Named] = []
     for path in dict.fromkeys(Path(p) for p in paths):
-        try:
-            rgb = read_rgb(path)
-        except ValueError as exc:  # the same one line as the evaluation itself gives
-            raise BadInputError(str(exc) + ".", hint="The COCO file's images must be photos (PNG, JPEG).") from None
-        fp = Fingerprint.of(rgb)
+        fp = Fingerprint.of(read_image(path))  # the same one line as the evaluation itself gives
         records.append(ImageRecord(path.name, str(path), fp.sha256))
         named.append(Named(str(path), fp))
     check_against_registry(Role.EVALUATE, named)

@@ -50,14 +50,21 @@ class EvalResult:
         }
 
 
-def _read(img: CocoImage) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
+    """An image of the evaluated set as uint8 RGB; BadInputError (one line) if it is not a picture."""
     from imx500_sam.data.sources import read_rgb
     from imx500_sam.errors import BadInputError
 
     try:
-        rgb = read_rgb(img.path)
+        return read_rgb(path)
     except ValueError as exc:
         raise BadInputError(str(exc) + ".", hint="The COCO file's images must be photos (PNG, JPEG, ...).") from None
+
+
+def _read(img: CocoImage) -> np.ndarray:
+    from imx500_sam.errors import BadInputError
+
+    rgb = read_image(img.path)
     if rgb.shape[:2] != (img.height, img.width):
         raise BadInputError(f"{img.path}: size {rgb.shape[1]}x{rgb.shape[0]} differs from the COCO file's.")
     return rgb
