@@ -85,7 +85,10 @@ def eval_(
         raise BadInputError("--teacher and --save-overlays go with --protocol image.")
     from imx500_sam.train.eval_set import evaluate_set
 
-    report = evaluate_set(coco, images, set_name, protocol, model, int8, teacher, save_overlays, limit, crop, True)
+    report = evaluate_set(
+        coco, images, set_name, protocol, model, int8, teacher, overlays=save_overlays, limit=limit, crop=crop,
+        progress=True,
+    )  # fmt: skip
     for notice in dict.fromkeys(n for r in report.results for n in getattr(r, "notices", ())):  # once, not per model
         typer.echo(f"imx500-sam eval: {notice}", err=True)
     if as_json:
