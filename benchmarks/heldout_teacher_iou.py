@@ -19,52 +19,44 @@ from pathlib import Path
 from benchmarks._common import write_result
 
 
-def heldout_set() -> list:
-    """The select photos as ``CocoImage`` lists with the teacher's masks as ground truth."""
+def heldout_set() -> tuple[list, list]:
+    """The select photos as ``CocoImage`` lists with the teacher's masks as ground truth, and their records."""
     from imx500_sam.data.coco import CocoImage, CocoInstance, rle_encode
-    from imx500_sam.data.roles import Role, paths_of
-    from imx500_sam.data.sources import read_rgb
+    from imx500_sam.data.roles import Role, load_role
     from imx500_sam.train.targets import photo_targets
     from imx500_sam.train.teachers import load_teacher
 
-    photos = paths_of(Role.SELECT)
-    records = photo_targets(photos, lambda: load_teacher("mobilesam"), "mobilesam", 8, log=lambda s: None)
+    photos = load_role(Role.SELECT)
+    targets = photo_targets(
+        [p.path for p in photos], lambda: load_teacher("mobilesam"), "mobilesam", 8, log=lambda s: None
+    )
     images = []
-    for k, rec in enumerate(records):
-        h, w = read_rgb(rec.image_path).shape[:2]
+    for k, (photo, rec) in enumerate(zip(photos, targets, strict=True)):
+        h, w = photo.rgb.shape[:2]
         inst = [
             CocoInstance(k * 1000 + i, tuple(float(v) for v in box), rle_encode(mask >= 128), 1)
             for i, (box, mask) in enumerate(zip(rec.boxes, rec.teacher, strict=True))
         ]
-        images.append(CocoImage(k, Path(rec.image_path), w, h, inst))
-    return images
+        images.append(CocoImage(k, photo.path, w, h, inst))
+    return images, [p.record for p in photos]
 
 
 def measure(models: list[Path], int8_dirs: list[Path] | None = None) -> dict:
-    """mIoU against the teacher's masks on the held-out photos: each float checkpoint, then each convert
-    output's INT8 host network (``int8_dirs``)."""
-    from imx500_sam.convert_output import ConvertOutputDir
-    from imx500_sam.data.roles import Role, load_role
+    """mIoU against the teacher's masks on the select photos: each float checkpoint, then each convert output's
+    INT8 host network (``int8_dirs``), each scored as ``eval`` scores it (``evaluate_models``: its own prompt crop,
+    the sensor's input preprocessor in front of the INT8 network)."""
     from imx500_sam.defaults import DEFAULT_CHECKPOINT
-    from imx500_sam.model import load_checkpoint
-    from imx500_sam.train.evaluate import evaluate_crops, onnx_predictor, torch_predictor
+    from imx500_sam.train.evaluate import evaluate_models
 
-    images = heldout_set()
-    runs = []
-    for path in models or ([] if int8_dirs else [DEFAULT_CHECKPOINT]):
-        net = load_checkpoint(path)
-        runs.append((str(path), torch_predictor(net), net.config.input_size))
-    for out_dir in int8_dirs or []:
-        predict, size = onnx_predictor(ConvertOutputDir.load(out_dir).qdq_onnx)
-        runs.append((f"int8:{out_dir}", predict, size))
-    rows = []
-    for name, predict, size in runs:
-        r = evaluate_crops(name, images, predict, size)
-        rows.append({"model": name, "miou_vs_teacher": round(r.miou, 4), "objects": r.instances})
+    images, records = heldout_set()
+    results = [
+        r for path in models or ([] if int8_dirs else [DEFAULT_CHECKPOINT]) for r in evaluate_models(images, path)
+    ]
+    results += [r for d in int8_dirs or [] for r in evaluate_models(images, int8_out=d, float_model=False)]
     return {
         "what": "student mask vs MobileSAM's mask (p > 0.5), teacher's automatic boxes as prompts, select photos",
-        "data": {"selection": [im.record.to_json() for im in load_role(Role.SELECT)]},
-        "results": rows,
+        "data": {"selection": [r.to_json() for r in records]},
+        "results": [{"model": r.model, "miou_vs_teacher": round(r.miou, 4), "objects": r.instances} for r in results],
     }
 
 

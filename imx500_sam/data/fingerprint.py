@@ -118,9 +118,9 @@ def _is_crop_of(small: np.ndarray, large: np.ndarray) -> bool:
     return any(_match(big, small, share * f) >= CROP_MIN_CORRELATION for f in (0.97, 0.985, 1.015, 1.03))
 
 
-def same_picture(a: Fingerprint, b: Fingerprint) -> bool:
-    """Whether two fingerprints are one picture: equal pixels, near-equal perceptual hash, or one a crop of the
-    other."""
+def same_picture(a: Fingerprint, b: Fingerprint, crops: bool = True) -> bool:
+    """Whether two fingerprints are one picture: equal pixels, near-equal perceptual hash, or (``crops``) one a crop
+    of the other."""
     if a.sha256 == b.sha256 or hamming(a.phash, b.phash) <= PHASH_MAX_DISTANCE:
         return True
-    return _is_crop_of(a.thumb, b.thumb) or _is_crop_of(b.thumb, a.thumb)  # a crop may have been enlarged
+    return crops and (_is_crop_of(a.thumb, b.thumb) or _is_crop_of(b.thumb, a.thumb))  # a crop may be enlarged

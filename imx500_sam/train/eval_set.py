@@ -52,17 +52,12 @@ def scored_set(name: str, paths: Sequence[Path], instances: int, models: Sequenc
     (registry) or one of ``models``' training images (their sidecars)."""
     from imx500_sam.data.fingerprint import Fingerprint
     from imx500_sam.data.roles import Named, check_against_registry, check_records, model_training_images
-    from imx500_sam.data.sources import read_rgb
-    from imx500_sam.errors import BadInputError
+    from imx500_sam.train.evaluate import read_image
 
     records: list[ImageRecord] = []
     named: list[Named] = []
     for path in dict.fromkeys(Path(p) for p in paths):
-        try:
-            rgb = read_rgb(path)
-        except ValueError as exc:  # the same one line as the evaluation itself gives
-            raise BadInputError(str(exc) + ".", hint="The COCO file's images must be photos (PNG, JPEG).") from None
-        fp = Fingerprint.of(rgb)
+        fp = Fingerprint.of(read_image(path))  # the same one line as the evaluation itself gives
         records.append(ImageRecord(path.name, str(path), fp.sha256))
         named.append(Named(str(path), fp))
     check_against_registry(Role.EVALUATE, named)
@@ -70,3 +65,37 @@ def scored_set(name: str, paths: Sequence[Path], instances: int, models: Sequenc
         if model is not None:
             check_records(Role.EVALUATE, records, Role.TRAIN, model_training_images(model))
     return EvalSet(name, Role.EVALUATE, tuple(records), instances)
+
+
+def evaluate_set(
+    coco: Path,
+    images: Path,
+    set_name: str,
+    protocol: str = "image",
+    model: Path | None = None,
+    int8: Path | None = None,
+    teacher: str | None = None,
+    overlays: Path | None = None,
+    limit: int | None = None,
+    crop: str | None = None,
+    progress: bool = False,
+) -> EvalReport:
+    """``eval`` on a COCO file: the set's roles checked first (``scored_set``), then each model scored by
+    ``protocol`` (``image``: ``imx500_sam.train.evaluate``; ``paper``: ``imx500_sam.train.paper_protocol``, float
+    and INT8 only) on the first ``limit`` instances (all when None)."""
+    from imx500_sam.defaults import DEFAULT_CHECKPOINT
+
+    checkpoint = Path(model) if model else DEFAULT_CHECKPOINT
+    if protocol == "paper":
+        from imx500_sam.train.paper_protocol import paper_instances, run_paper_eval
+
+        instances = paper_instances(coco, images, limit)
+        scored = scored_set(set_name, [i.path for i in instances], len(instances), [checkpoint])
+        return EvalReport(protocol, scored, run_paper_eval(instances, model, int8, progress=progress))
+    from imx500_sam.data.coco import load_coco
+    from imx500_sam.train.evaluate import evaluate_models, limit_instances
+
+    data = limit_instances(load_coco(coco, images), limit)
+    scored = scored_set(set_name, [im.path for im in data], sum(len(im.instances) for im in data), [checkpoint])
+    results = evaluate_models(data, model, int8, teacher, overlays=overlays, crop=crop, progress=progress)
+    return EvalReport(protocol, scored, results)

@@ -50,14 +50,21 @@ class EvalResult:
         }
 
 
-def _read(img: CocoImage) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
+    """An image of the evaluated set as uint8 RGB; BadInputError (one line) if it is not a picture."""
     from imx500_sam.data.sources import read_rgb
     from imx500_sam.errors import BadInputError
 
     try:
-        rgb = read_rgb(img.path)
+        return read_rgb(path)
     except ValueError as exc:
         raise BadInputError(str(exc) + ".", hint="The COCO file's images must be photos (PNG, JPEG, ...).") from None
+
+
+def _read(img: CocoImage) -> np.ndarray:
+    from imx500_sam.errors import BadInputError
+
+    rgb = read_image(img.path)
     if rgb.shape[:2] != (img.height, img.width):
         raise BadInputError(f"{img.path}: size {rgb.shape[1]}x{rgb.shape[0]} differs from the COCO file's.")
     return rgb
@@ -96,11 +103,16 @@ def _prompt_box(img: CocoImage, inst: CocoInstance, notices: list[str]) -> tuple
     return box
 
 
-def _summary(notices: list[str], instances: int) -> list[str]:
-    """One line for the boxes clamped in a run (the first of them as an example)."""
-    if not notices:
-        return []
-    return [f"{len(notices)} of {instances} boxes reach outside their image and were clamped to it ({notices[0]})"]
+def _result(name: str, ious: list[float], images: int, t0: float, notices: list[str]) -> EvalResult:
+    """The run's ``EvalResult``: mean IoU, counts, seconds since ``t0``, and one line for the boxes clamped in it
+    (the first of them as an example)."""
+    summary = []
+    if notices:
+        summary.append(
+            f"{len(notices)} of {len(ious)} boxes reach outside their image and were clamped to it ({notices[0]})"
+        )
+    mean = float(np.mean(ious)) if ious else 0.0
+    return EvalResult(name, mean, len(ious), images, time.perf_counter() - t0, ious, summary)
 
 
 def evaluate_crops(
@@ -128,15 +140,7 @@ def evaluate_crops(
             ious.append(_score(name, img, a, rgb, paste_mask(lg, r, (img.width, img.height)) > 0, overlays))
             if advance is not None:
                 advance()
-    return EvalResult(
-        name,
-        float(np.mean(ious)) if ious else 0.0,
-        len(ious),
-        len(images),
-        time.perf_counter() - t0,
-        ious,
-        _summary(notices, len(ious)),
-    )
+    return _result(name, ious, len(images), t0, notices)
 
 
 def evaluate_teacher(
@@ -159,15 +163,7 @@ def evaluate_teacher(
             ious.append(_score(name, img, a, rgb, p > 0.5, overlays))
             if advance is not None:
                 advance()
-    return EvalResult(
-        name,
-        float(np.mean(ious)) if ious else 0.0,
-        len(ious),
-        len(images),
-        time.perf_counter() - t0,
-        ious,
-        _summary(notices, len(ious)),
-    )
+    return _result(name, ious, len(images), t0, notices)
 
 
 def torch_predictor(model: object, batch_size: int = 32) -> CropPredictor:
@@ -225,17 +221,31 @@ def run_eval(
     limit: int | None = None,
     progress: bool = False,
 ) -> list[EvalResult]:
-    """Evaluate the float checkpoint, optionally a convert output's INT8 network and a teacher.
+    """``evaluate_models`` over the first ``limit`` instances (all when None) of a COCO file."""
+    data = limit_instances(load_coco(coco, images), limit)
+    return evaluate_models(data, model, int8_out, teacher, float_model, overlays, crop, progress)
+
+
+def evaluate_models(
+    data: list[CocoImage],
+    model: Path | None = None,
+    int8_out: Path | None = None,
+    teacher: str | None = None,
+    float_model: bool = True,
+    overlays: Path | None = None,
+    crop: str | None = None,
+    progress: bool = False,
+) -> list[EvalResult]:
+    """Evaluate the float checkpoint, optionally a convert output's INT8 network and a teacher, on ``data``.
 
     Each network is prompted with the crop it was trained with (its sidecar / report.json), unless ``crop`` says.
     ``overlays``: a new folder for one picture per instance with every evaluated model side by side.
-    ``limit``: the first N instances only. ``progress``: a progress bar per model on an interactive stderr.
+    ``progress``: a progress bar per model on an interactive stderr.
     """
     from imx500_sam.progress import item_bar
     from imx500_sam.train.overlays import OverlayWriter
 
     writer = OverlayWriter(overlays) if overlays is not None else None
-    data = limit_instances(load_coco(coco, images), limit)
     total = sum(len(im.instances) for im in data)
     results = []
     if float_model:

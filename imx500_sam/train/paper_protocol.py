@@ -18,8 +18,9 @@ Their code (github.com/pbonazzi/picosam3: ``model_compression/dataset.py`` ``Pic
 7. their "mAP@[.5:.95]": instances with an empty ground-truth crop dropped, IoU = inter / (union + 1e-8), for each
    threshold in ``np.arange(0.5, 1.0, 0.05)`` the share of instances at or above it, averaged.
 
-Where this differs from theirs (README "The paper's protocol"): an INT8 network from ``convert`` takes pixels / 256
-with the normalisation inside the graph (the sensor's input), not ``Normalize(pixels / 255)``; an instance whose
+Where this differs from theirs (README "The paper's protocol"): an INT8 network from ``convert`` gets what the sensor
+feeds it (``evaluate.int8_predictor``: the pixels through its input preprocessor; pixels / 256 with the normalisation
+inside the graph for the default), not ``Normalize(pixels / 255)``; an instance whose
 padded box truncates to an empty rectangle (a box under about 1 px) is skipped and counted, where their code stops.
 """
 
@@ -58,17 +59,11 @@ class PaperInstance:
     segmentation: Any
 
 
-def _file_name(info: dict[str, Any]) -> str:
-    return str(info.get("file_name", f"{int(info['id']):012d}.jpg"))
-
-
 def paper_instances(ann_file: Path, images_dir: Path, limit: int | None = None) -> list[PaperInstance]:
     """Step 1: the instances in the authors' order (the first ``limit`` of them when given)."""
-    ann_file, images_dir = Path(ann_file), Path(images_dir)
-    if not ann_file.is_file():
-        raise BadInputError(f"{ann_file}: no such file.", hint="Give a COCO (or LVIS) instances JSON file.")
-    if not images_dir.is_dir():
-        raise BadInputError(f"{images_dir}: no such folder.", hint="Give the folder holding the images.")
+    from imx500_sam.data.coco import check_paths, image_path
+
+    ann_file, images_dir = check_paths(ann_file, images_dir)
     try:
         data = json.loads(ann_file.read_text())
         imgs: dict[int, dict[str, Any]] = {}
@@ -79,7 +74,7 @@ def paper_instances(ann_file: Path, images_dir: Path, limit: int | None = None) 
             by_image.setdefault(int(ann["image_id"]), []).append(ann)
         out: list[PaperInstance] = []
         for image_id, info in imgs.items():
-            path = images_dir / _file_name(info)
+            path = image_path(info, images_dir)
             if not path.exists():
                 continue
             for ann in by_image.get(image_id, []):
@@ -266,7 +261,8 @@ def float_logits(model: Any) -> CropLogits:
 
 
 def sensor_logits(predict: Callable[[np.ndarray], np.ndarray]) -> CropLogits:
-    """A network taking the sensor's input (pixels / 256, normalisation inside, e.g. convert's INT8)."""
+    """A crop predictor on model-input batches (pixels / 256, ``prompt.to_model_input``; e.g. convert's INT8 with the
+    sensor's preprocessor in front, ``evaluate.int8_predictor``) as crop logits."""
     from imx500_sam.prompt import to_model_input
 
     return lambda crops: predict(np.stack([to_model_input(c) for c in crops]))
@@ -281,7 +277,7 @@ def run_paper_eval(
 ) -> list[PaperResult]:
     """The authors' protocol over ``instances`` for the float checkpoint and optionally a convert output's INT8."""
     from imx500_sam.progress import item_bar
-    from imx500_sam.train.evaluate import onnx_predictor
+    from imx500_sam.train.evaluate import int8_predictor
 
     results = []
     if float_model:
@@ -298,7 +294,7 @@ def run_paper_eval(
         from imx500_sam.convert_output import ConvertOutputDir
 
         out = ConvertOutputDir.load(int8_out)
-        predict, size = onnx_predictor(out.qdq_onnx)
+        predict, size = int8_predictor(out)  # the sensor's preprocessor in front, as eval --int8 and the emulator
         with item_bar(len(instances), f"int8:{out.out_dir.name}", progress) as advance:
             results.append(evaluate_paper(f"int8:{out.out_dir.name}", instances, sensor_logits(predict), size, advance))
     return results
