@@ -26,6 +26,7 @@ from typing import Any
 
 from benchmarks._common import RESULTS, write_result
 from benchmarks.gate_corpus import CORPUS, CorpusModel
+from imx500_sam.errors import first_line
 
 VERDICT = {0: "pass", 2: "bad_input", 3: "unsupported", 4: "over_budget"}
 
@@ -59,9 +60,9 @@ def real_outcome(model: CorpusModel, work: Path) -> dict[str, Any]:
     try:
         onnx_path = mctq_onnx(model.build(), (model.input_size, model.input_size), work)
     except Exception as exc:  # MCT raises anything
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        first = first_line(str(exc), 300)
         cause = exc.__cause__
-        detail = f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}" if cause else first
+        detail = f"{type(cause).__name__}: {first_line(str(cause))}" if cause else first
         return {
             "outcome": "unsupported",
             "stage": "mct",

@@ -38,6 +38,7 @@ from imx500_sam.convert_output import (
 from imx500_sam.data.roles import ImageRecord, records_to_json
 from imx500_sam.defaults import DEFAULT_CHECKPOINT
 from imx500_sam.errors import BadInputError, ImxSamError
+from imx500_sam.outputs import refuse_existing
 from imx500_sam.procs import (
     DEFAULT_TOOL_TIMEOUT_S,
     STOP_EXCEPTIONS,
@@ -95,8 +96,8 @@ def _only_failure_logs(path: Path) -> bool:
 def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise BadInputError(f"{out}: exists and is not a directory.", hint="Choose another -o OUT.")
-    if out.exists() and not overwrite and not _only_failure_logs(out):
-        raise BadInputError(f"{out}: already exists.", hint="Pass --overwrite to replace it, or choose another -o OUT.")
+    if not _only_failure_logs(out):
+        refuse_existing(out, option="-o OUT", overwrite=overwrite)
 
 
 def _keep_failure_logs(work: Path, out: Path, message: str = "") -> list[tuple[Path, Path]]:

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from converter.gate.report import ConverterMemory
 from imx500_sam.errors import BadInputError, OverBudgetError
-from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, make_work_dir, remove_stale_work_dirs
+from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, owned_temp_dir
 
 CALIB_BATCHES = 2
 
@@ -67,24 +65,12 @@ def memory_report(onnx_path: Path, out_dir: Path, timeout_s: float = DEFAULT_TOO
     )
 
 
-@contextlib.contextmanager
-def _check_dir() -> Any:
-    """A marked temporary directory in $TMPDIR, removed on the way out; stale ones of killed runs go first."""
-    tmp = Path(tempfile.gettempdir())
-    remove_stale_work_dirs(tmp, "imx500-check-*")
-    work = make_work_dir(tmp, "imx500-check-")
-    try:
-        yield str(work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 def converter_memory(
     resolved: Any, input_size: tuple[int, int], work_dir: Path | None = None, timeout_s: float = DEFAULT_TOOL_TIMEOUT_S
 ) -> ConverterMemory:
     """Quantize (if needed) and run the converter's memory report for a resolved MODEL."""
     keep = work_dir is not None
-    ctx = contextlib.nullcontext(str(work_dir)) if keep else _check_dir()
+    ctx = contextlib.nullcontext(Path(work_dir)) if keep else owned_temp_dir("imx500-check-")
     with ctx as tmp:
         work = Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

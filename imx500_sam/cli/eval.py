@@ -73,12 +73,9 @@ def eval_(
         return
     if rpk is not None or emulate is not None or out is not None:
         raise BadInputError("--rpk, --emulate and --out go with --device (on-sensor evaluation).")
-    from imx500_sam.prompt import check_convention
+    from imx500_sam.prompt import crop_option
 
-    try:
-        crop = check_convention(crop) if crop is not None else None
-    except ValueError as exc:
-        raise BadInputError(f"--crop: {exc}.") from exc
+    crop = crop_option(crop)
     if crop is not None and protocol == "paper":
         raise BadInputError("--crop goes with --protocol image (the paper's protocol has its own crop).")
     if protocol == "paper" and (teacher or save_overlays is not None):
@@ -117,16 +114,12 @@ def _eval_device(
     if rpk is None and emulate is None:
         raise BadInputError("eval --device needs --rpk network.rpk (AI Camera) and/or --emulate CONVERT_DIR.")
     out = out or Path(time.strftime("eval-device-%Y%m%d-%H%M%S"))
-    from imx500_sam.convert_output import ConvertOutputDir, prompt_crop_beside
-    from imx500_sam.prompt import SHIFTED
+    from imx500_sam.convert_output import ConvertOutputDir, converted_prompt_crop
 
     reference = None
     ref_emu = None
     sensor = None
-    if emulate is not None:
-        convention = ConvertOutputDir.load(emulate).prompt_crop
-    else:
-        convention = prompt_crop_beside(rpk) if rpk is not None else None
+    convention = converted_prompt_crop(ConvertOutputDir.load(emulate) if emulate is not None else None, rpk)
     try:
         if emulate is not None:
             from imx500_sam.runtime.emulator import EmulatedIMX500
@@ -153,7 +146,7 @@ def _eval_device(
             reference_name=str(emulate) if emulate else None,
             readback=readback,
             log=lambda s: print(f"imx500-sam eval --device: {s}", file=sys.stderr, flush=True),
-            convention=convention or SHIFTED,
+            convention=convention,
         )
     finally:
         for s in (sensor, ref_emu):

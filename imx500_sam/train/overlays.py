@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from imx500_sam.procs import make_work_dir, publish_dir, remove_stale_work_dirs, remove_work_dir
+from imx500_sam.procs import owned_temp_dir, publish_dir
 from imx500_sam.runtime.overlay import colour
 
 PANEL = 256  # panel side in pixels
@@ -105,12 +105,10 @@ class OverlayWriter:
         parent = self.out_dir.resolve().parent
         parent.mkdir(parents=True, exist_ok=True)
         # owner-marked (imx500_sam.procs): one left by a killed run is removed by the next
-        remove_stale_work_dirs(parent, f".{self.out_dir.name}.tmp-*")
-        box = make_work_dir(parent, f".{self.out_dir.name}.tmp-")
-        tmp = box / "overlays"
-        tmp.mkdir()
-        index = []
-        try:
+        with owned_temp_dir(f".{self.out_dir.name}.tmp-", parent) as box:
+            tmp = box / "overlays"
+            tmp.mkdir()
+            index = []
             for item in self._items.values():
                 panels = [self._panel(item, k, *p) for k, p in enumerate(item.panels)]
                 gap = np.full((PANEL + 22, 4, 3), 255, np.uint8)
@@ -136,6 +134,4 @@ class OverlayWriter:
             if self.out_dir.exists():
                 self.out_dir.rmdir()  # empty (checked at the start)
             publish_dir(tmp, self.out_dir)
-        finally:
-            remove_work_dir(box)
         return sorted(self.out_dir.glob("*.png"))

@@ -35,11 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from imx500_sam import preprocessor
 from imx500_sam.errors import BadInputError
 
 PADDING = 0.1
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32).reshape(3, 1, 1)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32).reshape(3, 1, 1)
+IMAGENET_MEAN = np.array(preprocessor.IMAGENET_MEAN, np.float32).reshape(3, 1, 1)  # torchvision Normalize's
+IMAGENET_STD = np.array(preprocessor.IMAGENET_STD, np.float32).reshape(3, 1, 1)
 MAP_THRESHOLDS = np.arange(0.5, 1.0, 0.05)  # their np.arange, floating-point steps included
 
 # uint8 HxWx3 RGB crops (N, S, S, 3) -> logits (N, 1, S, S) or (N, S, S)
