@@ -101,3 +101,38 @@ def test_a_slow_web_loop_gets_only_the_newest_snapshot():
         assert loop.run_until_complete(hub.next_after(snaps[-2].seq)) is snaps[-1]
     finally:
         loop.close()
+
+
+def test_the_state_shows_each_command_before_its_answer():
+    """Between frames: a command's effect (added, removed, tracking) is in the published state by the time its
+    future answers, each prompt's own fields included, not from the next frame on."""
+    sensor = EndingSensor(frames=8)
+    engine = ServeEngine(sensor)
+    engine.submit("add", (10, 10, 50, 50))
+    engine.submit("add", (300, 200, 80, 60))
+    seen = {}
+
+    def capture():  # type: ignore[no-untyped-def]
+        if sensor.i == 4:  # while frame 4 is taken: the commands are applied after it, before frame 5
+            seen["futures"] = [
+                engine.submit("remove", 0),
+                engine.submit("track", True),
+                engine.submit("add", (100, 300, 40, 40)),
+            ]
+            seen["before"] = engine.snapshot
+        if sensor.i == 5:  # the commands are applied, frame 5 not yet taken
+            seen["after"] = engine.snapshot
+            seen["done"] = [f.done() for f in seen["futures"]]
+        return EndingSensor.capture(sensor)
+
+    sensor.capture = capture  # type: ignore[method-assign]
+    engine.run()
+    before, after = seen["before"], seen["after"]
+    assert seen["done"] == [True, True, True]
+    assert [p.id for p in before.prompts] == [0, 1] and not before.track
+    assert after.seq == before.seq + 1 and after.frame == 4  # frame 4's state, changed by the commands
+    assert [p.id for p in after.prompts] == [1, 2] and after.track
+    assert all(p.track for p in after.prompts)  # each prompt's own field too, not only the top-level flag
+    new = after.prompt(2)
+    assert new is not None and new.mask is None and new.mask_frame is None and new.roi_output[2] > 0
+    assert after.prompt(1).mask is not None  # the standing prompt keeps its latest mask
