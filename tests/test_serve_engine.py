@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +137,33 @@ def test_the_state_shows_each_command_before_its_answer():
     new = after.prompt(2)
     assert new is not None and new.mask is None and new.mask_frame is None and new.roi_output[2] > 0
     assert after.prompt(1).mask is not None  # the standing prompt keeps its latest mask
+
+
+def test_serve_prompts_with_the_models_crop_convention(monkeypatch):
+    """``serve`` takes the ROI convention the model was trained with, as ``run`` does (``crop_convention``): a box
+    drawn in the page becomes the ROI that convention gives, not always the shifted square."""
+    from types import SimpleNamespace
+
+    from imx500_sam.prompt import AS_DRAWN
+    from imx500_sam.runtime import runner
+    from imx500_sam.serve import server
+
+    sensor = EndingSensor(frames=4)
+    sensor.convert_out = SimpleNamespace(prompt_crop=AS_DRAWN)  # type: ignore[attr-defined]  # report.json's
+    monkeypatch.setattr(runner, "open_sensor", lambda *a, **k: sensor)
+    engines = []
+
+    class Recorded(ServeEngine):
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(*args, **kwargs)
+            engines.append(self)
+            self.submit("add", (100, 100, 200, 50))
+
+    monkeypatch.setattr(server, "ServeEngine", Recorded)
+    options = server.ServeOptions(emulate=Path("convert-out"), source="photo.png", port=0)
+    assert server.serve(options) == 4
+    (engine,) = engines
+    box = (100.0, 100.0, 200.0, 50.0)
+    assert engine.session.convention == AS_DRAWN
+    assert engine.snapshot.prompts[0].roi == sensor.geometry.prompt_roi(box, convention=AS_DRAWN).xywh
+    assert engine.snapshot.prompts[0].roi != sensor.geometry.prompt_roi(box).xywh  # the shifted square differs

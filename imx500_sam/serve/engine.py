@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from imx500_sam.errors import BadInputError
+from imx500_sam.prompt import SHIFTED
 from imx500_sam.runtime.geometry import SensorGeometry
 from imx500_sam.runtime.overlay import colour, draw_overlay, status_text
 from imx500_sam.runtime.sensor import Sensor, SensorFrame, sensor_to_mask_ms
@@ -140,7 +141,8 @@ class ServeEngine:
     """Runs a ``PromptSession`` on ``sensor`` frame after frame; the web side talks to it through ``submit``.
 
     ``masks_only``: frames are never kept, drawn or encoded (only the masks on black are); the session's motion
-    cue, which reads the image, is off.
+    cue, which reads the image, is off. ``convention``: how a box becomes its ROI (``PromptSession``): the model's
+    training crop, as ``run`` takes it (``runner.crop_convention``).
     """
 
     def __init__(
@@ -149,13 +151,14 @@ class ServeEngine:
         masks_only: bool = False,
         max_prompts: int = MAX_PROMPTS,
         track: bool = False,
+        convention: str = SHIFTED,
     ) -> None:
         if max_prompts < 1:
             raise BadInputError(f"--max-prompts {max_prompts}: give at least 1.")
         self.sensor = sensor
         self.masks_only = masks_only
         self.max_prompts = int(max_prompts)
-        self.session = PromptSession(sensor, (), track=track, motion=not masks_only)
+        self.session = PromptSession(sensor, (), track=track, motion=not masks_only, convention=convention)
         self.network_name = sensor.network_name
         peek = getattr(sensor, "peek_geometry", None)
         self._geometry: SensorGeometry = peek() if callable(peek) else sensor.geometry  # the last frame's

@@ -116,7 +116,7 @@ class WebServer:
         self.loop = asyncio.new_event_loop()
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, host, port, shutdown_timeout=1.0)
+        site = web.TCPSite(self.runner, host, port)  # the runner's shutdown_timeout applies
         try:
             self.loop.run_until_complete(site.start())
         except OSError as exc:
@@ -158,7 +158,7 @@ def serve(options: ServeOptions, on_ready: Callable[[ServeAddress], None] | None
             f"imx500-sam serve needs aiohttp ({exc}).",
             hint='pip install "imx500-sam[serve]" (on Raspberry Pi OS also: sudo apt install python3-aiohttp).',
         ) from exc
-    from imx500_sam.runtime.runner import RunOptions, open_sensor
+    from imx500_sam.runtime.runner import RunOptions, crop_convention, open_sensor
 
     if not 0 <= options.port <= 65535:
         raise BadInputError(f"--port {options.port}: give 0..65535 (0: any free port).")
@@ -181,7 +181,12 @@ def serve(options: ServeOptions, on_ready: Callable[[ServeAddress], None] | None
         source = getattr(sensor, "source", None)
         if frame_rate == EMULATOR_FRAME_RATE and options.frame_rate is None and getattr(source, "fps", None):
             sensor.set_frame_rate(float(source.fps))  # a video plays at its own rate
-        engine = ServeEngine(sensor, masks_only=options.masks_only, max_prompts=options.max_prompts)
+        engine = ServeEngine(
+            sensor,
+            masks_only=options.masks_only,
+            max_prompts=options.max_prompts,
+            convention=crop_convention(run_options, sensor),  # the model's training crop, as run
+        )
         power = PowerMonitor()
         config = AppConfig(
             token=token,
