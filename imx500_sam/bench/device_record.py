@@ -187,6 +187,7 @@ class DeviceBenchRecord:
     status: str = "running"
     network_name: str | None = None
     input_size: list[int] | None = None
+    prompt_crop: str | None = None  # the crop convention the prompts' ROIs follow (imx500_sam.prompt)
     prompts: dict[str, list[list[float]]] | None = None
     idle_frame_rate: float | None = None
     idle_frames: int | None = None
@@ -242,6 +243,7 @@ class DeviceBenchRecord:
         optional = {
             "network_name": self.network_name,
             "input_size": self.input_size,
+            "prompt_crop": self.prompt_crop,
             "prompts": self.prompts,
             "idle_frame_rate": self.idle_frame_rate,
             "idle_frames": self.idle_frames,
