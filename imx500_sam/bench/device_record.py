@@ -98,7 +98,9 @@ class PhaseSummary:
     host_ms: dict[str, float] | None
 
     @classmethod
-    def of(cls, phase: str, mode: str, rate: float | None, rows: list[FrameRow], wall_s: float, requests: int):
+    def of(
+        cls, phase: str, mode: str, rate: float | None, rows: list[FrameRow], wall_s: float, requests: int
+    ) -> PhaseSummary:
         """Summarise ``rows``: rates over the sensor's own time (n frames span n frame periods), so a backlog
         of queued frames at the start of a phase does not inflate them; the wall time is kept beside."""
         n = len(rows)
@@ -157,6 +159,7 @@ class SweepSummary:
 
     @classmethod
     def of(cls, phases: list[PhaseSummary]) -> SweepSummary:
+        swept = [p for p in phases if p.frame_rate_set is not None]
         rows = [
             SweepRate(
                 frame_rate_set=p.frame_rate_set,
@@ -168,10 +171,9 @@ class SweepSummary:
                 dnn_ms_median=_median(p.dnn_ms),
                 latency_ms_median=_median(p.latency_ms),
             )
-            for p in phases
-            if p.frame_rate_set is not None
+            for p in swept
         ]
-        ok = [r.frame_rate_set for r in rows if r.frames and r.frames_with_tensor == r.frames]
+        ok = [p.frame_rate_set for p in swept if p.every_frame_has_mask]
         return cls(rates=rows, highest_rate_every_frame_has_mask=max(ok) if ok else None)
 
 
