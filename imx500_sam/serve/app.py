@@ -75,7 +75,6 @@ class FrameHub:
         self.closed = False
         self._event = asyncio.Event()
         self._pending: Snapshot | None = None
-        self.clients = 0
 
     def offer(self, snap: Snapshot) -> None:
         """From the camera thread: hand over a snapshot (at most one call waits on the loop at a time)."""
@@ -210,7 +209,6 @@ def make_app(engine: ServeEngine, config: AppConfig) -> web.Application:
     async def state(request: web.Request) -> web.Response:
         snap = engine.snapshot
         power = config.power()
-        h = hub["h"]
         return web.json_response(
             {
                 "network": engine.network_name,
@@ -228,7 +226,7 @@ def make_app(engine: ServeEngine, config: AppConfig) -> web.Application:
                 "power_note": power.get("note"),
                 "track": engine.session.track if snap is None else snap.track,
                 "max_prompts": engine.max_prompts,
-                "stream_clients": h.clients,
+                "stream_clients": sum(engine.watchers.values()),
                 "prompts": [] if snap is None else [p.to_json() for p in snap.prompts],
             },
             headers={"Cache-Control": "no-store"},
@@ -278,7 +276,7 @@ def make_app(engine: ServeEngine, config: AppConfig) -> web.Application:
             if view == "overlay" and config.masks_only:
                 raise RequestError(403, "masks-only mode: no frame is encoded or served; the masks are at /masks.mjpg.")
             h = hub["h"]
-            if h.clients >= MAX_STREAM_CLIENTS:
+            if sum(engine.watchers.values()) >= MAX_STREAM_CLIENTS:
                 raise RequestError(503, f"too many stream clients (at most {MAX_STREAM_CLIENTS}).")
             resp = web.StreamResponse(
                 headers={
@@ -286,7 +284,6 @@ def make_app(engine: ServeEngine, config: AppConfig) -> web.Application:
                     "Cache-Control": "no-store",
                 }
             )
-            h.clients += 1
             engine.watchers[view] += 1
             try:
                 await resp.prepare(request)
@@ -304,7 +301,6 @@ def make_app(engine: ServeEngine, config: AppConfig) -> web.Application:
             except (ConnectionResetError, ConnectionError):
                 pass
             finally:
-                h.clients -= 1
                 engine.watchers[view] -= 1
             return resp
 
