@@ -233,7 +233,7 @@ def run_device_bench(
         record.network_name = sensor.network_name
         record.input_size = list(sensor.input_size)
         record.prompt_crop = convention = _crop_convention(options, sensor)
-        size = _peek_size(sensor)
+        size = sensor.peek_geometry().output_size
         fixed, cycle = default_boxes(size)
         if options.boxes:
             fixed = [options.boxes[0]]
@@ -296,8 +296,3 @@ def _crop_convention(options: DeviceBenchOptions, sensor: Sensor) -> str:
     from imx500_sam.runtime.runner import RunOptions, crop_convention
 
     return crop_convention(RunOptions(rpk=options.rpk, emulate=options.emulate), sensor)
-
-
-def _peek_size(sensor: Sensor) -> tuple[int, int]:
-    peek = getattr(sensor, "peek_geometry", None)
-    return (peek() if callable(peek) else sensor.geometry).output_size

@@ -263,8 +263,7 @@ class PromptSession:
         return self._fps
 
     def _geometry(self) -> SensorGeometry:
-        peek = getattr(self.sensor, "peek_geometry", None)
-        return peek() if callable(peek) else self.sensor.geometry
+        return self.sensor.peek_geometry()
 
     def __iter__(self) -> Iterator[MaskResult]:
         while True:

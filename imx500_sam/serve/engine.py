@@ -160,8 +160,7 @@ class ServeEngine:
         self.max_prompts = int(max_prompts)
         self.session = PromptSession(sensor, (), track=track, motion=not masks_only, convention=convention)
         self.network_name = sensor.network_name
-        peek = getattr(sensor, "peek_geometry", None)
-        self._geometry: SensorGeometry = peek() if callable(peek) else sensor.geometry  # the last frame's
+        self._geometry: SensorGeometry = sensor.peek_geometry()  # then the last frame's
         self.output_size: tuple[int, int] = tuple(self._geometry.output_size)  # type: ignore[assignment]
         self.snapshot: Snapshot | None = None
         self.watchers = dict.fromkeys(VIEWS, 0)  # stream clients per view (changed by the web thread)
