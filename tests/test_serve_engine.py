@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,29 @@ def test_serve_prompts_with_the_models_crop_convention(monkeypatch):
     assert engine.session.convention == AS_DRAWN
     assert engine.snapshot.prompts[0].roi == sensor.geometry.prompt_roi(box, convention=AS_DRAWN).xywh
     assert engine.snapshot.prompts[0].roi != sensor.geometry.prompt_roi(box).xywh  # the shifted square differs
+
+
+def test_power_monitor_shows_the_newest_pmic_sample(tmp_path, monkeypatch):
+    """serve's power reading is the device bench's sampler (one sample kept): watts on a Pi 5, a note elsewhere."""
+    from imx500_sam.bench.power import parse_pmic_adc
+    from imx500_sam.serve.server import PowerMonitor
+    from tests.support.pmic import PI5_PMIC_READ_ADC, fake_vcgencmd, path_with
+
+    fake_vcgencmd(tmp_path / "pi5", PI5_PMIC_READ_ADC)
+    pi5 = path_with(tmp_path / "pi5")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no vcgencmd: not a Pi
+    off = PowerMonitor(period_s=0.05)
+    assert off().watts is None and "not readable" in off().note
+    off.stop()
+    monkeypatch.setenv("PATH", pi5)
+    monitor = PowerMonitor(period_s=0.05)
+    try:
+        wait_until = time.monotonic() + 10
+        while len(monitor._sampler.samples) < 1 and time.monotonic() < wait_until:  # type: ignore[union-attr]
+            time.sleep(0.05)
+        time.sleep(0.3)  # several samples taken: still one kept
+        state = monitor()
+        assert state.watts == pytest.approx(parse_pmic_adc(PI5_PMIC_READ_ADC).watts, abs=1e-3)
+        assert "every 0.05 s" in state.note and len(monitor._sampler.samples) == 1  # type: ignore[union-attr]
+    finally:
+        monitor.stop()

@@ -40,6 +40,7 @@ from imx500_sam.serve.engine import (
     parse_box,
     render,
 )
+from imx500_sam.serve.server import PowerState
 
 MAX_BODY = 16 * 1024
 MAX_STREAM_CLIENTS = 16
@@ -62,7 +63,7 @@ class AppConfig:
     token: str | None
     masks_only: bool
     source: str  # "camera" / "emulator"
-    power: Callable[[], dict[str, Any]]  # {"watts": float | None, "note": str}
+    power: Callable[[], PowerState]
     cookie: str = "imx500_sam_token"
 
 
@@ -222,8 +223,8 @@ def make_app(engine: ServeEngine, config: AppConfig) -> web.Application:
                 "dsp_ms": _r(snap and snap.dsp_ms),
                 "latency_ms": _r(snap and snap.latency_ms),
                 "roi": list(snap.roi) if snap is not None and snap.roi else None,
-                "power_w": power.get("watts"),
-                "power_note": power.get("note"),
+                "power_w": power.watts,
+                "power_note": power.note,
                 "track": engine.session.track if snap is None else snap.track,
                 "max_prompts": engine.max_prompts,
                 "stream_clients": sum(engine.watchers.values()),

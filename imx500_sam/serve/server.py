@@ -73,38 +73,43 @@ def access_token(host: str, token: str | None) -> str | None:
     return None if is_loopback(host) else secrets.token_urlsafe(24)
 
 
+@dataclass(frozen=True)
+class PowerState:
+    """The power shown in ``/api/state``: watts (None when not readable) and how it was measured."""
+
+    watts: float | None
+    note: str
+
+
 class PowerMonitor:
-    """The PMIC's power (``vcgencmd pmic_read_adc``, a Raspberry Pi 5), sampled every few seconds when readable."""
+    """The PMIC's power (``vcgencmd pmic_read_adc``, a Raspberry Pi 5) every few seconds when readable: the device
+    bench's ``PowerSampler``, keeping its newest sample only."""
 
     def __init__(self, period_s: float = POWER_PERIOD_S) -> None:
-        from imx500_sam.bench.power import read_pmic
+        from imx500_sam.bench.power import PowerSampler
 
-        self._read = read_pmic
-        self.watts: float | None = None
-        self.note = "PMIC not readable here (a Raspberry Pi 5 has one: vcgencmd pmic_read_adc)"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.period_s = period_s
+        self._sampler: PowerSampler | None = PowerSampler(rate_hz=1.0 / period_s, keep=1)
         try:
-            self.watts = read_pmic().watts
+            self._first = self._sampler.probe().watts
         except ImxSamError:
+            self._sampler = None
             return
-        self.note = f"PMIC rails (V x I summed), every {period_s:g} s"
-        self._thread = threading.Thread(target=self._loop, args=(period_s,), name="imx500-sam-power", daemon=True)
-        self._thread.start()
+        self._sampler.start()
 
-    def _loop(self, period_s: float) -> None:
-        while not self._stop.wait(period_s):
-            try:
-                self.watts = self._read().watts
-            except ImxSamError as exc:
-                self.watts, self.note = None, f"PMIC reading stopped: {exc}"
-                return
-
-    def __call__(self) -> dict[str, Any]:
-        return {"watts": None if self.watts is None else round(self.watts, 3), "note": self.note}
+    def __call__(self) -> PowerState:
+        sampler = self._sampler
+        if sampler is None:
+            return PowerState(None, "PMIC not readable here (a Raspberry Pi 5 has one: vcgencmd pmic_read_adc)")
+        if sampler.error is not None:
+            return PowerState(None, f"PMIC reading stopped: {sampler.error}")
+        latest = sampler.samples[-1:]
+        watts = latest[0].watts if latest else self._first
+        return PowerState(round(watts, 3), f"PMIC rails (V x I summed), every {self.period_s:g} s")
 
     def stop(self) -> None:
-        self._stop.set()
+        if self._sampler is not None:
+            self._sampler.stop()
 
 
 class WebServer:
