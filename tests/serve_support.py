@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,24 +79,34 @@ def jget(url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
     return json.loads(body)
 
 
+def iter_mjpeg(resp: Any, chunk: int = 65536) -> Iterator[bytes]:
+    """The JPEG parts of an open multipart/x-mixed-replace response as they arrive (``chunk``: bytes per read; a
+    small one reads like a slow client); ends with the stream."""
+    buf = b""
+    while True:
+        head_end = buf.find(b"\r\n\r\n")
+        if head_end >= 0:
+            length = int(re.search(rb"Content-Length: (\d+)", buf[:head_end]).group(1))  # type: ignore[union-attr]
+            if len(buf) >= head_end + 4 + length:
+                yield buf[head_end + 4 : head_end + 4 + length]
+                buf = buf[head_end + 4 + length :].lstrip(b"\r\n")
+                continue
+        data = resp.read1(chunk)
+        if not data:
+            return
+        buf += data
+
+
 def mjpeg_parts(url: str, count: int, timeout: float = 60.0) -> list[bytes]:
     """The first ``count`` JPEG parts of a multipart/x-mixed-replace stream."""
     parts: list[bytes] = []
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         assert resp.headers["Content-Type"].startswith("multipart/x-mixed-replace")
-        buf = b""
-        while len(parts) < count:
-            head_end = buf.find(b"\r\n\r\n")
-            if head_end >= 0:
-                head = buf[:head_end].decode()
-                length = int(re.search(r"Content-Length: (\d+)", head).group(1))
-                if len(buf) >= head_end + 4 + length:
-                    parts.append(buf[head_end + 4 : head_end + 4 + length])
-                    buf = buf[head_end + 4 + length :].lstrip(b"\r\n")
-                    continue
-            chunk = resp.read1(65536)
-            assert chunk, "stream ended"
-            buf += chunk
+        for part in iter_mjpeg(resp):
+            parts.append(part)
+            if len(parts) == count:
+                break
+    assert len(parts) == count, "stream ended"
     return parts
 
 

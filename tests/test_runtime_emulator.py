@@ -48,7 +48,7 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     return rc, out.getvalue(), err.getvalue()
 
 
-# What the device side (imx500_sam.runtime, firmware_packaging; a Pi has no torch) must never pull in.
+# What the device side (imx500_sam.runtime, .serve, .bench, firmware_packaging; a Pi has no torch) must never pull in.
 HOST_ONLY = ("torch", "torchvision", "model_compression_toolkit", "mct_quantizers", "converter")
 _FORBIDDEN = (
     f"bad = sorted({{m.split('.')[0] for m in sys.modules}} & set({HOST_ONLY!r}))\n"
@@ -57,18 +57,19 @@ _FORBIDDEN = (
 
 
 def test_device_side_never_imports_torch_mct_or_converter():
-    """Every module of imx500_sam.runtime, imx500_sam.serve and firmware_packaging, and the CLI, in a fresh
-    interpreter."""
+    """Every module of imx500_sam.runtime, imx500_sam.serve, imx500_sam.bench and firmware_packaging, and the CLI,
+    in a fresh interpreter (new modules are walked, not listed)."""
     code = (
         "import importlib, pkgutil, sys\n"
-        "import imx500_sam.runtime, imx500_sam.serve, firmware_packaging\n"
-        "names = [m.name for pkg in (imx500_sam.runtime, imx500_sam.serve, firmware_packaging)\n"
+        "import imx500_sam.runtime, imx500_sam.serve, imx500_sam.bench, firmware_packaging\n"
+        "names = [m.name for pkg in (imx500_sam.runtime, imx500_sam.serve, imx500_sam.bench, firmware_packaging)\n"
         "         for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.')]\n"
         "for name in names:\n"
         "    importlib.import_module(name)\n"
         "import imx500_sam.convert_output, imx500_sam.cli.run\n"
         "from imx500_sam.cli import main\n"
-        "assert {'imx500_sam.runtime.emulator', 'imx500_sam.serve.app', 'firmware_packaging.rpk'} <= set(names)\n"
+        "assert {'imx500_sam.runtime.emulator', 'imx500_sam.serve.app', 'imx500_sam.bench.device_report',\n"
+        "        'firmware_packaging.rpk'} <= set(names)\n"
         + _FORBIDDEN
         + "lazy = [m for m in ('picamera2', 'onnxruntime') if m in sys.modules]\n"
         "assert not lazy, lazy\n"

@@ -30,6 +30,7 @@ from imx500_sam.bench.device_report import finish
 from imx500_sam.bench.power import PowerSampler
 from imx500_sam.bench.record import ending
 from imx500_sam.errors import BadInputError
+from imx500_sam.prompt import SHIFTED
 from imx500_sam.runtime.geometry import Box
 from imx500_sam.runtime.sensor import Sensor
 
@@ -100,11 +101,14 @@ def measure_phase(
     rate: float | None,
     warmup: int,
     sweep: bool = False,
+    convention: str = SHIFTED,
 ) -> PhaseSummary:
-    """``frames`` frames of a prompt session on ``boxes`` (one ROI per frame, in turn); records each frame."""
+    """``frames`` frames of a prompt session on ``boxes`` (one ROI per frame, in turn); records each frame.
+
+    ``convention``: how a box becomes its ROI (``PromptSession``), the model's as in ``run``."""
     from imx500_sam.runtime.session import PromptSession
 
-    session = PromptSession(sensor, boxes)
+    session = PromptSession(sensor, boxes, convention=convention)
     for _ in range(warmup):  # the frame rate / ROI settle, the network warms up
         if session.step() is None:
             raise BadInputError("the frame source ended during warm-up.", hint="Give a longer source or fewer frames.")
@@ -228,7 +232,8 @@ def run_device_bench(
         check_network(sensor)
         record.network_name = sensor.network_name
         record.input_size = list(sensor.input_size)
-        size = _peek_size(sensor)
+        record.prompt_crop = convention = _crop_convention(options, sensor)
+        size = sensor.peek_geometry().output_size
         fixed, cycle = default_boxes(size)
         if options.boxes:
             fixed = [options.boxes[0]]
@@ -242,14 +247,17 @@ def run_device_bench(
             for rate in options.sweep_rates:
                 sensor.set_frame_rate(rate)
                 log(f"sweep: {rate:g} fps")
-                measure_phase(record, sensor, boxes, mode, options.frames, rate, options.warmup, sweep=True)
+                measure_phase(
+                    record, sensor, boxes, mode, options.frames, rate, options.warmup, sweep=True, convention=convention
+                )
             record.sweep = SweepSummary.of(record.phases)
         else:
             modes = ("fixed", "cycle") if options.roi == "both" else (options.roi,)
             for mode in modes:
                 log(f"{mode} ROI: {options.frames} frames")
+                boxes = fixed if mode == "fixed" else cycle
                 measure_phase(
-                    record, sensor, fixed if mode == "fixed" else cycle, mode, options.frames, rates[0], options.warmup
+                    record, sensor, boxes, mode, options.frames, rates[0], options.warmup, convention=convention
                 )
         status = "complete"
     except BaseException as exc:
@@ -282,6 +290,9 @@ def _baseline_rate(options: DeviceBenchOptions) -> float:
     return 30.0
 
 
-def _peek_size(sensor: Sensor) -> tuple[int, int]:
-    peek = getattr(sensor, "peek_geometry", None)
-    return (peek() if callable(peek) else sensor.geometry).output_size
+def _crop_convention(options: DeviceBenchOptions, sensor: Sensor) -> str:
+    """The model's training crop, found as ``run`` finds it (the convert output's report.json, or the one beside
+    the .rpk; else shifted)."""
+    from imx500_sam.runtime.runner import RunOptions, crop_convention
+
+    return crop_convention(RunOptions(rpk=options.rpk, emulate=options.emulate), sensor)

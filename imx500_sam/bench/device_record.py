@@ -98,7 +98,9 @@ class PhaseSummary:
     host_ms: dict[str, float] | None
 
     @classmethod
-    def of(cls, phase: str, mode: str, rate: float | None, rows: list[FrameRow], wall_s: float, requests: int):
+    def of(
+        cls, phase: str, mode: str, rate: float | None, rows: list[FrameRow], wall_s: float, requests: int
+    ) -> PhaseSummary:
         """Summarise ``rows``: rates over the sensor's own time (n frames span n frame periods), so a backlog
         of queued frames at the start of a phase does not inflate them; the wall time is kept beside."""
         n = len(rows)
@@ -157,6 +159,7 @@ class SweepSummary:
 
     @classmethod
     def of(cls, phases: list[PhaseSummary]) -> SweepSummary:
+        swept = [p for p in phases if p.frame_rate_set is not None]
         rows = [
             SweepRate(
                 frame_rate_set=p.frame_rate_set,
@@ -168,10 +171,9 @@ class SweepSummary:
                 dnn_ms_median=_median(p.dnn_ms),
                 latency_ms_median=_median(p.latency_ms),
             )
-            for p in phases
-            if p.frame_rate_set is not None
+            for p in swept
         ]
-        ok = [r.frame_rate_set for r in rows if r.frames and r.frames_with_tensor == r.frames]
+        ok = [p.frame_rate_set for p in swept if p.every_frame_has_mask]
         return cls(rates=rows, highest_rate_every_frame_has_mask=max(ok) if ok else None)
 
 
@@ -187,6 +189,7 @@ class DeviceBenchRecord:
     status: str = "running"
     network_name: str | None = None
     input_size: list[int] | None = None
+    prompt_crop: str | None = None  # the crop convention the prompts' ROIs follow (imx500_sam.prompt)
     prompts: dict[str, list[list[float]]] | None = None
     idle_frame_rate: float | None = None
     idle_frames: int | None = None
@@ -242,6 +245,7 @@ class DeviceBenchRecord:
         optional = {
             "network_name": self.network_name,
             "input_size": self.input_size,
+            "prompt_crop": self.prompt_crop,
             "prompts": self.prompts,
             "idle_frame_rate": self.idle_frame_rate,
             "idle_frames": self.idle_frames,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from imx500_sam.bench import plot
-from imx500_sam.bench.device_record import DEFINITIONS, DeviceBenchRecord, FrameRow, PhaseSummary
+from imx500_sam.bench.device_record import DEFINITIONS, JSON_NAME, DeviceBenchRecord, FrameRow, PhaseSummary
 from imx500_sam.bench.record import write_atomic
 
 MD_NAME = "bench_device.md"
@@ -14,8 +14,6 @@ LATENCY_PNG, RATE_PNG, POWER_PNG = "latency.png", "dps_vs_frame_rate.png", "powe
 
 def finish(record: DeviceBenchRecord, status: str) -> list[str]:
     """Final JSON, plots and markdown summary; returns the files written (a plot that fails is noted)."""
-    from imx500_sam.bench.device_record import JSON_NAME
-
     record.status = status
     written = []
     try:

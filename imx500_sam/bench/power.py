@@ -114,13 +114,17 @@ class PowerSample:
 
 @dataclass
 class PowerSampler:
-    """Samples the PMIC at ``rate_hz`` in a thread; ``phase`` tags the samples taken from then on."""
+    """Samples the PMIC at ``rate_hz`` in a thread; ``phase`` tags the samples taken from then on.
+
+    ``keep``: only the newest ``keep`` samples are kept (a long-running server's live reading); None: all.
+    """
 
     rate_hz: float = 4.0
     read: Callable[[], PmicReading] = read_pmic
     samples: list[PowerSample] = field(default_factory=list)
     phase: str = "idle"
     error: str | None = None
+    keep: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.rate_hz <= 20:
@@ -150,6 +154,8 @@ class PowerSampler:
                 self.error = str(exc)
                 return
             self.samples.append(PowerSample(time.monotonic() - self._t0, phase, reading.watts, reading.rail_watts()))
+            if self.keep is not None and len(self.samples) > self.keep:
+                del self.samples[: len(self.samples) - self.keep]
             next_t += period
             self._stop.wait(max(0.0, next_t - time.monotonic()))
 

@@ -30,7 +30,7 @@ def serve(
     threads: int = typer.Option(None, "--threads", help="Emulator: onnxruntime threads (default: up to 4)."),
     fast_int8: bool = typer.Option(False, "--fast-int8", help="Emulator: onnxruntime's fused INT8 kernels (faster)."),
 ) -> None:
-    """Live view + mask overlay in a browser: drag a box to prompt (square ROI +10%, as run), JSON API, MJPEG."""
+    """Live view + mask overlay in a browser: drag a box to prompt (the model's crop, as run), JSON API, MJPEG."""
     from imx500_sam.serve.server import ServeAddress, ServeOptions
     from imx500_sam.serve.server import serve as run_server
 

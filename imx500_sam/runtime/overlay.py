@@ -55,7 +55,7 @@ def draw_overlay(
         x0, y0 = round(box[0]), round(box[1])
         x1, y1 = round(box[0] + box[2]) - 1, round(box[1] + box[3]) - 1
         if x1 >= x0 and y1 >= y0:
-            cv2.rectangle(out, (x0, y0), (x1, y1), colour(ids[i] if i < len(ids) else i), 2)
+            cv2.rectangle(out, (x0, y0), (x1, y1), hue[i], 2)
     for i, roi in enumerate(rois):
         if roi is None or roi[2] < 1 or roi[3] < 1:
             continue

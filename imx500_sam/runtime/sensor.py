@@ -68,6 +68,11 @@ class Sensor(abc.ABC):
     def geometry(self) -> SensorGeometry:
         """The current output-image <-> sensor mapping."""
 
+    def peek_geometry(self) -> SensorGeometry:
+        """The geometry before the first capture (a sensor that learns its output size from its first frame, the
+        emulator, reads that frame now and keeps it)."""
+        return self.geometry
+
     @abc.abstractmethod
     def set_roi(self, roi: ROI, tag: Any = None) -> None:
         """Set the inference ROI in full-sensor pixels (``IMX500.set_inference_roi_abs``).

@@ -42,6 +42,11 @@ class PromptState:
     last_grey: np.ndarray | None = None  # the image of this prompt's last turn (tracking's motion cue)
     prev_mask: np.ndarray | None = None  # the mask of that turn
 
+    def restart_tracking(self) -> None:
+        """Forget the motion and the previous image: tracking starts again from the current box."""
+        self.velocity, self.last_centre = (0.0, 0.0), None
+        self.last_grey, self.prev_mask = None, None
+
 
 @dataclass
 class MaskResult:
@@ -238,8 +243,7 @@ class PromptSession:
         self.track = bool(track)
         for state in self.prompts:
             state.track = self.track
-            state.velocity, state.last_centre = (0.0, 0.0), None
-            state.last_grey, state.prev_mask = None, None
+            state.restart_tracking()
 
     def set_box(self, index: int, box: Sequence[float]) -> str | None:
         """Re-prompt prompt ``index`` with a new box (output pixels); clears its lost state.
@@ -250,8 +254,7 @@ class PromptSession:
         state.box, notice = clip_box_to_frame(box, geometry.output_size)
         state.roi = geometry.prompt_roi(state.box, self.grow, self.convention)
         state.lost, state.lost_frames = False, 0
-        state.velocity, state.last_centre = (0.0, 0.0), None
-        state.last_grey, state.prev_mask = None, None
+        state.restart_tracking()
         return notice
 
     @property
@@ -260,8 +263,7 @@ class PromptSession:
         return self._fps
 
     def _geometry(self) -> SensorGeometry:
-        peek = getattr(self.sensor, "peek_geometry", None)
-        return peek() if callable(peek) else self.sensor.geometry
+        return self.sensor.peek_geometry()
 
     def __iter__(self) -> Iterator[MaskResult]:
         while True:

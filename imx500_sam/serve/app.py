@@ -40,6 +40,7 @@ from imx500_sam.serve.engine import (
     parse_box,
     render,
 )
+from imx500_sam.serve.server import PowerState
 
 MAX_BODY = 16 * 1024
 MAX_STREAM_CLIENTS = 16
@@ -62,7 +63,7 @@ class AppConfig:
     token: str | None
     masks_only: bool
     source: str  # "camera" / "emulator"
-    power: Callable[[], dict[str, Any]]  # {"watts": float | None, "note": str}
+    power: Callable[[], PowerState]
     cookie: str = "imx500_sam_token"
 
 
@@ -75,7 +76,6 @@ class FrameHub:
         self.closed = False
         self._event = asyncio.Event()
         self._pending: Snapshot | None = None
-        self.clients = 0
 
     def offer(self, snap: Snapshot) -> None:
         """From the camera thread: hand over a snapshot (at most one call waits on the loop at a time)."""
@@ -210,7 +210,6 @@ def make_app(engine: ServeEngine, config: AppConfig) -> web.Application:
     async def state(request: web.Request) -> web.Response:
         snap = engine.snapshot
         power = config.power()
-        h = hub["h"]
         return web.json_response(
             {
                 "network": engine.network_name,
@@ -224,11 +223,11 @@ def make_app(engine: ServeEngine, config: AppConfig) -> web.Application:
                 "dsp_ms": _r(snap and snap.dsp_ms),
                 "latency_ms": _r(snap and snap.latency_ms),
                 "roi": list(snap.roi) if snap is not None and snap.roi else None,
-                "power_w": power.get("watts"),
-                "power_note": power.get("note"),
+                "power_w": power.watts,
+                "power_note": power.note,
                 "track": engine.session.track if snap is None else snap.track,
                 "max_prompts": engine.max_prompts,
-                "stream_clients": h.clients,
+                "stream_clients": sum(engine.watchers.values()),
                 "prompts": [] if snap is None else [p.to_json() for p in snap.prompts],
             },
             headers={"Cache-Control": "no-store"},
@@ -278,7 +277,7 @@ def make_app(engine: ServeEngine, config: AppConfig) -> web.Application:
             if view == "overlay" and config.masks_only:
                 raise RequestError(403, "masks-only mode: no frame is encoded or served; the masks are at /masks.mjpg.")
             h = hub["h"]
-            if h.clients >= MAX_STREAM_CLIENTS:
+            if sum(engine.watchers.values()) >= MAX_STREAM_CLIENTS:
                 raise RequestError(503, f"too many stream clients (at most {MAX_STREAM_CLIENTS}).")
             resp = web.StreamResponse(
                 headers={
@@ -286,7 +285,6 @@ def make_app(engine: ServeEngine, config: AppConfig) -> web.Application:
                     "Cache-Control": "no-store",
                 }
             )
-            h.clients += 1
             engine.watchers[view] += 1
             try:
                 await resp.prepare(request)
@@ -304,7 +302,6 @@ def make_app(engine: ServeEngine, config: AppConfig) -> web.Application:
             except (ConnectionResetError, ConnectionError):
                 pass
             finally:
-                h.clients -= 1
                 engine.watchers[view] -= 1
             return resp
 

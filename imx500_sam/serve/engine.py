@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 
 from imx500_sam.errors import BadInputError
+from imx500_sam.prompt import SHIFTED
+from imx500_sam.runtime.geometry import SensorGeometry
 from imx500_sam.runtime.overlay import colour, draw_overlay, status_text
 from imx500_sam.runtime.sensor import Sensor, SensorFrame, sensor_to_mask_ms
 from imx500_sam.runtime.session import MaskResult, PromptSession
@@ -32,8 +34,8 @@ MAX_PROMPTS = 8
 COMMAND_QUEUE = 64  # commands waiting for the next frame; more are refused (503)
 JPEG_QUALITY = 80
 VIEWS = ("overlay", "masks")  # the two streams: the frame with masks, the masks on black
-MASKS_ALPHA = 0.85
-FPS_WINDOW = 31  # frames per second over the last 30 frame intervals  # the masks on black: nearly solid colours
+MASKS_ALPHA = 0.85  # the masks on black: nearly solid colours
+FPS_WINDOW = 31  # frames per second over the last 30 frame intervals
 
 
 class RequestError(Exception):
@@ -139,7 +141,8 @@ class ServeEngine:
     """Runs a ``PromptSession`` on ``sensor`` frame after frame; the web side talks to it through ``submit``.
 
     ``masks_only``: frames are never kept, drawn or encoded (only the masks on black are); the session's motion
-    cue, which reads the image, is off.
+    cue, which reads the image, is off. ``convention``: how a box becomes its ROI (``PromptSession``): the model's
+    training crop, as ``run`` takes it (``runner.crop_convention``).
     """
 
     def __init__(
@@ -148,16 +151,17 @@ class ServeEngine:
         masks_only: bool = False,
         max_prompts: int = MAX_PROMPTS,
         track: bool = False,
+        convention: str = SHIFTED,
     ) -> None:
         if max_prompts < 1:
             raise BadInputError(f"--max-prompts {max_prompts}: give at least 1.")
         self.sensor = sensor
         self.masks_only = masks_only
         self.max_prompts = int(max_prompts)
-        self.session = PromptSession(sensor, (), track=track, motion=not masks_only)
+        self.session = PromptSession(sensor, (), track=track, motion=not masks_only, convention=convention)
         self.network_name = sensor.network_name
-        peek = getattr(sensor, "peek_geometry", None)
-        self.output_size: tuple[int, int] = tuple((peek() if callable(peek) else sensor.geometry).output_size)  # type: ignore[assignment]
+        self._geometry: SensorGeometry = sensor.peek_geometry()  # then the last frame's
+        self.output_size: tuple[int, int] = tuple(self._geometry.output_size)  # type: ignore[assignment]
         self.snapshot: Snapshot | None = None
         self.watchers = dict.fromkeys(VIEWS, 0)  # stream clients per view (changed by the web thread)
         self.listeners: list[Callable[[Snapshot], None]] = []  # called in the loop after each frame
@@ -214,20 +218,28 @@ class ServeEngine:
             self._fail_pending()
         return self._seq
 
-    def _apply_commands(self) -> None:
+    def _take_commands(self) -> Iterator[Command]:
+        """The queued commands, each marked running (one cancelled meanwhile is dropped)."""
         while True:
             try:
                 command = self._commands.get_nowait()
             except queue.Empty:
                 return
-            if not command.future.set_running_or_notify_cancel():
-                continue
+            if command.future.set_running_or_notify_cancel():
+                yield command
+
+    def _apply_commands(self) -> None:
+        for command in self._take_commands():
             try:
-                command.future.set_result(self._apply(command))
+                outcome = self._apply(command)
             except RequestError as exc:
                 command.future.set_exception(exc)
             except BadInputError as exc:
                 command.future.set_exception(RequestError(400, str(exc)))
+            else:
+                if self.snapshot is not None:  # the state shows the change before the answer, not a frame later
+                    self.snapshot = dataclasses.replace(self.snapshot, prompts=self._views(), track=self.session.track)
+                command.future.set_result(outcome)
 
     def _apply(self, command: Command) -> Any:
         session = self.session
@@ -245,42 +257,49 @@ class ServeEngine:
             except KeyError:
                 raise RequestError(404, f"no prompt {prompt_id}.") from None
             self._forget(prompt_id)
-            self._refresh_snapshot()
             return prompt_id
         if command.kind == "clear":
             ids = [p.id for p in session.prompts]
             for prompt_id in ids:
                 session.remove_prompt(prompt_id)
                 self._forget(prompt_id)
-            self._refresh_snapshot()
             return ids
         if command.kind == "track":
             (on,) = command.args
             session.set_track(bool(on))
-            self._refresh_snapshot()
             return bool(on)
         raise RequestError(400, f"unknown command {command.kind!r}.")
-
-    def _refresh_snapshot(self) -> None:
-        """After a removal or a track change the state answers with it at once, not from the next frame on."""
-        if self.snapshot is None:
-            return
-        live = {p.id for p in self.session.prompts}
-        prompts = tuple(v for v in self.snapshot.prompts if v.id in live)
-        self.snapshot = dataclasses.replace(self.snapshot, prompts=prompts, track=self.session.track)
 
     def _forget(self, prompt_id: int) -> None:
         for d in (self._submitted, self._first_ms, self._latest):
             d.pop(prompt_id, None)
 
     def _fail_pending(self) -> None:
-        while True:
-            try:
-                command = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            if command.future.set_running_or_notify_cancel():
-                command.future.set_exception(RequestError(503, "the server is stopping."))
+        for command in self._take_commands():
+            command.future.set_exception(RequestError(503, "the server is stopping."))
+
+    def _views(self) -> tuple[PromptView, ...]:
+        """The session's prompts as they are now, each with its latest mask (ROIs mapped by the last frame's
+        geometry)."""
+        views = []
+        for p in self.session.prompts:
+            latest = self._latest.get(p.id)
+            views.append(
+                PromptView(
+                    id=p.id,
+                    box=tuple(float(v) for v in p.box),  # type: ignore[arg-type]
+                    roi=p.roi.xywh,
+                    roi_output=self._geometry.roi_output_rect(p.roi),
+                    track=p.track,
+                    lost=p.lost,
+                    mask=latest.mask if latest else None,
+                    mask_area=latest.mask_area if latest else 0,
+                    bbox=latest.bbox if latest else None,
+                    mask_frame=latest.frame if latest else None,
+                    first_mask_ms=self._first_ms.get(p.id),
+                )
+            )
+        return tuple(views)
 
     def _publish(self, frame: SensorFrame, result: MaskResult | None, ready_ns: int) -> None:
         now = time.perf_counter()
@@ -297,31 +316,14 @@ class ServeEngine:
             if result.prompt not in self._first_ms and result.prompt in self._submitted:
                 self._first_ms[result.prompt] = (now - self._submitted[result.prompt]) * 1e3
             self._latest[result.prompt] = LatestMask(result.frame, result.mask, result.mask_area, result.bbox)
-        views = []
-        for p in self.session.prompts:
-            latest = self._latest.get(p.id)
-            views.append(
-                PromptView(
-                    id=p.id,
-                    box=tuple(float(v) for v in p.box),  # type: ignore[arg-type]
-                    roi=p.roi.xywh,
-                    roi_output=frame.geometry.roi_output_rect(p.roi),
-                    track=p.track,
-                    lost=p.lost,
-                    mask=latest.mask if latest else None,
-                    mask_area=latest.mask_area if latest else 0,
-                    bbox=latest.bbox if latest else None,
-                    mask_frame=latest.frame if latest else None,
-                    first_mask_ms=self._first_ms.get(p.id),
-                )
-            )
+        self._geometry = frame.geometry
         self._seq += 1
         snap = Snapshot(
             seq=self._seq,
             frame=frame.index,
             output_size=frame.geometry.output_size,
             image=None if self.masks_only else frame.image,
-            prompts=tuple(views),
+            prompts=self._views(),
             fps=fps,
             dnn_ms=self._kpi[0],
             dsp_ms=self._kpi[1],

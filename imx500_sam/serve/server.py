@@ -73,38 +73,43 @@ def access_token(host: str, token: str | None) -> str | None:
     return None if is_loopback(host) else secrets.token_urlsafe(24)
 
 
+@dataclass(frozen=True)
+class PowerState:
+    """The power shown in ``/api/state``: watts (None when not readable) and how it was measured."""
+
+    watts: float | None
+    note: str
+
+
 class PowerMonitor:
-    """The PMIC's power (``vcgencmd pmic_read_adc``, a Raspberry Pi 5), sampled every few seconds when readable."""
+    """The PMIC's power (``vcgencmd pmic_read_adc``, a Raspberry Pi 5) every few seconds when readable: the device
+    bench's ``PowerSampler``, keeping its newest sample only."""
 
     def __init__(self, period_s: float = POWER_PERIOD_S) -> None:
-        from imx500_sam.bench.power import read_pmic
+        from imx500_sam.bench.power import PowerSampler
 
-        self._read = read_pmic
-        self.watts: float | None = None
-        self.note = "PMIC not readable here (a Raspberry Pi 5 has one: vcgencmd pmic_read_adc)"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.period_s = period_s
+        self._sampler: PowerSampler | None = PowerSampler(rate_hz=1.0 / period_s, keep=1)
         try:
-            self.watts = read_pmic().watts
+            self._first = self._sampler.probe().watts
         except ImxSamError:
+            self._sampler = None
             return
-        self.note = f"PMIC rails (V x I summed), every {period_s:g} s"
-        self._thread = threading.Thread(target=self._loop, args=(period_s,), name="imx500-sam-power", daemon=True)
-        self._thread.start()
+        self._sampler.start()
 
-    def _loop(self, period_s: float) -> None:
-        while not self._stop.wait(period_s):
-            try:
-                self.watts = self._read().watts
-            except ImxSamError as exc:
-                self.watts, self.note = None, f"PMIC reading stopped: {exc}"
-                return
-
-    def __call__(self) -> dict[str, Any]:
-        return {"watts": None if self.watts is None else round(self.watts, 3), "note": self.note}
+    def __call__(self) -> PowerState:
+        sampler = self._sampler
+        if sampler is None:
+            return PowerState(None, "PMIC not readable here (a Raspberry Pi 5 has one: vcgencmd pmic_read_adc)")
+        if sampler.error is not None:
+            return PowerState(None, f"PMIC reading stopped: {sampler.error}")
+        latest = sampler.samples[-1:]
+        watts = latest[0].watts if latest else self._first
+        return PowerState(round(watts, 3), f"PMIC rails (V x I summed), every {self.period_s:g} s")
 
     def stop(self) -> None:
-        self._stop.set()
+        if self._sampler is not None:
+            self._sampler.stop()
 
 
 class WebServer:
@@ -116,7 +121,7 @@ class WebServer:
         self.loop = asyncio.new_event_loop()
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, host, port, shutdown_timeout=1.0)
+        site = web.TCPSite(self.runner, host, port)  # the runner's shutdown_timeout applies
         try:
             self.loop.run_until_complete(site.start())
         except OSError as exc:
@@ -158,7 +163,7 @@ def serve(options: ServeOptions, on_ready: Callable[[ServeAddress], None] | None
             f"imx500-sam serve needs aiohttp ({exc}).",
             hint='pip install "imx500-sam[serve]" (on Raspberry Pi OS also: sudo apt install python3-aiohttp).',
         ) from exc
-    from imx500_sam.runtime.runner import RunOptions, open_sensor
+    from imx500_sam.runtime.runner import RunOptions, crop_convention, open_sensor
 
     if not 0 <= options.port <= 65535:
         raise BadInputError(f"--port {options.port}: give 0..65535 (0: any free port).")
@@ -181,7 +186,12 @@ def serve(options: ServeOptions, on_ready: Callable[[ServeAddress], None] | None
         source = getattr(sensor, "source", None)
         if frame_rate == EMULATOR_FRAME_RATE and options.frame_rate is None and getattr(source, "fps", None):
             sensor.set_frame_rate(float(source.fps))  # a video plays at its own rate
-        engine = ServeEngine(sensor, masks_only=options.masks_only, max_prompts=options.max_prompts)
+        engine = ServeEngine(
+            sensor,
+            masks_only=options.masks_only,
+            max_prompts=options.max_prompts,
+            convention=crop_convention(run_options, sensor),  # the model's training crop, as run
+        )
         power = PowerMonitor()
         config = AppConfig(
             token=token,
