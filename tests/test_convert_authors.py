@@ -95,19 +95,17 @@ def test_users_checkpoints_convert(kind: str, tmp_path: Path) -> None:
             theirs = authors_forward(sd, authors_input(px), kind_layout).numpy()
         assert np.abs(ref - theirs).max() <= 1e-4 * np.abs(theirs).max()
     got = QdqNetwork(out / "model_int8_qdq.onnx")(x)  # `eval --int8`'s network, as it runs there
-    exact = QdqNetwork(out / "model_int8_qdq.onnx", exact=True)(x[:4])  # no graph optimisations
     emu = EmulatedIMX500(out, None)
     assert np.array_equal(emu.network_input(crops[0]), x[:1])  # the emulator feeds what eval feeds
     emulated = np.stack([emu.infer(c)[0] for c in crops[:4]])
     emu.close()
     assert np.array_equal(emulated.reshape(got[:4].shape), got[:4])  # and runs the same network
     mct = mctq_logits(out / "model_mctq.onnx", x[:4])  # ~1 crop/s
-    assert ((exact.reshape(mct.shape) > 0) == (mct > 0)).mean() >= 0.999
-    assert np.abs(exact.reshape(mct.shape) - mct).max() <= 0.05 * np.abs(mct).max()
-    # onnxruntime's default graph optimisations reorder float sums: on these random-weight networks that flips
-    # a few INT8 roundings, which cascade (measured 96-97% of mask pixels; 99.95% on the trained default,
-    # benchmarks/results/int8_agreement.json)
-    assert ((got[:4].reshape(mct.shape) > 0) == (mct > 0)).mean() >= 0.95
+    # these random-weight networks are PTQ-hostile (one flipped rounding cascades): MCT's own torch module and
+    # its MCTQ file disagree on ~3% of mask pixels (benchmarks/results/int8_random.json); the host network is the
+    # file's arithmetic
+    assert ((got[:4].reshape(mct.shape) > 0) == (mct > 0)).mean() >= 0.999
+    assert np.abs(got[:4].reshape(mct.shape) - mct).max() <= 0.05 * np.abs(mct).max()
     # Random weights are PTQ-hostile (measured float vs INT8 mask IoU 0.65-0.75 here, 0.96 on the trained
     # default), so the float check is on the logits: the quantized network must still be this network.
     assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] >= 0.9
@@ -143,7 +141,6 @@ def test_authors_quantized_onnx_gets_its_normalised_input_on_the_sensor(authors_
     from converter.accuracy import mctq_logits
     from converter.calibration import accuracy_photos, prompt_crops
     from imx500_sam.convert_output import ConvertOutputDir
-    from imx500_sam.int8 import QdqNetwork
     from imx500_sam.preprocessor import AUTHORS_INPUT, InputPreprocessor, network_input
     from imx500_sam.prompt import to_model_input
     from imx500_sam.runtime.emulator import EmulatedIMX500
@@ -168,9 +165,7 @@ def test_authors_quantized_onnx_gets_its_normalised_input_on_the_sensor(authors_
     emulated = np.stack([emu.infer(c)[0] for c in crops])
     emu.close()
     mct = mctq_logits(mctq, fed)
-    exact = QdqNetwork(converted.qdq_onnx, exact=True)(fed)
-    assert ((exact.reshape(mct.shape) > 0) == (mct > 0)).mean() >= 0.999
-    assert ((emulated.reshape(mct.shape) > 0) == (mct > 0)).mean() >= 0.95  # default ORT session, see above
+    assert ((emulated.reshape(mct.shape) > 0) == (mct > 0)).mean() >= 0.999
     # `eval --int8` (its crops are pixels / 256) computes what the emulator computes
     predict, _ = int8_predictor(converted)
     evaluated = predict(np.stack([to_model_input(c) for c in crops]))

@@ -163,8 +163,10 @@ def test_emulated_run_matches_quantized_model_directly(converted_default, photos
     from imx500_sam.runtime.emulator import EmulatedIMX500
     from imx500_sam.runtime.session import PromptSession
 
-    # MCT's arithmetic: without this onnxruntime re-quantizes the graph for its fused integer kernels
+    # MCT's arithmetic: without these onnxruntime re-quantizes the graph for its fused integer kernels and sums
+    # convolutions in its NCHWc layout's order
     opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     opts.add_session_config_entry("session.disable_quant_qdq", "1")
     sess = ort.InferenceSession(str(converted_default.qdq_onnx), opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
