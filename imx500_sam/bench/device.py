@@ -25,11 +25,19 @@ from pathlib import Path
 
 import numpy as np
 
-from imx500_sam.bench.device_record import DeviceBenchRecord, FrameRow, PhaseSummary, SweepSummary, phase_label
+from imx500_sam.bench.device_record import (
+    JSON_NAME,
+    DeviceBenchRecord,
+    FrameRow,
+    PhaseSummary,
+    SweepSummary,
+    phase_label,
+)
 from imx500_sam.bench.device_report import finish
 from imx500_sam.bench.power import PowerSampler
 from imx500_sam.bench.record import ending
 from imx500_sam.errors import BadInputError
+from imx500_sam.outputs import clear_dir, refuse_existing
 from imx500_sam.prompt import SHIFTED
 from imx500_sam.runtime.geometry import Box
 from imx500_sam.runtime.sensor import Sensor
@@ -57,6 +65,7 @@ class DeviceBenchOptions:
     power_rate_hz: float = 4.0
     idle_s: float = 10.0
     output_size: tuple[int, int] = (640, 480)
+    overwrite: bool = False  # empty an existing ``out`` (one this command wrote) first
 
 
 def default_boxes(size: tuple[int, int]) -> tuple[list[Box], list[Box]]:
@@ -195,9 +204,7 @@ def validate(options: DeviceBenchOptions) -> None:
         raise BadInputError(f"frame rates {rates}: give rates above 0 and at most 240 frames per second.")
     if options.idle_s <= 0:
         raise BadInputError("--idle-seconds must be positive.")
-    out = Path(options.out)
-    if out.exists() and not out.is_dir():
-        raise BadInputError(f"--out {out}: exists and is not a folder.")
+    refuse_existing(Path(options.out), option="--out DIR", overwrite=options.overwrite)
 
 
 def run_device_bench(
@@ -210,7 +217,7 @@ def run_device_bench(
 ) -> DeviceBenchRecord:
     """Run the device bench; results land in ``options.out`` whatever happens (``status`` says how it ended)."""
     validate(options)
-    Path(options.out).mkdir(parents=True, exist_ok=True)
+    clear_dir(Path(options.out), JSON_NAME)
     record = DeviceBenchRecord.start(options.out, options, command)
     record.write_json()
     sensor: Sensor | None = None

@@ -22,6 +22,7 @@ import numpy as np
 from imx500_sam.bench import plot
 from imx500_sam.bench.record import ending, header, stats, write_atomic, write_json
 from imx500_sam.errors import BadInputError, ToolFailedError
+from imx500_sam.outputs import clear_dir, refuse_existing
 from imx500_sam.runtime import metadata as md
 from imx500_sam.runtime.sensor import Sensor, SensorFrame
 
@@ -76,13 +77,14 @@ def eval_device(
     command: str | None = None,
     log: Callable[[str], None] = lambda s: None,
     convention: str = "shifted",
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """On-sensor mIoU by tensor injection; ``reference``: the emulator's logits for an RGB crop (optional).
 
     ``convention``: the prompt crop (``imx500_sam.prompt.CROP_CONVENTIONS``), the one the model was trained with.
 
-    Writes ``eval_device.json`` (as it goes), ``eval_device.md`` and ``eval_device.png`` to ``out``; an error
-    keeps what was measured (``status``).
+    Writes ``eval_device.json`` (as it goes), ``eval_device.md`` and ``eval_device.png`` to ``out`` (an existing
+    ``out`` is refused unless ``overwrite``); an error keeps what was measured (``status``).
     """
     from imx500_sam.data.coco import load_coco
     from imx500_sam.data.sources import read_rgb
@@ -93,9 +95,8 @@ def eval_device(
         raise BadInputError(f"network input {w}x{h}: a prompt network takes a square crop.")
     data_set = load_coco(coco, images)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise BadInputError(f"--out {out}: exists and is not a folder.")
-    out.mkdir(parents=True, exist_ok=True)
+    refuse_existing(out, option="--out DIR", overwrite=overwrite)
+    clear_dir(out, JSON_NAME)
     data: dict[str, Any] = header("eval_device", command)
     data.update(
         status="running",

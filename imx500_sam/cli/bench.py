@@ -47,7 +47,8 @@ def device(
     power: bool = typer.Option(False, "--power", help="Pi 5: sample the PMIC over an idle baseline and the run."),
     power_rate: float = typer.Option(4.0, "--power-rate", help="PMIC samples per second (a few Hz)."),
     idle_seconds: float = typer.Option(10.0, "--idle-seconds", help="Idle baseline length with --power."),
-    out: Path = typer.Option(None, "--out", help="Output folder (default: bench-device-<date>)."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: bench-device-<date>); must not exist."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Empty an existing --out folder first."),
 ) -> None:
     """DNN / DSP ms, sensor-to-mask latency, RPS / FPS / DPS per frame; frame-rate sweep; power (Pi 5)."""
     import time
@@ -70,6 +71,7 @@ def device(
         power=power,
         power_rate_hz=power_rate,
         idle_s=idle_seconds,
+        overwrite=overwrite,
     )
     record = run_device_bench(options, log=_log)
     for p in record.phases:

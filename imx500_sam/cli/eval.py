@@ -46,7 +46,8 @@ def eval_(
         None, "--emulate", help="--device: a convert output: the emulator beside the sensor (or alone, without --rpk)."
     ),
     readback: bool = typer.Option(True, "--readback/--no-readback", help="--device: check the crop the network saw."),
-    out: Path = typer.Option(None, "--out", help="--device: output folder (default: eval-device-<date>)."),
+    out: Path = typer.Option(None, "--out", help="--device: a new output folder (default: eval-device-<date>)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="--device: empty an existing --out folder first."),
     save_overlays: Path = typer.Option(
         None,
         "--save-overlays",
@@ -69,10 +70,10 @@ def eval_(
     if device:
         if save_overlays is not None:
             raise BadInputError("--save-overlays goes with host evaluation (float, --int8, --teacher), not --device.")
-        _eval_device(coco, images, rpk, emulate, readback, out, as_json)
+        _eval_device(coco, images, rpk, emulate, readback, out, overwrite, as_json)
         return
-    if rpk is not None or emulate is not None or out is not None:
-        raise BadInputError("--rpk, --emulate and --out go with --device (on-sensor evaluation).")
+    if rpk is not None or emulate is not None or out is not None or overwrite:
+        raise BadInputError("--rpk, --emulate, --out and --overwrite go with --device (on-sensor evaluation).")
     from imx500_sam.prompt import crop_option
 
     crop = crop_option(crop)
@@ -102,7 +103,14 @@ def eval_(
 
 
 def _eval_device(
-    coco: Path, images: Path, rpk: Path | None, emulate: Path | None, readback: bool, out: Path | None, as_json: bool
+    coco: Path,
+    images: Path,
+    rpk: Path | None,
+    emulate: Path | None,
+    readback: bool,
+    out: Path | None,
+    overwrite: bool,
+    as_json: bool,
 ) -> None:
     """``eval --device``: the AI Camera (--rpk) with the emulator beside it (--emulate), or the emulator alone."""
     import sys
@@ -114,6 +122,9 @@ def _eval_device(
     if rpk is None and emulate is None:
         raise BadInputError("eval --device needs --rpk network.rpk (AI Camera) and/or --emulate CONVERT_DIR.")
     out = out or Path(time.strftime("eval-device-%Y%m%d-%H%M%S"))
+    from imx500_sam.outputs import refuse_existing
+
+    refuse_existing(out, option="--out DIR", overwrite=overwrite)  # before the camera is opened
     from imx500_sam.convert_output import ConvertOutputDir, converted_prompt_crop
 
     reference = None
@@ -147,6 +158,7 @@ def _eval_device(
             readback=readback,
             log=lambda s: print(f"imx500-sam eval --device: {s}", file=sys.stderr, flush=True),
             convention=convention,
+            overwrite=overwrite,
         )
     finally:
         for s in (sensor, ref_emu):
