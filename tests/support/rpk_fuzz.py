@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import random
 import re
 import warnings
@@ -472,6 +473,23 @@ class _SchemaCheckedOnce:
             raise error
 
 
+def _close_leaked(fds: list[int], path: Path) -> None:
+    """Close the archive descriptor picamera2 leaves open when libarchive raises.
+
+    ``__ni_from_network`` calls ``os.close(cpio_fd)`` after its ``with fd_reader(...)`` block, not in a
+    ``finally``: every file libarchive refuses leaks one descriptor (harmless on a Pi, which loads one file per
+    process; the 100k fuzz ran out of descriptors at mutant ~77,000). Only a descriptor still open on ``path``
+    is closed, so one that picamera2 closed and the system reused is never touched.
+    """
+    target = os.path.realpath(path)
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == target:
+                os.close(fd)
+        except OSError:
+            pass
+
+
 def picamera2_view(data: bytes, path: Path) -> View:
     """picamera2 0.3.38's reading of ``data`` (written to ``path``): ``IMX500.__ni_from_network`` as is.
 
@@ -484,9 +502,11 @@ def picamera2_view(data: bytes, path: Path) -> View:
     mod = import_imx500_module()
     real = mod.fd_reader
     listed: list[tuple[str, bytes]] = []
+    opened: list[int] = []
 
     @contextlib.contextmanager
     def recording_reader(fd: int, *args: Any, **kwargs: Any) -> Iterator[Iterator[_Listed]]:
+        opened.append(fd)
         with real(fd, *args, **kwargs) as archive:
 
             def entries() -> Iterator[_Listed]:
@@ -506,6 +526,7 @@ def picamera2_view(data: bytes, path: Path) -> View:
             logging.getLogger("libarchive").disabled = True
             cfg = picamera2_read_rpk(path)
     except Exception as exc:  # whatever picamera2 raises is a refusal
+        _close_leaked(opened, path)
         return View(False, f"{type(exc).__name__}: {exc}")
     finally:
         mod.fd_reader = real
