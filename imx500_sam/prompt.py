@@ -155,6 +155,23 @@ def clip_box_to_frame(
     return clipped, f"{what} {_fmt((x, y, w, h))} reaches outside the {fw}x{fh} frame: clamped to {_fmt(clipped)}."
 
 
+def clamp_prompt_box(
+    box: tuple[float, ...] | list[float], frame: tuple[int, int], what: str, notices: list[str]
+) -> tuple[float, float, float, float]:
+    """``clip_box_to_frame`` for a run over many boxes (``eval``): a clamp notice goes to ``notices``."""
+    clipped, notice = clip_box_to_frame(box, frame, what=what)
+    if notice:
+        notices.append(notice)
+    return clipped
+
+
+def clamped_summary(notices: list[str], total: int) -> list[str]:
+    """One line for the boxes of a run that were clamped (the first as an example); none when none were."""
+    if not notices:
+        return []
+    return [f"{len(notices)} of {total} boxes reach outside their image and were clamped to it ({notices[0]})"]
+
+
 def square_roi(box: tuple[float, float, float, float], image_size: tuple[int, int], grow: float = GROW) -> ROI:
     """Square ROI around ``box`` (x, y, w, h), grown by ``grow``, clamped to ``image_size`` (w, h).
 

@@ -144,6 +144,27 @@ def test_clip_box_to_frame_refuses_a_box_wholly_outside(box: tuple) -> None:
         clip_box_to_frame(box, (600, 400))
 
 
+def test_eval_and_eval_device_say_when_they_clamp_a_box(tmp_path: Path, converted_default) -> None:
+    """The same rule in eval (host) and eval --device: an annotation box partly outside its image is clamped with
+    one notice line on stderr (and, on the device, in eval_device.json)."""
+    import json
+
+    ann, images = _tiny_coco(tmp_path / "data")
+    coco = json.loads(ann.read_text())
+    coco["annotations"][0]["bbox"] = [40, 10, 38, 30]  # reaches x = 78 in a 64-pixel-wide image
+    ann.write_text(json.dumps(coco))
+    notice = "1 of 1 boxes reach outside their image and were clamped to it (a.png annotation 1 40,10,38,30"
+    rc, _, err = run_cli("eval", "--coco", str(ann), "--images", str(images))
+    assert rc == 0, err
+    assert err.count(notice) == 1
+    out = tmp_path / "ev"
+    rc, _, err = run_cli("eval", "--device", "--emulate", str(converted_default.out_dir), "--coco", str(ann),
+                         "--images", str(images), "--out", str(out))  # fmt: skip
+    assert rc == 0, err
+    assert err.count(notice) == 1
+    assert json.loads((out / "eval_device.json").read_text())["notices"][0].startswith(notice)
+
+
 # ------------------------------------------------------------------------------------------- distill
 
 

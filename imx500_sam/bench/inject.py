@@ -88,7 +88,15 @@ def eval_device(
     """
     from imx500_sam.data.coco import load_coco
     from imx500_sam.data.sources import read_rgb
-    from imx500_sam.prompt import check_convention, clip_box_to_frame, crop, iou, paste_mask, prompt_roi
+    from imx500_sam.prompt import (
+        check_convention,
+        clamp_prompt_box,
+        clamped_summary,
+        crop,
+        iou,
+        paste_mask,
+        prompt_roi,
+    )
 
     w, h = sensor.input_size
     if w != h:
@@ -113,11 +121,13 @@ def eval_device(
         "into the image (logit > 0); agreement = fraction of equal mask pixels at the network's resolution",
     )
     status = "error"
+    notices: list[str] = []
     try:
         for img in data_set:
             rgb = read_rgb(img.path)
             for inst in img.instances:
-                box = clip_box_to_frame(inst.bbox, (img.width, img.height))[0]
+                what = f"{img.path.name} annotation {inst.id}"
+                box = clamp_prompt_box(inst.bbox, (img.width, img.height), what, notices)
                 roi = prompt_roi(box, (img.width, img.height), convention)
                 crop_rgb = crop(rgb, roi, w)
                 t0 = time.perf_counter()
@@ -156,6 +166,7 @@ def eval_device(
         raise
     finally:
         data["status"] = status
+        data["notices"] = clamped_summary(notices, len(data["instances"]))
         data["summary"] = summarise(data["instances"], readback)
         try:
             _plot(data, out / PNG_NAME)

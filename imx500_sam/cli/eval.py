@@ -164,6 +164,8 @@ def _eval_device(
         for s in (sensor, ref_emu):
             if s is not None:
                 s.close()
+    for notice in data["notices"]:
+        typer.echo(f"imx500-sam eval: {notice}", err=True)
     summary = data["summary"]
     if as_json:
         typer.echo(json.dumps(summary))

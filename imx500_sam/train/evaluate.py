@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from imx500_sam.data.coco import CocoImage, CocoInstance, load_coco
-from imx500_sam.prompt import SHIFTED, clip_box_to_frame, crop, iou, paste_mask, prompt_roi, to_model_input
+from imx500_sam.prompt import (
+    SHIFTED,
+    clamp_prompt_box,
+    clamped_summary,
+    crop,
+    iou,
+    paste_mask,
+    prompt_roi,
+    to_model_input,
+)
 
 if TYPE_CHECKING:
     from imx500_sam.convert_output import ConvertOutputDir
@@ -97,22 +106,16 @@ def limit_instances(images: list[CocoImage], limit: int | None) -> list[CocoImag
 
 def _prompt_box(img: CocoImage, inst: CocoInstance, notices: list[str]) -> tuple[float, float, float, float]:
     """The instance's box as a prompt: clamped to its image by the runtime's rule (prompt.clip_box_to_frame)."""
-    box, notice = clip_box_to_frame(inst.bbox, (img.width, img.height), what=f"{img.path.name} annotation {inst.id}")
-    if notice:
-        notices.append(notice)
-    return box
+    return clamp_prompt_box(inst.bbox, (img.width, img.height), f"{img.path.name} annotation {inst.id}", notices)
 
 
 def _result(name: str, ious: list[float], images: int, t0: float, notices: list[str]) -> EvalResult:
     """The run's ``EvalResult``: mean IoU, counts, seconds since ``t0``, and one line for the boxes clamped in it
     (the first of them as an example)."""
-    summary = []
-    if notices:
-        summary.append(
-            f"{len(notices)} of {len(ious)} boxes reach outside their image and were clamped to it ({notices[0]})"
-        )
     mean = float(np.mean(ious)) if ious else 0.0
-    return EvalResult(name, mean, len(ious), images, time.perf_counter() - t0, ious, summary)
+    return EvalResult(
+        name, mean, len(ious), images, time.perf_counter() - t0, ious, clamped_summary(notices, len(ious))
+    )
 
 
 def evaluate_crops(
