@@ -27,14 +27,20 @@ $(STAMP_DEV): $(STAMP)
 	$(PIP) install -q -c constraints.txt -e ".[convert,train,dev]"
 	@touch $@
 
+# The Java minimum and its apt package are facts in imx500_sam/facts/toolchain.json (read with the system python3,
+# the venv may not exist yet).
+JAVA_FACTS = $(shell $(PYTHON) -c "import json; f = json.load(open('imx500_sam/facts/toolchain.json')); \
+	print(f['java_min_major']['value'], f['java_apt_package']['value'])")
 java:
-	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1); \
-	if [ -n "$$v" ] && [ "$$v" -ge 17 ]; then exit 0; fi; \
+	@set -- $(JAVA_FACTS); min=$$1; pkg=$$2; \
+	if [ -z "$$pkg" ]; then echo "cannot read the Java facts from imx500_sam/facts/toolchain.json" >&2; exit 5; fi; \
+	v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1); \
+	if [ -n "$$v" ] && [ "$$v" -ge "$$min" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-		echo "Java 17+ not found (imxconv-pt needs it): installing openjdk-17-jre-headless"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; \
+		echo "Java $$min+ not found (imxconv-pt needs it): installing $$pkg"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg; \
 	else \
-		echo "Java 17 or newer is required by imxconv-pt. Run: sudo apt-get install -y openjdk-17-jre-headless" >&2; exit 5; \
+		echo "Java $$min or newer is required by imxconv-pt. Run: sudo apt-get install -y $$pkg" >&2; exit 5; \
 	fi
 
 # System packages the dev extra and the tests need: libcap-dev (pip builds python-prctl for picamera2),

@@ -24,10 +24,11 @@ from imx500_sam.errors import (
     UnsupportedOperatorError,
     clip_words,
 )
+from imx500_sam.facts import toolchain_fact
 from imx500_sam.procs import DEFAULT_TOOL_TIMEOUT_S, run_captured, run_tool
 
-JAVA_MIN = 17
-JAVA_INSTALL = "sudo apt-get install -y openjdk-17-jre-headless"
+JAVA_MIN: int = toolchain_fact("java_min_major").value  # imxconv-pt's back end is Java (facts/toolchain.json)
+JAVA_INSTALL = f"sudo apt-get install -y {toolchain_fact('java_apt_package').value}"
 _USOP = re.compile(r"unsupported ops?:\s*([^\[\n]+)", re.IGNORECASE)
 
 
@@ -56,7 +57,7 @@ def imxconv_path(path: str | None = None, python: str | None = None) -> Path | N
 
 
 def find_imxconv() -> Path:
-    """Path of ``imxconv-pt`` (PATH, then beside this Python); ToolchainMissingError if absent or Java < 17."""
+    """Path of ``imxconv-pt`` (PATH, then beside this Python); ToolchainMissingError if absent or Java too old."""
     exe = imxconv_path()
     if exe is None:
         raise ToolchainMissingError(

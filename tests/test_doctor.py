@@ -99,12 +99,16 @@ def test_no_java_on_path_fails_java_and_the_converter_back_end(tmp_path: Path, m
 def test_human_table_names_every_check() -> None:
     from rich.console import Console
 
-    rows = [D.Row("Java", "fail", "no `java` on PATH", "sudo apt-get install -y openjdk-17-jre-headless")]
-    rows.append(D.Row("teacher cache (MobileSAM)", "warn", "not fetched", "fetch it", False))
+    from converter.imxconv import JAVA_INSTALL
+
+    rows = [D.Row(name="Java", status="fail", found="no `java` on PATH", fix=JAVA_INSTALL)]
+    rows.append(
+        D.Row(name="teacher cache (MobileSAM)", status="warn", found="not fetched", fix="fetch", required=False)
+    )
     console = Console(width=200, record=True)
-    console.print(D.render_table(D.DoctorReport("host", rows, 1.0)))
+    console.print(D.render_table(D.DoctorReport(role="host", rows=rows, seconds=1.0)))
     text = console.export_text()
-    assert "FAIL" in text and "Java" in text and "fix: sudo apt-get install -y openjdk-17-jre-headless" in text
+    assert "FAIL" in text and "Java" in text and f"fix: {JAVA_INSTALL}" in text
     assert "1 required check(s) failed: Java (exit 5)" in text
 
 
@@ -158,13 +162,14 @@ def test_known_bad_combination_mct_26_with_converter_319() -> None:
     pins = D.load_pins(REPO)
     env = D.DoctorEnv()
     bad = interp(**{**PINNED, "model_compression_toolkit": "2.6.1", "mct_quantizers": "1.7.0"})
-    row = D.check_conflicts(bad, pins, env)
+    row = D.check_known_bad(bad, pins)
     assert row.status == "fail" and row.required and row.name == "known bad combinations"
+    assert D.check_conflicts(bad, pins, env) is None  # pip check is not run: the combination explains it
     assert "model-compression-toolkit 2.6.1, imx500-converter 3.19.2" in row.found and "mct-quantizers" in row.found
     assert row.fix.endswith(
         f"-m pip install -c {REPO / 'constraints.txt'} mct-quantizers==1.6.0 model-compression-toolkit==2.5.1"
     )
-    assert D.known_bad(interp(**PINNED)) == []
+    assert D.known_bad(interp(**PINNED)) == [] and D.check_known_bad(interp(**PINNED), pins) is None
 
 
 def test_low_memory_warns(tmp_path: Path) -> None:
@@ -186,6 +191,52 @@ def test_teacher_cache(tmp_path: Path) -> None:
     assert D.check_teacher(D.DoctorEnv(cache=tmp_path)).status == "ok"
 
 
+def test_each_check_is_declared_once_with_what_the_runner_gives() -> None:
+    from imx500_sam.doctor.registry import INPUTS, check, get_group
+    from imx500_sam.doctor.runner import Context
+    from imx500_sam.facts import toolchain_fact
+
+    for group in ("host", "pi"):
+        names = [c.name for c in D.checks(group)]
+        assert len(names) == len(set(names)) and "Python" in names
+        assert all(c.group == group for c in D.checks(group))
+    assert [c.name for c in D.checks("host")][2:9] == toolchain_fact("checked_packages").value
+    with pytest.raises(ValueError, match="declared twice"):
+        check(name="Java", group="host", required=True)(lambda env: None)
+    with pytest.raises(ValueError, match="not declared"):
+        check(name="x", group="nowhere", required=True)(lambda env: None)
+    with pytest.raises(TypeError, match="asks for"):
+        check(name="x", group="host", required=True)(lambda environment: None)
+    assert "x" not in [c.name for c in D.checks("host")]
+    context = Context(env=D.DoctorEnv(), group=get_group("host"))
+    assert all(hasattr(type(context), name) or name in vars(context) for name in INPUTS)
+
+
+def test_a_finding_becomes_the_row_its_declaration_says() -> None:
+    required = D.Check(name="r", group="host", required=True, body=lambda: None)
+    optional = D.Check(name="o", group="pi", required=False, body=lambda: None)
+    ok, problem = D.Finding(found="fine"), D.Finding(found="broken", fix="do this", problem=True)
+    assert required.row(ok) == D.Row(name="r", status="ok", found="fine", required=True, group="host")
+    assert required.row(problem) == D.Row(name="r", status="fail", found="broken", fix="do this", group="host")
+    assert optional.row(problem).status == "warn" and not optional.row(problem).required
+    soft = required.row(D.Finding(found="old", warning=True))
+    assert soft.status == "warn" and soft.required  # works, but worth a look: counts as no failure
+    waived = required.row(D.Finding(found="not ours", problem=True, optional=True))
+    assert waived.status == "warn" and not waived.required
+    assert required.row(None) is None  # the check does not apply here: no row
+
+
+def test_the_java_minimum_is_one_fact_read_by_imxconv_and_the_makefile() -> None:
+    from converter.imxconv import JAVA_INSTALL, JAVA_MIN
+    from imx500_sam.facts import toolchain_fact
+
+    minimum, package = toolchain_fact("java_min_major").value, toolchain_fact("java_apt_package").value
+    assert minimum == JAVA_MIN and JAVA_INSTALL.endswith(f" {package}")
+    # the Makefile reads it with the system python3 (no venv needed): what `make java` would run
+    proc = subprocess.run(["make", "-n", "java"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert proc.stdout.startswith(f"set -- {minimum} {package};"), proc.stdout
+
+
 def test_toolchain_missing_errors_point_to_doctor() -> None:
     assert str(ToolchainMissingError("imxconv-pt not found.", hint="Install it.")).endswith(DOCTOR_HINT)
     assert str(ToolchainMissingError("no hint")) == f"no hint {DOCTOR_HINT}"
@@ -194,7 +245,7 @@ def test_toolchain_missing_errors_point_to_doctor() -> None:
 
 @pytest.mark.slow
 def test_full_converts_a_tiny_network_end_to_end() -> None:
-    row = D.check_full_conversion()
+    row = D.check_full_conversion(full=True)
     assert row.status == "ok", row
     assert "packerOut.zip" in row.found and "32x32" in row.found
 

@@ -1,5 +1,6 @@
 """IMX500 facts as data, each with its source (``imx500.json``; operators in ``operators.json``; host toolchain
-facts for ``imx500-sam doctor`` in ``toolchain.json``).
+facts for ``imx500-sam doctor`` in ``toolchain.json``, whose Java minimum the Makefile and converter/imxconv.py
+read too).
 
 Light module (json only): usable on a Pi and by firmware_packaging.
 """
