@@ -152,12 +152,17 @@ def _hostile_picosam3(seed: int):
 
     torch.manual_seed(seed)
     net = PicoSAM3()
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.normal_(0.0, 0.1)
-            m.running_mean.normal_(0.0, 0.2)
-            m.running_var.uniform_(0.5, 2.0)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):  # He init: activations keep their scale through the U-Net
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                if m.bias is not None:
+                    m.bias.normal_(0.0, 0.05)
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0.0, 0.2)
+                m.running_mean.normal_(0.0, 0.3)
+                m.running_var.uniform_(0.5, 1.5)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"random_{seed}.pt"
         torch.save(net.state_dict(), path)  # as a user's file: the authors' layout, loaded the way convert loads it
