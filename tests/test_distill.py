@@ -161,7 +161,8 @@ def test_more_photos_train_only_on_train_role_photos(tmp_path: Path, monkeypatch
     calibrate, select or evaluate one; the run records what it trained on and what is kept for selection."""
     from imx500_sam.data import catalogue
     from imx500_sam.data.roles import Role, registered
-    from imx500_sam.train.distill import DistillOptions, build_samplers
+    from imx500_sam.train.distill import DistillOptions
+    from imx500_sam.train.training_data import build_samplers
 
     rgba = np.zeros((60, 80, 4), np.uint8)
     cv2.ellipse(rgba, (40, 30), (35, 25), 0, 0, 360, (255, 0, 0, 255), -1)
