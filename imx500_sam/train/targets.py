@@ -90,19 +90,21 @@ class _TargetCache:
         self.teacher = functools.cache(teacher_factory)
         self.records: list[ImageTargets] = []
 
-    def add(self, name: str, image_path: Path, make: Callable[..., ImageTargets], *args: object) -> bool:
+    def add(self, name: str, image_path: Path, make: Callable[..., ImageTargets], *args: object) -> float | None:
         """Add the record cached as ``name`` (pointing at ``image_path``), else ``make(teacher, *args)``'s, saved
-        there; True when it was computed."""
+        there; returns the seconds that took when it was computed (the teacher's making not counted), else None."""
         path = self.dir / name
-        computed = not path.is_file()
-        if computed:
-            rec = make(self.teacher(), *args)
-            _save(path, rec)
-        else:
+        if path.is_file():
             rec = load_targets(path)
             rec.image_path = Path(image_path)
+            self.records.append(rec)
+            return None
+        teacher = self.teacher()
+        t0 = time.perf_counter()
+        rec = make(teacher, *args)
+        _save(path, rec)
         self.records.append(rec)
-        return computed
+        return time.perf_counter() - t0
 
 
 def _auto_targets(
@@ -157,9 +159,9 @@ def photo_targets(
     for i, photo in enumerate(photos):
         img = read_rgb(photo)
         name = f"auto{points_per_side}_{_key(img, f'auto{points_per_side}-{max_objects}')}.npz"
-        t0 = time.perf_counter()
-        if store.add(name, photo, _auto_targets, img, photo, points_per_side, max_objects):
-            objects, dt = len(store.records[-1]), time.perf_counter() - t0
+        dt = store.add(name, photo, _auto_targets, img, photo, points_per_side, max_objects)
+        if dt is not None:
+            objects = len(store.records[-1])
             log(f"teacher targets {i + 1}/{len(photos)} {Path(photo).name}: {objects} objects in {dt:.1f} s")
     return store.records
 
@@ -178,6 +180,7 @@ def box_targets(
     store = _TargetCache(teacher_name, cache, teacher_factory)
     for i, (img, ipath, b, gt) in enumerate(zip(images, image_paths, boxes, gts, strict=True)):
         b = np.asarray(b, np.float32).reshape(-1, 4)
-        if store.add(f"box_{_key(img, 'box' + b.tobytes().hex())}.npz", ipath, _box_targets, img, ipath, b, gt):
+        name = f"box_{_key(img, 'box' + b.tobytes().hex())}.npz"
+        if store.add(name, ipath, _box_targets, img, ipath, b, gt) is not None:
             log(f"teacher targets {i + 1}/{len(images)}: {len(store.records[-1])} objects")
     return store.records
