@@ -29,11 +29,11 @@ def bare_run(work: Path, calib_count: int) -> dict[str, float]:
     t0 = time.perf_counter()
     from converter.calibration import load_photos, prompt_crops, representative_dataset, to_batch
     from converter.imxconv import find_imxconv
-    from imx500_sam.compat import import_mct, legacy_onnx_export
+    from converter.quantize import export_mctq
+    from imx500_sam.compat import import_mct
     from imx500_sam.model import DEFAULT_CHECKPOINT, load_checkpoint
 
     mct = import_mct()
-    from model_compression_toolkit.exporter import PytorchExportSerializationFormat, QuantizationFormat
 
     model = load_checkpoint(DEFAULT_CHECKPOINT)
     data = representative_dataset(to_batch(prompt_crops(load_photos(None), calib_count, 96, seed=0)))
@@ -48,14 +48,7 @@ def bare_run(work: Path, calib_count: int) -> dict[str, float]:
 
     t = time.perf_counter()
     onnx_path = work / "bare_mctq.onnx"
-    with legacy_onnx_export():
-        mct.exporter.pytorch_export_model(
-            q,
-            save_model_path=str(onnx_path),
-            repr_dataset=data,
-            serialization_format=PytorchExportSerializationFormat.ONNX,
-            quantization_format=QuantizationFormat.MCTQ,
-        )
+    export_mctq(q, onnx_path, data)  # MCT's exporter, as the toolkit calls it
     t_export = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -87,8 +87,8 @@ def _step_rate(
 
 def _data_rate(batches: int, batch: int) -> dict[str, Any]:
     from imx500_sam.data.sources import fetch_cutouts
-    from imx500_sam.train.distill import training_default_photos
     from imx500_sam.train.samples import PasteSampler, make_batch
+    from imx500_sam.train.training_data import training_default_photos
 
     cutouts = [p for p in fetch_cutouts() if "cartoon" not in p.name]
     ps = PasteSampler(cutouts, training_default_photos())

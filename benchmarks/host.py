@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from imx500_sam.bench import plot
-from imx500_sam.bench.record import ending, header, stats, write_atomic, write_json
+from imx500_sam.bench.record import header, recorded_run, stats, write_atomic, write_json
 from imx500_sam.errors import BadInputError
 from imx500_sam.outputs import clear_dir, refuse_existing
 from imx500_sam.procs import owned_temp_dir
@@ -75,54 +75,9 @@ def run_host_bench(
     clear_dir(out, JSON_NAME)
     data: dict[str, Any] = header("bench_host")
     data.update(uptime_before=_uptime(), status="running", skipped=skipped, ran=[], frames=frames)
-    status = "error"
     t_all = time.perf_counter()
-    try:
-        with owned_temp_dir("imx500-bench-host-") as tmp:
-            if convert_dir is None and "convert" not in skipped:
-                from benchmarks.convert_time import toolkit_run
 
-                log(f"convert: the bundled model (real MCT + imxconv-pt, calib {calib_count}) ...")
-                with contextlib.redirect_stdout(io.StringIO()):
-                    timings = toolkit_run(Path(tmp), calib_count)
-                convert_dir = Path(tmp) / "toolkit_out"
-                data["convert"] = {"source": "this run", "calib_count": calib_count, "stages_s": _round(timings)}
-                data["ran"].append("convert")
-            elif convert_dir is not None:
-                from imx500_sam.convert_output import ConvertOutputDir
-
-                report = ConvertOutputDir.load(convert_dir).report
-                timings = report.get("timings_s") if isinstance(report, dict) else None
-                data["convert"] = {"source": f"report of {convert_dir} (not re-run)", "stages_s": _round(timings or {})}
-            write_json(out / JSON_NAME, data)
-            if "throughput" not in skipped:
-                from benchmarks.emulator_throughput import measure
-
-                log(f"throughput: emulated IMX500, {frames} frames per mode ...")
-                result, modes = measure(convert_dir, frames=frames, threads=2, rounds=max(1, min(10, frames // 30)))
-                result["pipeline_sync"]["per_frame_ms"] = stats(modes["pipeline_sync"].per_frame_ms)
-                data["throughput"] = result
-                data["_per_frame_ms"] = [round(v, 4) for v in modes["pipeline_sync"].per_frame_ms]
-                data["ran"].append("throughput")
-                write_json(out / JSON_NAME, data)
-            if "check" not in skipped:
-                from benchmarks.gate_bench import measure_speed
-
-                log("check vs imxconv-pt --memory-report (MCT + 1 imxconv-pt run) ...")
-                data["check_vs_memory_report"] = measure_speed(repeats=1)
-                data["ran"].append("check")
-                write_json(out / JSON_NAME, data)
-            if "accuracy" not in skipped:
-                from benchmarks.imgviz_miou import measure as miou
-
-                log("accuracy: float / INT8" + ("" if "teacher" in skipped else " / MobileSAM teacher") + " ...")
-                data["accuracy"] = miou(convert_dir=convert_dir, teacher="teacher" not in skipped, untrained=False)
-                data["ran"].append("accuracy" + ("" if "teacher" in skipped else "+teacher"))
-        status = "complete"
-    except BaseException as exc:
-        status = ending(exc)
-        raise
-    finally:
+    def _finish(status: str) -> None:
         data["status"] = status
         data["total_s"] = round(time.perf_counter() - t_all, 1)
         data["uptime_after"] = _uptime()
@@ -136,6 +91,47 @@ def run_host_bench(
         data["out"] = str(out)
         write_json(out / JSON_NAME, data)
         write_atomic(out / MD_NAME, _markdown(data))
+
+    with recorded_run(_finish), owned_temp_dir("imx500-bench-host-") as tmp:
+        if convert_dir is None and "convert" not in skipped:
+            from benchmarks.convert_time import toolkit_run
+
+            log(f"convert: the bundled model (real MCT + imxconv-pt, calib {calib_count}) ...")
+            with contextlib.redirect_stdout(io.StringIO()):
+                timings = toolkit_run(Path(tmp), calib_count)
+            convert_dir = Path(tmp) / "toolkit_out"
+            data["convert"] = {"source": "this run", "calib_count": calib_count, "stages_s": _round(timings)}
+            data["ran"].append("convert")
+        elif convert_dir is not None:
+            from imx500_sam.convert_output import ConvertOutputDir
+
+            report = ConvertOutputDir.load(convert_dir).report
+            timings = report.get("timings_s") if isinstance(report, dict) else None
+            data["convert"] = {"source": f"report of {convert_dir} (not re-run)", "stages_s": _round(timings or {})}
+        write_json(out / JSON_NAME, data)
+        if "throughput" not in skipped:
+            from benchmarks.emulator_throughput import measure
+
+            log(f"throughput: emulated IMX500, {frames} frames per mode ...")
+            result, modes = measure(convert_dir, frames=frames, threads=2, rounds=max(1, min(10, frames // 30)))
+            result["pipeline_sync"]["per_frame_ms"] = stats(modes["pipeline_sync"].per_frame_ms)
+            data["throughput"] = result
+            data["_per_frame_ms"] = [round(v, 4) for v in modes["pipeline_sync"].per_frame_ms]
+            data["ran"].append("throughput")
+            write_json(out / JSON_NAME, data)
+        if "check" not in skipped:
+            from benchmarks.gate_bench import measure_speed
+
+            log("check vs imxconv-pt --memory-report (MCT + 1 imxconv-pt run) ...")
+            data["check_vs_memory_report"] = measure_speed(repeats=1)
+            data["ran"].append("check")
+            write_json(out / JSON_NAME, data)
+        if "accuracy" not in skipped:
+            from benchmarks.imgviz_miou import measure as miou
+
+            log("accuracy: float / INT8" + ("" if "teacher" in skipped else " / MobileSAM teacher") + " ...")
+            data["accuracy"] = miou(convert_dir=convert_dir, teacher="teacher" not in skipped, untrained=False)
+            data["ran"].append("accuracy" + ("" if "teacher" in skipped else "+teacher"))
     return data
 
 

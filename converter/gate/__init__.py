@@ -51,7 +51,7 @@ def _finish(traced: Any, label: str, size: tuple[int, int], t0: float, extra: li
 def check_module(module: Any, input_size: tuple[int, int] = (96, 96), name: str | None = None) -> GateReport:
     """Trace an nn.Module (torch.fx, as MCT does) at 1x3xHxW; check operators, input limits and SRAM."""
     from converter.gate.load import input_limit_findings
-    from converter.gate.ops import trace_module
+    from converter.gate.trace_torch import trace_module
 
     t0 = time.perf_counter()
     h, w = input_size
@@ -65,7 +65,7 @@ def check_module(module: Any, input_size: tuple[int, int] = (96, 96), name: str 
 def check_onnx(path: str | Path, input_size: tuple[int, int] | None = None) -> GateReport:
     """Check a float (or MCTQ) ONNX file: op types against the converter's table, input limits, SRAM."""
     from converter.gate.load import input_limit_findings
-    from converter.gate.ops import trace_onnx
+    from converter.gate.trace_onnx import trace_onnx
 
     t0 = time.perf_counter()
     traced = trace_onnx(Path(path), input_size)

@@ -35,7 +35,7 @@ from imx500_sam.bench.device_record import (
 )
 from imx500_sam.bench.device_report import finish
 from imx500_sam.bench.power import PowerSampler
-from imx500_sam.bench.record import ending
+from imx500_sam.bench.record import recorded_run
 from imx500_sam.errors import BadInputError
 from imx500_sam.outputs import clear_dir, refuse_existing
 from imx500_sam.prompt import SHIFTED
@@ -221,8 +221,19 @@ def run_device_bench(
     record = DeviceBenchRecord.start(options.out, options, command)
     record.write_json()
     sensor: Sensor | None = None
-    status = "error"
-    try:
+
+    def _finish(status: str) -> None:
+        if sensor is not None:
+            try:
+                sensor.close()
+            except Exception as exc:  # closing must not hide the run's own outcome
+                record.close_error = str(exc)
+        if sampler is not None:
+            sampler.stop()
+            record.power = {**sampler.summary(), "samples": [s.__dict__ for s in sampler.samples]}
+        finish(record, status)
+
+    with recorded_run(_finish):
         if options.power:
             sampler = sampler or PowerSampler(rate_hz=options.power_rate_hz)
             sampler.probe()  # no PMIC (a Pi 4, not a Pi): one line now, before anything else runs
@@ -266,20 +277,6 @@ def run_device_bench(
                 measure_phase(
                     record, sensor, boxes, mode, options.frames, rates[0], options.warmup, convention=convention
                 )
-        status = "complete"
-    except BaseException as exc:
-        status = ending(exc)
-        raise
-    finally:
-        if sensor is not None:
-            try:
-                sensor.close()
-            except Exception as exc:  # closing must not hide the run's own outcome
-                record.close_error = str(exc)
-        if sampler is not None:
-            sampler.stop()
-            record.power = {**sampler.summary(), "samples": [s.__dict__ for s in sampler.samples]}
-        finish(record, status)
     return record
 
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from imx500_sam.bench import plot
-from imx500_sam.bench.record import ending, header, stats, write_atomic, write_json
+from imx500_sam.bench.record import header, recorded_run, stats, write_atomic, write_json
 from imx500_sam.errors import BadInputError, ToolFailedError
 from imx500_sam.outputs import clear_dir, refuse_existing
 from imx500_sam.runtime import metadata as md
@@ -120,9 +120,20 @@ def eval_device(
         "format), the frame with the driver's comparison frameCount read back; IoU after pasting the mask "
         "into the image (logit > 0); agreement = fraction of equal mask pixels at the network's resolution",
     )
-    status = "error"
     notices: list[str] = []
-    try:
+
+    def _finish(status: str) -> None:
+        data["status"] = status
+        data["notices"] = clamped_summary(notices, len(data["instances"]))
+        data["summary"] = summarise(data["instances"], readback)
+        try:
+            _plot(data, out / PNG_NAME)
+        except Exception as exc:  # a plot must not lose the numbers
+            data["plot_error"] = f"{type(exc).__name__}: {exc}"
+        write_json(out / JSON_NAME, data)
+        write_atomic(out / MD_NAME, _markdown(data))
+
+    with recorded_run(_finish):
         for img in data_set:
             rgb = read_rgb(img.path)
             for inst in img.instances:
@@ -160,20 +171,6 @@ def eval_device(
                 data["instances"].append(row)
                 log(f"{img.path.name} #{inst.id}: IoU {row['iou_device']:.3f}")
             write_json(out / JSON_NAME, data)
-        status = "complete"
-    except BaseException as exc:
-        status = ending(exc)
-        raise
-    finally:
-        data["status"] = status
-        data["notices"] = clamped_summary(notices, len(data["instances"]))
-        data["summary"] = summarise(data["instances"], readback)
-        try:
-            _plot(data, out / PNG_NAME)
-        except Exception as exc:  # a plot must not lose the numbers
-            data["plot_error"] = f"{type(exc).__name__}: {exc}"
-        write_json(out / JSON_NAME, data)
-        write_atomic(out / MD_NAME, _markdown(data))
     return data
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -9,6 +10,7 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from importlib import metadata
 from pathlib import Path
@@ -104,6 +106,21 @@ def header(bench: str, command: str | None = None) -> dict[str, Any]:
         "machine": machine_info(),
         "versions": versions(),
     }
+
+
+@contextlib.contextmanager
+def recorded_run(finish: Callable[[str], None]) -> Iterator[None]:
+    """Run the block, then ``finish(status)`` however it ended: "complete", or ``ending(exc)`` for the exception
+    that ended it (which then propagates), so that an error or a stop keeps what was measured."""
+    status = "error"
+    try:
+        yield
+        status = "complete"
+    except BaseException as exc:
+        status = ending(exc)
+        raise
+    finally:
+        finish(status)
 
 
 def ending(exc: BaseException) -> str:

@@ -282,17 +282,15 @@ class EmulatedIMX500(Sensor):
         t4 = time.perf_counter()
         decoded = md.decode_outputs(metadata)
         kpi = md.decode_kpi(metadata)
-        frame = SensorFrame(
-            index=self._index,
-            image=image,
-            metadata=metadata,
-            geometry=geometry,
-            roi=setting[0],
+        return self._next_frame(
+            image,
+            metadata,
+            geometry,
+            setting,
+            timestamp,
             outputs=decoded,
             dnn_ms=kpi[0] if kpi else None,
             dsp_ms=kpi[1] if kpi else None,
-            timestamp_ns=timestamp,
-            tag=setting[2],
             extra={
                 "source_ms": (t1 - t0) * 1e3,
                 "crop_quantise_ms": (t2 - t1) * 1e3,
@@ -301,8 +299,6 @@ class EmulatedIMX500(Sensor):
                 "decode_ms": (time.perf_counter() - t4) * 1e3,
             },
         )
-        self._index += 1
-        return frame
 
     def _frame_without_tensor(
         self, image: np.ndarray, geometry: SensorGeometry, setting: _RoiSetting, timestamp: int
@@ -310,15 +306,27 @@ class EmulatedIMX500(Sensor):
         metadata = {md.SCALER_CROP: tuple(geometry.scaler_crop), md.SENSOR_TIMESTAMP: timestamp}
         if self._period_ns is not None:
             metadata[md.FRAME_DURATION] = self._period_ns // 1000
+        return self._next_frame(image, metadata, geometry, setting, timestamp, outputs=None)
+
+    def _next_frame(
+        self,
+        image: np.ndarray,
+        metadata: dict[str, Any],
+        geometry: SensorGeometry,
+        setting: _RoiSetting,
+        timestamp: int,
+        **rest: Any,
+    ) -> SensorFrame:
+        """The next frame (its index counted here), with the ROI and tag of ``setting``."""
         frame = SensorFrame(
             index=self._index,
             image=image,
             metadata=metadata,
             geometry=geometry,
             roi=setting[0],
-            outputs=None,
             timestamp_ns=timestamp,
             tag=setting[2],
+            **rest,
         )
         self._index += 1
         return frame

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -212,21 +212,10 @@ def int8_predictor(out: ConvertOutputDir) -> tuple[CropPredictor, int]:
     return (lambda batch: predict(network_input(pre, pixels_of(batch), scale))), size
 
 
-def run_eval(
-    coco: Path,
-    images: Path,
-    model: Path | None = None,
-    int8_out: Path | None = None,
-    teacher: str | None = None,
-    float_model: bool = True,
-    overlays: Path | None = None,
-    crop: str | None = None,
-    limit: int | None = None,
-    progress: bool = False,
-) -> list[EvalResult]:
-    """``evaluate_models`` over the first ``limit`` instances (all when None) of a COCO file."""
-    data = limit_instances(load_coco(coco, images), limit)
-    return evaluate_models(data, model, int8_out, teacher, float_model, overlays, crop, progress)
+def run_eval(coco: Path, images: Path, limit: int | None = None, **models: Any) -> list[EvalResult]:
+    """``evaluate_models`` over the first ``limit`` instances (all when None) of a COCO file; ``models`` are its
+    keyword arguments (``model``, ``int8_out``, ``teacher``, ``float_model``, ``overlays``, ``crop``, ``progress``)."""
+    return evaluate_models(limit_instances(load_coco(coco, images), limit), **models)
 
 
 def evaluate_models(

@@ -7,6 +7,7 @@ exists. Records for unlabelled photos take their boxes from the teacher's automa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -79,6 +80,69 @@ def targets_dir(teacher_name: str, cache: Path | None = None) -> Path:
     return (cache or cache_dir()) / "targets" / safe
 
 
+class _TargetCache:
+    """One teacher's cached targets: the folder, the records asked for so far, and the teacher, made at the first
+    image that is not in the cache."""
+
+    def __init__(self, teacher_name: str, cache: Path | None, teacher_factory: Callable[[], object]) -> None:
+        self.dir = targets_dir(teacher_name, cache)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.teacher = functools.cache(teacher_factory)
+        self.records: list[ImageTargets] = []
+
+    def add(self, name: str, image_path: Path, make: Callable[..., ImageTargets], *args: object) -> float | None:
+        """Add the record cached as ``name`` (pointing at ``image_path``), else ``make(teacher, *args)``'s, saved
+        there; returns the seconds that took when it was computed (the teacher's making not counted), else None."""
+        path = self.dir / name
+        if path.is_file():
+            rec = load_targets(path)
+            rec.image_path = Path(image_path)
+            self.records.append(rec)
+            return None
+        teacher = self.teacher()
+        t0 = time.perf_counter()
+        rec = make(teacher, *args)
+        _save(path, rec)
+        self.records.append(rec)
+        return time.perf_counter() - t0
+
+
+def _auto_targets(
+    teacher: object, img: np.ndarray, photo: Path, points_per_side: int, max_objects: int
+) -> ImageTargets:
+    """One photo's targets: boxes of the teacher's automatic masks (4 px and more), its soft masks for them."""
+    teacher.set_image(img)  # type: ignore[attr-defined]
+    boxes, _ = teacher.auto_boxes(points_per_side=points_per_side)  # type: ignore[attr-defined]
+    boxes = boxes[:max_objects]
+    probs, conf = teacher.predict_boxes(boxes)  # type: ignore[attr-defined]
+    keep_boxes, keep = [], []
+    for j in range(len(boxes)):
+        b = mask_bbox(probs[j] > 0.5)
+        if b is not None and b[2] >= 4 and b[3] >= 4:
+            keep_boxes.append(b)
+            keep.append(j)
+    return ImageTargets(
+        image_path=Path(photo),
+        boxes=np.asarray(keep_boxes, np.float32).reshape(-1, 4),
+        teacher=np.round(probs[keep] * 255).astype(np.uint8),
+        conf=conf[keep].astype(np.float32),
+        gt=None,
+    )
+
+
+def _box_targets(teacher: object, img: np.ndarray, ipath: Path, b: np.ndarray, gt: np.ndarray | None) -> ImageTargets:
+    """One image's targets for given boxes: the teacher's soft masks, ground truth kept beside them."""
+    teacher.set_image(img)  # type: ignore[attr-defined]
+    probs, conf = teacher.predict_boxes(b)  # type: ignore[attr-defined]
+    return ImageTargets(
+        Path(ipath),
+        b,
+        np.round(probs * 255).astype(np.uint8),
+        conf.astype(np.float32),
+        None if gt is None else np.asarray(gt, np.uint8),
+    )
+
+
 def photo_targets(
     photos: Sequence[Path],
     teacher_factory: Callable[[], object],
@@ -91,43 +155,15 @@ def photo_targets(
     """Teacher targets for unlabelled photos: boxes from the teacher's automatic masks (cached)."""
     from imx500_sam.data.sources import read_rgb
 
-    out_dir = targets_dir(teacher_name, cache)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    teacher = None
-    records = []
+    store = _TargetCache(teacher_name, cache, teacher_factory)
     for i, photo in enumerate(photos):
         img = read_rgb(photo)
-        path = out_dir / f"auto{points_per_side}_{_key(img, f'auto{points_per_side}-{max_objects}')}.npz"
-        if path.is_file():
-            rec = load_targets(path)
-            rec.image_path = Path(photo)
-            records.append(rec)
-            continue
-        if teacher is None:
-            teacher = teacher_factory()
-        t0 = time.perf_counter()
-        teacher.set_image(img)  # type: ignore[attr-defined]
-        boxes, _ = teacher.auto_boxes(points_per_side=points_per_side)  # type: ignore[attr-defined]
-        boxes = boxes[:max_objects]
-        probs, conf = teacher.predict_boxes(boxes)  # type: ignore[attr-defined]
-        keep_boxes, keep = [], []
-        for j in range(len(boxes)):
-            b = mask_bbox(probs[j] > 0.5)
-            if b is not None and b[2] >= 4 and b[3] >= 4:
-                keep_boxes.append(b)
-                keep.append(j)
-        rec = ImageTargets(
-            image_path=Path(photo),
-            boxes=np.asarray(keep_boxes, np.float32).reshape(-1, 4),
-            teacher=np.round(probs[keep] * 255).astype(np.uint8),
-            conf=conf[keep].astype(np.float32),
-            gt=None,
-        )
-        _save(path, rec)
-        records.append(rec)
-        dt = time.perf_counter() - t0
-        log(f"teacher targets {i + 1}/{len(photos)} {Path(photo).name}: {len(rec)} objects in {dt:.1f} s")
-    return records
+        name = f"auto{points_per_side}_{_key(img, f'auto{points_per_side}-{max_objects}')}.npz"
+        dt = store.add(name, photo, _auto_targets, img, photo, points_per_side, max_objects)
+        if dt is not None:
+            objects = len(store.records[-1])
+            log(f"teacher targets {i + 1}/{len(photos)} {Path(photo).name}: {objects} objects in {dt:.1f} s")
+    return store.records
 
 
 def box_targets(
@@ -141,30 +177,10 @@ def box_targets(
     log: Callable[[str], None] = print,
 ) -> list[ImageTargets]:
     """Teacher targets for given boxes (e.g. a COCO file), with ground truth kept beside them (cached)."""
-    out_dir = targets_dir(teacher_name, cache)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    teacher = None
-    records = []
+    store = _TargetCache(teacher_name, cache, teacher_factory)
     for i, (img, ipath, b, gt) in enumerate(zip(images, image_paths, boxes, gts, strict=True)):
         b = np.asarray(b, np.float32).reshape(-1, 4)
-        path = out_dir / f"box_{_key(img, 'box' + b.tobytes().hex())}.npz"
-        if path.is_file():
-            rec = load_targets(path)
-            rec.image_path = Path(ipath)
-            records.append(rec)
-            continue
-        if teacher is None:
-            teacher = teacher_factory()
-        teacher.set_image(img)  # type: ignore[attr-defined]
-        probs, conf = teacher.predict_boxes(b)  # type: ignore[attr-defined]
-        rec = ImageTargets(
-            Path(ipath),
-            b,
-            np.round(probs * 255).astype(np.uint8),
-            conf.astype(np.float32),
-            None if gt is None else np.asarray(gt, np.uint8),
-        )
-        _save(path, rec)
-        records.append(rec)
-        log(f"teacher targets {i + 1}/{len(images)}: {len(rec)} objects")
-    return records
+        name = f"box_{_key(img, 'box' + b.tobytes().hex())}.npz"
+        if store.add(name, ipath, _box_targets, img, ipath, b, gt) is not None:
+            log(f"teacher targets {i + 1}/{len(images)}: {len(store.records[-1])} objects")
+    return store.records

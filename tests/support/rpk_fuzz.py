@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from firmware_packaging import rpk as R
+from firmware_packaging.rpk.cpio import newc_entry
+from firmware_packaging.rpk.writer import trailer_bytes
 from tests.support.picamera2_host import import_imx500_module, picamera2_read_rpk
 
 Plan = tuple[str, tuple[tuple[Any, ...], ...]]
@@ -282,12 +284,12 @@ def _restructure(rpk: R.Rpk, ops: list[tuple[Any, ...]]) -> tuple[bytes, list[in
                 members[i][1] = tuple(fields)
     parts, heads, at = [rpk.firmware], [], len(rpk.firmware)
     for name, fields, payload in members:
-        entry = R._newc_entry(name, fields, payload)
+        entry = newc_entry(name, fields, payload)
         heads.append(at)
         parts.append(entry)
         at += len(entry)
     heads.append(at)
-    parts.append(R._trailer_bytes(rpk))
+    parts.append(trailer_bytes(rpk))
     archive = sum(len(p) for p in parts[1:])
     parts.append(b"\0" * (-archive % R.CPIO_PAD_BLOCK))
     return b"".join(parts), heads
