@@ -90,7 +90,6 @@ def eval_device(
     from imx500_sam.data.sources import read_rgb
     from imx500_sam.prompt import (
         check_convention,
-        clamp_prompt_box,
         clamped_summary,
         crop,
         iou,
@@ -137,9 +136,7 @@ def eval_device(
         for img in data_set:
             rgb = read_rgb(img.path)
             for inst in img.instances:
-                what = f"{img.path.name} annotation {inst.id}"
-                box = clamp_prompt_box(inst.bbox, (img.width, img.height), what, notices)
-                roi = prompt_roi(box, (img.width, img.height), convention)
+                roi = prompt_roi(img.prompt_box(inst, notices), (img.width, img.height), convention)
                 crop_rgb = crop(rgb, roi, w)
                 t0 = time.perf_counter()
                 frame = run_injected(sensor, crop_rgb)

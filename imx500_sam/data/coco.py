@@ -132,6 +132,14 @@ class CocoImage:
     height: int
     instances: list[CocoInstance] = field(default_factory=list)
 
+    def prompt_box(self, inst: CocoInstance, notices: list[str]) -> tuple[float, float, float, float]:
+        """``inst``'s box as a prompt: clamped to this image by the runtime's rule (``prompt.clip_box_to_frame``),
+        the clamp notice added to ``notices`` (``eval`` and ``eval --device`` summarise them in one line)."""
+        from imx500_sam.prompt import clamp_prompt_box
+
+        what = f"{self.path.name} annotation {inst.id}"
+        return clamp_prompt_box(inst.bbox, (self.width, self.height), what, notices)
+
 
 def check_paths(ann_file: Path, images_dir: Path) -> tuple[Path, Path]:
     """``(ann_file, images_dir)`` as paths; BadInputError if the file or the folder is missing."""

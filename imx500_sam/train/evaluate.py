@@ -18,7 +18,6 @@ import numpy as np
 from imx500_sam.data.coco import CocoImage, CocoInstance, load_coco
 from imx500_sam.prompt import (
     SHIFTED,
-    clamp_prompt_box,
     clamped_summary,
     crop,
     iou,
@@ -104,11 +103,6 @@ def limit_instances(images: list[CocoImage], limit: int | None) -> list[CocoImag
     return out
 
 
-def _prompt_box(img: CocoImage, inst: CocoInstance, notices: list[str]) -> tuple[float, float, float, float]:
-    """The instance's box as a prompt: clamped to its image by the runtime's rule (prompt.clip_box_to_frame)."""
-    return clamp_prompt_box(inst.bbox, (img.width, img.height), f"{img.path.name} annotation {inst.id}", notices)
-
-
 def _result(name: str, ious: list[float], images: int, t0: float, notices: list[str]) -> EvalResult:
     """The run's ``EvalResult``: mean IoU, counts, seconds since ``t0``, and one line for the boxes clamped in it
     (the first of them as an example)."""
@@ -136,7 +130,7 @@ def evaluate_crops(
     notices: list[str] = []
     for img in images:
         rgb = _read(img)
-        rois = [prompt_roi(_prompt_box(img, a, notices), (img.width, img.height), convention) for a in img.instances]
+        rois = [prompt_roi(img.prompt_box(a, notices), (img.width, img.height), convention) for a in img.instances]
         batch = np.stack([to_model_input(crop(rgb, r, size)) for r in rois])
         logits = np.asarray(predict(batch), np.float32).reshape(len(rois), size, size)
         for a, r, lg in zip(img.instances, rois, logits, strict=True):
@@ -160,7 +154,7 @@ def evaluate_teacher(
     for img in images:
         rgb = _read(img)
         teacher.set_image(rgb)  # type: ignore[attr-defined]
-        boxes = np.asarray([_prompt_box(img, a, notices) for a in img.instances], np.float32)
+        boxes = np.asarray([img.prompt_box(a, notices) for a in img.instances], np.float32)
         probs, _ = teacher.predict_boxes(boxes)  # type: ignore[attr-defined]
         for a, p in zip(img.instances, probs, strict=True):
             ious.append(_score(name, img, a, rgb, p > 0.5, overlays))
