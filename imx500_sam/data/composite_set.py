@@ -26,8 +26,10 @@ COMPOSITE_SCENES = 72
 COMPOSITOR_VERSION = 1  # bump when a change to the compositor changes the pictures (a new cache folder)
 
 
-def composite_set_name(seed: int = COMPOSITE_SEED, scenes: int = COMPOSITE_SCENES) -> str:
-    """What ``eval``'s reports call the set."""
+def composite_set_name(seed: int | None = None, scenes: int | None = None) -> str:
+    """What ``eval``'s reports call the set (default: ``COMPOSITE_SEED``, ``COMPOSITE_SCENES``)."""
+    seed = COMPOSITE_SEED if seed is None else seed
+    scenes = COMPOSITE_SCENES if scenes is None else scenes
     return f"composite evaluate set v{COMPOSITOR_VERSION}, seed {seed}, {scenes} scenes (registry role evaluate)"
 
 
@@ -105,9 +107,12 @@ def evaluate_inputs() -> tuple[list[Cutout], list[Background], dict]:
 
 
 def fetch_composite_coco(
-    cache: Path | None = None, seed: int = COMPOSITE_SEED, scenes: int = COMPOSITE_SCENES
+    cache: Path | None = None, seed: int | None = None, scenes: int | None = None
 ) -> tuple[Path, Path]:
-    """The composite evaluation set as COCO, built into the cache on first use; returns (annotations.json, images)."""
+    """The composite evaluation set as COCO (default: ``COMPOSITE_SEED``, ``COMPOSITE_SCENES``), built into the
+    cache on first use; returns (annotations.json, images folder)."""
+    seed = COMPOSITE_SEED if seed is None else seed
+    scenes = COMPOSITE_SCENES if scenes is None else scenes
     root = (cache or cache_dir()) / f"composite_evaluate_v{COMPOSITOR_VERSION}_seed{seed}_{scenes}"
     ann, images_dir = root / "annotations.json", root / "images"
     if ann.is_file() and (root / "set.json").is_file():
