@@ -2,8 +2,11 @@
 
 What ``imx500-sam eval --composite [--protocol paper] --int8 DIR [--teacher mobilesam] --json`` prints, under both
 protocols, plus the 95% bootstrap confidence interval of each mIoU (instances resampled; its half-width says what
-change the set can resolve), the paired interval of float - INT8, and mIoU by neighbours in the prompt crop
-(0 / 1-2 / 3+ other objects inside the box grown by 10%, as the PicoSAM3 authors' rebuttal splits COCO).
+change the set can resolve between figures measured apart), the paired interval of float - INT8, and mIoU by
+neighbours in the prompt crop (0 / 1-2 / 3+ other objects inside the box grown by 10%, as the PicoSAM3 authors'
+rebuttal splits COCO). Two models compared on the same instances differ by less noise than two figures measured
+apart: ``paired`` scores the float model once more with the other edge-crop convention (a small real change,
+``imx500_sam.prompt``) and gives the paired interval of the difference.
 
     .venv/bin/python -m benchmarks.composite_miou --convert-dir DIR [--model PT] [--teacher] [--name NAME]
 
@@ -62,6 +65,29 @@ def summarise(report: dict, neighbours: list[int]) -> dict:
     return stats
 
 
+def paired_crop_change(coco: Path, images: Path, model: Path | None, image_report: dict) -> dict:
+    """The float model with the other crop convention (clamped <-> shifted) on the same instances: both mIoUs and
+    the paired bootstrap interval of the difference."""
+    from imx500_sam.defaults import DEFAULT_CHECKPOINT
+    from imx500_sam.model import prompt_crop_of, read_checkpoint
+    from imx500_sam.prompt import CLAMPED, SHIFTED
+    from imx500_sam.train.eval_set import evaluate_set
+
+    own = prompt_crop_of(read_checkpoint(Path(model) if model else DEFAULT_CHECKPOINT))
+    other = CLAMPED if own == SHIFTED else SHIFTED
+    base = next(r for r in image_report["results"] if r["model"].startswith("float:"))
+    alt = evaluate_set(coco, images, "composite", "image", model, crop=other).to_json()["results"][0]
+    diff = np.asarray(alt["ious"]) - np.asarray(base["ious"])
+    return {
+        "what": f"float model, crop {other} minus its own {own}, same instances (protocol image)",
+        "own_crop": own,
+        "other_crop": other,
+        "miou_own": base["miou"],
+        "miou_other": alt["miou"],
+        "difference": bootstrap_ci(diff),
+    }
+
+
 def measure(model: Path | None, convert_dir: Path | None, teacher: bool) -> dict:
     """Both protocols' reports on the composite set, with their statistics and the set's provenance."""
     from imx500_sam.data.composite_set import composite_set_name, fetch_composite_coco
@@ -85,6 +111,7 @@ def measure(model: Path | None, convert_dir: Path | None, teacher: bool) -> dict
         data = report.to_json()
         data["stats"] = summarise(data, neighbours)
         out["protocols"][protocol] = data
+    out["paired"] = paired_crop_change(coco, images, model, out["protocols"]["image"])
     if convert_dir is not None:
         from imx500_sam.convert_output import ConvertOutputDir
 
