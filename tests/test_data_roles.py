@@ -108,3 +108,33 @@ def test_convert_refuses_calibration_photos_of_another_role(tmp_path, capsys) ->
     err = capsys.readouterr().err
     assert rc == ExitCode.BAD_INPUT and "mine.png (role calibrate)" in err and f"{train.record.name}" in err
     assert "role train" in err and not out.exists()
+
+
+def test_planted_cutout_overlaps_are_refused() -> None:
+    """An evaluate cut-out renamed, resized, or with its transparent pixels recoloured, used to train, is refused
+    naming both roles; a training cut-out passes; two user sets sharing a cut-out are refused."""
+    from imx500_sam.data.roles import Kind, named_cutout
+    from imx500_sam.data.sources import fetch_cutouts, read_rgba
+
+    cut = roles.load_role(Role.EVALUATE, Kind.CUTOUT)[10]
+    rgba = read_rgba(cut.path)
+    recoloured = rgba.copy()
+    recoloured[recoloured[:, :, 3] == 0, :3] = (0, 255, 0)
+    planted = {
+        "renamed.png": rgba,
+        "resized.png": cv2.resize(rgba, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_LINEAR),
+        "recoloured.png": recoloured,
+    }
+    for fake, pixels in planted.items():
+        with pytest.raises(RoleConflictError, match=rf"{fake} \(role train\).*{cut.record.name}.*role evaluate"):
+            roles.check_against_registry(Role.TRAIN, [named_cutout(fake, pixels)])
+    roles.check_against_registry(Role.EVALUATE, [named_cutout(cut.record.name, rgba)])  # its own role: fine
+    train = read_rgba(fetch_cutouts()[0])
+    roles.check_against_registry(Role.TRAIN, [named_cutout("tux.png", train)])
+    with pytest.raises(RoleConflictError, match=r"resized\.png"):
+        roles.check_disjoint(
+            {
+                Role.TRAIN: [named_cutout("a.png", rgba)],
+                Role.EVALUATE: [named_cutout("resized.png", planted["resized.png"])],
+            }
+        )

