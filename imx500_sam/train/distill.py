@@ -66,6 +66,7 @@ class DistillOptions:
     cutouts: Path | None = None  # folder of RGBA cut-outs for cut-and-paste
     default_cutouts: bool = False  # tuxpaint photo stamps (imx500_sam.data.sources.fetch_cutouts)
     paste_frac: float = 0.5
+    scene_frac: float = 0.0  # share of crops from crowded composite scenes (train cut-outs on train photos)
     teacher: str = "mobilesam"
     points_per_side: int = 8
     epochs: int = 10
@@ -297,6 +298,8 @@ def run_distill(opts: DistillOptions) -> DistillResult:
         try:
             for epoch in range(start_epoch, opts.epochs):
                 rng = np.random.default_rng([opts.seed, epoch, rank])
+                for sampler, _ in samplers:  # a sampler's cache restarts with the epoch's generator (for --resume)
+                    sampler.reset()  # type: ignore[attr-defined]
                 first = start_step if epoch == start_epoch else 0
                 for _ in range(first):  # draw what the interrupted run drew: the same samples from here on
                     make_batch(samplers, per_rank_batch, rng, opts.jitter)

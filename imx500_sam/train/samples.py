@@ -76,6 +76,9 @@ class TargetSampler:
     def __len__(self) -> int:
         return len(self.index)
 
+    def reset(self) -> None:
+        """Nothing to forget: each crop depends only on the generator."""
+
     def sample(self, rng: np.random.Generator, jitter: float = 0.05) -> tuple[np.ndarray, ...]:
         """One crop: (image uint8, teacher float, conf, gt float, has_gt)."""
         i, j = self.index[int(rng.integers(len(self.index)))]
@@ -118,6 +121,9 @@ class PasteSampler:
         self.backgrounds = [read_rgb(p) for p in backgrounds]
         if not self.cutouts or not self.backgrounds:
             raise ValueError("cut-and-paste needs at least one cut-out and one background photo")
+
+    def reset(self) -> None:
+        """Nothing to forget: each crop depends only on the generator."""
 
     def _background(self, rng: np.random.Generator) -> np.ndarray:
         bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]

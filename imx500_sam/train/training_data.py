@@ -82,6 +82,27 @@ def _check_train(paths: list[Path], cutouts: Sequence[Path] = ()) -> None:
     check_against_registry(Role.TRAIN, [named(str(p), read_rgb(p)) for p in paths] + [as_cutout(p) for p in cutouts])
 
 
+def _with_scenes(
+    samplers: list[tuple[object, float]],
+    share: float,
+    cutouts: list[Path],
+    backgrounds: list[Path],
+    crop: str,
+    log: Callable[[str], None],
+) -> list[tuple[object, float]]:
+    """``samplers`` scaled to ``1 - share`` of the crops, plus crowded composite scenes for ``share``."""
+    from imx500_sam.train.scene_samples import TRAIN_SCENE_SEED, SceneSampler, load_scene_inputs
+
+    total = sum(w for _, w in samplers)
+    out = [(s, w / total * (1.0 - share)) for s, w in samplers if w > 0] if total > 0 else []
+    scenes = SceneSampler(*load_scene_inputs(cutouts, backgrounds), convention=crop)
+    log(
+        f"composite scenes: {len(scenes.cutouts)} cut-outs on {len(scenes.backgrounds)} backgrounds "
+        f"(seed {TRAIN_SCENE_SEED}), {share:.0%} of the crops"
+    )
+    return [*out, (scenes, share if out else 1.0)]
+
+
 def build_samplers(opts: DistillOptions, log: Callable[[str], None], crop: str = "shifted") -> TrainingData:
     """Teacher targets (cached) and samplers for every requested source, with their mixing weights; only images
     whose role is ``train`` (the user's are checked against the data-role registry, exit 2 otherwise).
@@ -127,9 +148,12 @@ def build_samplers(opts: DistillOptions, log: Callable[[str], None], crop: str =
     else:
         user_cutouts = []
     _check_train(user, user_cutouts)
-    if photos and opts.teacher != "none" and not opts.teacher.startswith(NET_TEACHER):
+    only_scenes = opts.scene_frac >= 1.0
+    if opts.scene_frac > 0 and not cutouts:
+        raise BadInputError("--scene-frac needs cut-outs.", hint="Give --default-data or --cutouts DIR.")
+    if photos and not only_scenes and opts.teacher != "none" and not opts.teacher.startswith(NET_TEACHER):
         records += photo_targets(photos, factory, opts.teacher, opts.points_per_side, log=log)
-    if coco is not None:
+    if coco is not None and not only_scenes:
         imgs = [read_rgb(im.path) for im in coco]
         boxes = [np.asarray([a.bbox for a in im.instances], np.float32) for im in coco]
         gts = [np.stack([a.mask(im.height, im.width) for a in im.instances]) for im in coco]
@@ -155,9 +179,12 @@ def build_samplers(opts: DistillOptions, log: Callable[[str], None], crop: str =
             backgrounds = [im.path for im in coco]
         if not backgrounds:
             backgrounds = training_default_photos()
-        ps = PasteSampler(cutouts, backgrounds, convention=crop)
-        log(f"cut-and-paste: {len(ps.cutouts)} cut-outs on {len(ps.backgrounds)} backgrounds")
-        samplers.append((ps, opts.paste_frac if samplers else 1.0))
+        if not only_scenes:
+            ps = PasteSampler(cutouts, backgrounds, convention=crop)
+            log(f"cut-and-paste: {len(ps.cutouts)} cut-outs on {len(ps.backgrounds)} backgrounds")
+            samplers.append((ps, opts.paste_frac if samplers else 1.0))
+        if opts.scene_frac > 0:
+            samplers = _with_scenes(samplers, opts.scene_frac, cutouts, backgrounds, crop, log)
         used += backgrounds + cutouts
     if not samplers:
         raise BadInputError(
