@@ -140,21 +140,35 @@ def test_scene_frac_mixes_with_cut_and_paste(tmp_path: Path) -> None:
 
 def test_distill_on_scenes_only_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A tiny run on composite scenes alone (teacher none) trains on ground truth, records its images and the
-    option; --scene-frac without cut-outs is refused (exit 2)."""
+    option; stopped mid-epoch and resumed it ends with the uninterrupted run's weights (the scene cache restarts
+    with each epoch); --scene-frac without cut-outs is refused (exit 2)."""
+    import torch
+
     from imx500_sam.cli import main
     from imx500_sam.errors import ExitCode
     from imx500_sam.train.distill import DistillOptions, run_distill
 
     cut, bg = _files(tmp_path)
-    opts = DistillOptions(
-        out=tmp_path / "run", photos=bg, cutouts=cut, scene_frac=1.0, teacher="none", epochs=1, steps_per_epoch=2,
-        batch=4, warmup_steps=1, low_res=48, low_res_epochs=1, threads=2, quiet=True,
-    )  # fmt: skip
-    result = run_distill(opts)
-    assert len(result.history) == 1 and result.history[0]["gt"] > 0 and result.history[0]["teacher"] == 0
-    side = json.loads(result.checkpoint.with_suffix(".json").read_text())
+
+    def opts(out: str, **kw: object) -> DistillOptions:
+        base = dict(
+            out=tmp_path / out, photos=bg, cutouts=cut, scene_frac=1.0, teacher="none", epochs=2,
+            steps_per_epoch=2, batch=2, warmup_steps=1, low_res=32, low_res_epochs=2, threads=2, quiet=True,
+        )  # fmt: skip
+        return DistillOptions(**{**base, **kw})  # type: ignore[arg-type]
+
+    full = run_distill(opts("full"))
+    assert len(full.history) == 2 and full.history[0]["gt"] > 0 and full.history[0]["teacher"] == 0
+    side = json.loads(full.checkpoint.with_suffix(".json").read_text())
     assert {r["name"] for r in side["training"]["images"]} == {"bg.png", *COLOURS}
     assert side["training"]["options"]["scene_frac"] == 1.0
+    run_distill(opts("part", max_steps=3))
+    resumed = run_distill(opts("part", resume=True))
+    assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in full.history], rel=1e-4)
+    a = torch.load(full.checkpoint, weights_only=True)
+    b = torch.load(resumed.checkpoint, weights_only=True)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
 
     rc = main(["distill", "-o", str(tmp_path / "x"), "--photos", str(bg), "--scene-frac", "0.5", "--teacher", "none"])
     assert rc == ExitCode.BAD_INPUT and "--scene-frac needs cut-outs" in capsys.readouterr().err
