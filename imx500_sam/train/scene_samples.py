@@ -39,15 +39,19 @@ class _Slot:
 
 
 def load_scene_inputs(cutouts: Sequence[Path], backgrounds: Sequence[Path]) -> tuple[list[Cutout], list[Background]]:
-    """Cut-outs (RGBA files; ones without alpha or with an empty one are skipped) and background photos."""
+    """Cut-outs (RGBA files; ones without alpha or with an empty one are skipped; named by file name, by path where
+    two share one) and background photos."""
     from imx500_sam.data.sources import read_rgb, read_rgba
 
-    cuts = []
+    cuts: list[Cutout] = []
+    seen: set[str] = set()
     for p in cutouts:
+        name = p.name if p.name not in seen else str(p)
         try:
-            cuts.append(Cutout.of(p.name, read_rgba(p)))
+            cuts.append(Cutout.of(name, read_rgba(p)))
         except ValueError:
             continue
+        seen.add(name)
     return cuts, [Background(p.name, read_rgb(p)) for p in backgrounds]
 
 
