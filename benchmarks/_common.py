@@ -40,3 +40,11 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def convert_provenance(convert_dir: Path) -> dict[str, Any]:
+    """Which convert an INT8 figure is of: its folder, calibration images (report.json ``data``) and own accuracy."""
+    from imx500_sam.convert_output import ConvertOutputDir
+
+    conv = ConvertOutputDir.load(convert_dir).report
+    return {"dir": str(convert_dir), "data": conv.get("data"), "accuracy": conv.get("accuracy")}

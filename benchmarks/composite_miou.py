@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import write_result
+from benchmarks._common import convert_provenance, write_result
 
 BOOTSTRAP_SAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -113,10 +113,7 @@ def measure(model: Path | None, convert_dir: Path | None, teacher: bool) -> dict
         out["protocols"][protocol] = data
     out["paired"] = paired_crop_change(coco, images, model, out["protocols"]["image"])
     if convert_dir is not None:
-        from imx500_sam.convert_output import ConvertOutputDir
-
-        conv = ConvertOutputDir.load(convert_dir).report
-        out["int8_convert"] = {"dir": str(convert_dir), "data": conv.get("data"), "accuracy": conv.get("accuracy")}
+        out["int8_convert"] = convert_provenance(convert_dir)
     return out
 
 

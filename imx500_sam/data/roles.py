@@ -82,19 +82,25 @@ class Kind(str, Enum):
     CUTOUT = "cutout"
 
 
+class _Kinded:
+    """``cutout`` for a record with a ``kind``."""
+
+    kind: Kind
+
+    @property
+    def cutout(self) -> bool:
+        """Whether it is a cut-out (RGBA; matched by ``cutout_pixels``, without the crop check)."""
+        return self.kind is Kind.CUTOUT
+
+
 @dataclass(frozen=True)
-class RegisteredImage:
+class RegisteredImage(_Kinded):
     """A registered picture: its cache name, its source, its one role and its kind."""
 
     name: str
     source: str
     role: Role
     kind: Kind = Kind.PHOTO
-
-    @property
-    def cutout(self) -> bool:
-        """Whether it is a cut-out (RGBA)."""
-        return self.kind is Kind.CUTOUT
 
 
 @dataclass(frozen=True)
@@ -212,7 +218,7 @@ def paths_of(role: Role, kind: Kind = Kind.PHOTO) -> list[Path]:
 
 
 @dataclass(frozen=True)
-class IndexedImage:
+class IndexedImage(_Kinded):
     """A registered photo's fingerprint as stored in ``role_index.json``."""
 
     name: str
@@ -220,11 +226,6 @@ class IndexedImage:
     role: Role
     fingerprint: Fingerprint
     kind: Kind = Kind.PHOTO
-
-    @property
-    def cutout(self) -> bool:
-        """Whether it is a cut-out (matched by ``cutout_pixels``, without the crop check)."""
-        return self.kind is Kind.CUTOUT
 
 
 def build_index() -> list[IndexedImage]:

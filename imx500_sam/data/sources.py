@@ -177,6 +177,12 @@ def fetch_cutouts(cache: Path | None = None) -> list[Path]:
     return sorted(out.glob("*.png"))
 
 
+def _pinned_deb(deb: tuple[str, str, str, str, str], suffix: str, cache: Path | None) -> tuple[str, Path]:
+    """(package, folder of its ``suffix`` files) of a catalogue .deb, fetched and sha256-checked."""
+    package, _version, sha256, prefix, _licence = deb
+    return package, fetch_deb_files(package, prefix, suffixes=(suffix,), cache=cache, sha256=sha256) / prefix
+
+
 def fetch_evaluate_cutouts(cache: Path | None = None) -> list[Path]:
     """The tuxpaint photo stamps of ``catalogue.EVALUATE_CUTOUTS`` (role evaluate) as RGBA PNGs, in that order.
 
@@ -185,8 +191,7 @@ def fetch_evaluate_cutouts(cache: Path | None = None) -> list[Path]:
     paths = [out / n for n in catalogue.EVALUATE_CUTOUTS]
     if (out / ".complete").is_file():
         return paths
-    package, _version, sha256, prefix, _licence = catalogue.TUXPAINT_STAMPS_DEB
-    root = fetch_deb_files(package, prefix, suffixes=(".png",), cache=cache, sha256=sha256) / prefix
+    package, root = _pinned_deb(catalogue.TUXPAINT_STAMPS_DEB, ".png", cache)
     stamps = {_stamp_name(p.relative_to(root)): p for p in root.rglob("*.png")}
     for path in paths:
         if path.name not in stamps:
@@ -203,8 +208,7 @@ def fetch_template_photos(cache: Path | None = None, max_side: int = 1024) -> li
     paths = [out / n for n in catalogue.EVALUATE_BACKGROUNDS]
     if (out / ".complete").is_file():
         return paths
-    package, _version, sha256, prefix, _licence = catalogue.TUXPAINT_DATA_DEB
-    root = fetch_deb_files(package, prefix, suffixes=(".jpg",), cache=cache, sha256=sha256) / prefix
+    _package, root = _pinned_deb(catalogue.TUXPAINT_DATA_DEB, ".jpg", cache)
     for path in paths:
         src = root / (path.name.removeprefix("tuxpaint_").removesuffix(".png") + ".jpg")
         _write_png(path, _limit(read_rgb(src), max_side))
