@@ -233,7 +233,10 @@ def test_the_java_minimum_is_one_fact_read_by_imxconv_and_the_makefile() -> None
     minimum, package = toolchain_fact("java_min_major").value, toolchain_fact("java_apt_package").value
     assert minimum == JAVA_MIN and JAVA_INSTALL.endswith(f" {package}")
     # the Makefile reads it with the system python3 (no venv needed): what `make java` would run
-    proc = subprocess.run(["make", "-n", "java"], cwd=REPO, capture_output=True, text=True, check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under `make test`
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "-n", "java"], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
     assert proc.stdout.startswith(f"set -- {minimum} {package};"), proc.stdout
 
 
