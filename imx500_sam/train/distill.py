@@ -207,7 +207,8 @@ def run_distill(opts: DistillOptions) -> DistillResult:
     distributed = world > 1
     use_cuda = torch.cuda.is_available()
     device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
-    if distributed and not dist.is_initialized():
+    owns_group = distributed and not dist.is_initialized()
+    if owns_group:
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -417,5 +418,7 @@ def run_distill(opts: DistillOptions) -> DistillResult:
             bar.close()
     if distributed:
         dist.barrier()
+    if owns_group:  # an undestroyed gloo group can abort the rank at exit ("terminate called without an active
+        dist.destroy_process_group()  # exception", exit -6) after a finished run
     model.eval()
     return DistillResult(final_path, last_path, history)
