@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import sys
@@ -42,9 +43,18 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
-def convert_provenance(convert_dir: Path) -> dict[str, Any]:
-    """Which convert an INT8 figure is of: its folder, calibration images (report.json ``data``) and own accuracy."""
+def model_arguments(ap: argparse.ArgumentParser) -> None:
+    """``--model`` and ``--convert-dir``: the float checkpoint measured and the convert output of its INT8 network."""
+    ap.add_argument("--model", type=Path, default=None, help="PicoSAM3 checkpoint (default: the bundled one)")
+    ap.add_argument("--convert-dir", type=Path, default=None, help="convert output of that model (INT8)")
+
+
+def convert_provenance(convert_dir: Path | None) -> dict[str, Any] | None:
+    """Which convert an INT8 figure is of: its folder, calibration images (report.json ``data``) and own accuracy;
+    None without a convert output."""
     from imx500_sam.convert_output import ConvertOutputDir
 
+    if convert_dir is None:
+        return None
     conv = ConvertOutputDir.load(convert_dir).report
     return {"dir": str(convert_dir), "data": conv.get("data"), "accuracy": conv.get("accuracy")}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import convert_provenance, write_result
+from benchmarks._common import convert_provenance, model_arguments, write_result
 
 BOOTSTRAP_SAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -112,15 +112,13 @@ def measure(model: Path | None, convert_dir: Path | None, teacher: bool) -> dict
         data["stats"] = summarise(data, neighbours)
         out["protocols"][protocol] = data
     out["paired"] = paired_crop_change(coco, images, model, out["protocols"]["image"])
-    if convert_dir is not None:
-        out["int8_convert"] = convert_provenance(convert_dir)
+    out["int8_convert"] = convert_provenance(convert_dir)
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=None, help="PicoSAM3 checkpoint (default: the bundled one)")
-    ap.add_argument("--convert-dir", type=Path, default=None, help="convert output of that model (INT8)")
+    model_arguments(ap)
     ap.add_argument("--teacher", action="store_true", help="also the MobileSAM teacher (--protocol image)")
     ap.add_argument("--name", default="eval_composite", help="result file name (without .json)")
     args = ap.parse_args()

