@@ -183,11 +183,9 @@ def random_networks(args: argparse.Namespace) -> dict:
     held = to_batch(prompt_crops(accuracy_photos(), args.mctq_crops, 96, seed=1, convention="clamped"))
 
     def before(path: Path) -> QdqNetwork:  # the default session until now: every graph optimisation but QDQ fusions
-        net = QdqNetwork(path, threads=args.threads)
         opts = session_options(args.threads)
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        net.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        return net
+        return QdqNetwork(path, options=opts)
 
     rows = {}
     for seed in args.random_seeds:

@@ -52,8 +52,14 @@ class QdqNetwork:
     """The host INT8 network: float32 (N, 3, H, W) in [0, 1) -> float32 (N, 1, H, W) logits."""
 
     def __init__(
-        self, onnx_path: str | Path, threads: int | None = None, fused: bool = False, exact: bool = False
+        self,
+        onnx_path: str | Path,
+        threads: int | None = None,
+        fused: bool = False,
+        exact: bool = False,
+        options: object | None = None,
     ) -> None:
+        """``options``: an ``ort.SessionOptions`` instead of ``session_options(threads, fused, exact)`` (benchmarks)."""
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -63,7 +69,7 @@ class QdqNetwork:
         path = Path(onnx_path)
         if not path.is_file():
             raise BadInputError(f"{path}: no such ONNX file.", hint="Run `imx500-sam convert` first.")
-        opts = session_options(threads, fused=fused, exact=exact)
+        opts = options if options is not None else session_options(threads, fused=fused, exact=exact)
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
