@@ -62,7 +62,7 @@ def full_run(coffee_coco, tmp_path_factory: pytest.TempPathFactory):
     """Three short epochs with the real teacher's targets (computed once, then cached)."""
     from imx500_sam.train.distill import run_distill
 
-    return run_distill(_opts(tmp_path_factory.mktemp("full"), coffee_coco))
+    return run_distill(_opts(tmp_path_factory.mktemp("full"), coffee_coco, keep_every=2))
 
 
 def test_short_distillation_lowers_the_loss(full_run) -> None:
@@ -83,6 +83,16 @@ def test_short_distillation_lowers_the_loss(full_run) -> None:
     side = json.loads(full_run.checkpoint.with_suffix(".json").read_text())
     assert [r.name for r in model_training_images(full_run.checkpoint)] == ["coffee.png"]
     assert len(records_from_json(side["selection"]["images"])) == 7
+    # --keep-every 2: epoch 2's weights kept beside the run (a learning curve), epochs 1 and 3 not
+    from imx500_sam.train.distill import snapshot_path
+
+    run_dir = full_run.checkpoint.parent
+    kept = sorted(p.name for p in (run_dir / "epochs").iterdir())
+    assert kept == ["epoch_002.json", "epoch_002.pt"], kept
+    snap = torch.load(snapshot_path(run_dir, 2), weights_only=True)
+    final = torch.load(full_run.checkpoint, weights_only=True)
+    assert any(not torch.equal(snap[k], final[k]) for k in final)  # epoch 2, not a copy of the last epoch
+    assert json.loads(snapshot_path(run_dir, 2).with_suffix(".json").read_text())["training"]["epoch"] == 2
 
 
 def test_resume_continues_from_checkpoint(coffee_coco, full_run, tmp_path: Path) -> None:
@@ -273,3 +283,15 @@ def test_init_takes_the_files_users_hold(tmp_path: Path, kind: str) -> None:
     result = run_distill(opts)
     assert read_checkpoint(result.checkpoint).layout.name == arch
     assert json.loads(result.checkpoint.with_suffix(".json").read_text())["prompt_crop"] == "clamped"
+
+
+def test_bf16_on_a_cpu_without_native_bfloat16_is_warned() -> None:
+    """--bf16 where autocast is emulated (an AVX2-only CPU): a warning that says to drop it; none on GPUs."""
+    from imx500_sam.train.distill import bf16_notice
+
+    notice = bf16_notice("cpu", native=False)
+    assert notice is not None and "drop --bf16" in notice
+    assert bf16_notice("cpu", native=True) is None
+    assert bf16_notice("cuda", native=False) is None
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert (bf16_notice("cpu") is None) == native  # this machine's own answer

@@ -78,6 +78,13 @@ def distill(
         True, "--channels-last/--no-channels-last", help="NHWC memory layout (same arithmetic; ~1.8x on CPU)."
     ),
     max_steps: int = typer.Option(None, "--max-steps", min=1, help="Stop this run after N steps."),
+    keep_every: int = typer.Option(
+        None,
+        "--keep-every",
+        min=1,
+        help="Also keep every Nth epoch's weights as OUT/epochs/epoch_NNN.pt (for a "
+        "learning curve: python -m benchmarks.learning_curve).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Distil a SAM teacher into PicoSAM3 on prompt-style crops (CPU, or DDP under torchrun)."""
@@ -120,6 +127,7 @@ def distill(
             bf16=bf16,
             channels_last=channels_last,
             max_steps=max_steps,
+            keep_every=keep_every,
             quiet=quiet,
         )
     )

@@ -26,6 +26,7 @@ import functools
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -50,6 +51,7 @@ from imx500_sam.train.training_data import NET_TEACHER, build_samplers
 LAST = "last.pt"
 FINAL = "picosam3.pt"
 HISTORY = "history.json"
+SNAPSHOTS = "epochs"  # --keep-every: epochs/epoch_NNN.pt (+ .json), float weights kept for a learning curve
 
 
 @dataclass
@@ -87,6 +89,7 @@ class DistillOptions:
     bf16: bool = False  # bfloat16 autocast for forward passes (CPU AVX512-BF16/AMX, GPUs)
     channels_last: bool = True  # NHWC memory layout (same arithmetic, faster convolutions on CPU)
     max_steps: int | None = None  # stop after this many steps in this run (tests; the schedule is unchanged)
+    keep_every: int | None = None  # also keep every Nth epoch's weights as epochs/epoch_NNN.pt
     quiet: bool = False
     log_every: int = 20
 
@@ -133,6 +136,7 @@ def _check_run_dir(out: Path, opts: DistillOptions, remove: bool) -> None:
     if remove:
         for name in (LAST, FINAL, sidecar_path(Path(FINAL)).name, HISTORY):
             (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / SNAPSHOTS, ignore_errors=True)
 
 
 def _save_state(path: Path, **state: object) -> None:
@@ -142,6 +146,39 @@ def _save_state(path: Path, **state: object) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     torch.save(state, tmp)
     tmp.replace(path)
+
+
+def bf16_notice(device_type: str, native: bool | None = None) -> str | None:
+    """A warning for ``--bf16`` where bfloat16 is emulated (a CPU without AVX512-BF16 or AMX): far slower there."""
+    if device_type != "cpu":
+        return None
+    if native is None:
+        import torch
+
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if native:
+        return None
+    return (
+        "--bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX), so autocast is emulated and training is "
+        "several times slower than float32 (benchmarks/distill_throughput.py measures it): drop --bf16 here"
+    )
+
+
+def snapshot_path(out: Path, epoch: int) -> Path:
+    """Where ``--keep-every`` keeps epoch ``epoch``'s weights."""
+    return Path(out) / SNAPSHOTS / f"epoch_{epoch:03d}.pt"
+
+
+def _keep_snapshot(out: Path, final_path: Path, epoch: int) -> None:
+    """Copy this epoch's checkpoint and sidecar to epochs/ (atomically: a stop never leaves half a file)."""
+    from imx500_sam.model.checkpoint import sidecar_path
+
+    dest = snapshot_path(out, epoch)
+    dest.parent.mkdir(exist_ok=True)
+    for src, dst in ((sidecar_path(final_path), sidecar_path(dest)), (final_path, dest)):
+        tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dst)
 
 
 def _lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
@@ -217,6 +254,9 @@ def run_distill(opts: DistillOptions) -> DistillResult:
     def log(text: str) -> None:
         if is_main and not opts.quiet:
             print(text, file=sys.stderr, flush=True)
+
+    if opts.bf16 and (notice := bf16_notice(device.type)) and is_main:
+        print(f"warning: {notice}", file=sys.stderr, flush=True)
 
     out = Path(opts.out)
     if is_main:
@@ -388,6 +428,8 @@ def run_distill(opts: DistillOptions) -> DistillResult:
                             selection={"images": data_json["selection"]},
                         )
                         (out / HISTORY).write_text(json.dumps(history, indent=1))
+                        if opts.keep_every and (epoch + 1) % opts.keep_every == 0:
+                            _keep_snapshot(out, final_path, epoch + 1)
                         model.train()
                         log(f"epoch {epoch + 1} done: loss {entry['loss']:.4f}, checkpoint {final_path}")
                     if finished:
