@@ -69,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     data = measure(args.model, args.int8)
     for r in data["results"]:
-        print(f"{r['model']}: mIoU vs teacher {r['miou_vs_teacher']:.4f} over {r['objects']} objects {r['by_source']}")
+        print(f"{r['model']}: mIoU vs teacher {r['miou_vs_teacher']:.4f} over {r['objects']} objects")
     if not args.no_write:
         print(write_result("heldout_teacher_iou", data))
 

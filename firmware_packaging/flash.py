@@ -16,7 +16,6 @@ All processes are started with argument lists; remote commands are built with ``
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import secrets
@@ -29,20 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from firmware_packaging.rpk import Rpk, read_rpk
+from imx500_sam.data.fetch import sha256_file
 from imx500_sam.errors import BadInputError, ToolchainMissingError, ToolFailedError, last_line
 from imx500_sam.pi import require_pi
 from imx500_sam.procs import map_in_threads, run_captured
 
 # ---------------------------------------------------------------------------------------------- local (Pi)
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 _FLASH_REMOTE_HINT = "From here, flash Pis over SSH: imx500-sam flash FILE.rpk --host user@pi."
@@ -359,7 +350,7 @@ def flash_remote(
     specs = [h if isinstance(h, HostSpec) else parse_host(h) for h in hosts]
     if not specs:
         raise BadInputError("no --host given.", hint="Pass --host user@pi (repeat for several Pis).")
-    digest = file_sha256(path)
+    digest = sha256_file(Path(path))
 
     def one(spec: HostSpec) -> HostResult:
         try:

@@ -89,7 +89,7 @@ def test_changed_host_key_is_refused(sshd: Sshd, tmp_path: Path) -> None:
 
 
 def test_checksum_mismatch_on_far_side(sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fl, "file_sha256", lambda path: "0" * 64)
+    monkeypatch.setattr(fl, "sha256_file", lambda path: "0" * 64)
     before = len(sshd.calls())
     res = fl.flash_remote(rpk_path(DEEPLAB), [sshd.host()], _opts(sshd, tmp_path / "far"))
     assert res[0].status == "checksum"
