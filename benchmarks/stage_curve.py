@@ -99,9 +99,11 @@ def convert_int8(model: Path, work: Path) -> tuple[Path, dict[str, Any]]:
     }
 
 
-def measure(run: Path, crops_before: int, int8_every: int) -> dict[str, Any]:
-    """Every kept epoch of ``run`` and its init model, scored (see the module docstring)."""
+def measure(run: Path, crops_before: int, int8_every: int, every: int = 1) -> dict[str, Any]:
+    """The init model and every ``every``-th kept epoch of ``run`` (and its last), scored (see the module
+    docstring)."""
     snaps = snapshots(run)
+    snaps = [(e, p) for e, p in snaps if e % every == 0 or e == snaps[-1][0]]
     options = run_options(snaps[-1][1])
     history = {h["epoch"]: h for h in json.loads((run / "history.json").read_text())}
     init = Path(options["init"]) if options.get("init") else None
@@ -119,7 +121,8 @@ def measure(run: Path, crops_before: int, int8_every: int) -> dict[str, Any]:
                 "epoch": epoch,
                 "crops_seen": crops_before + crops,
                 "stage_crops": crops,
-                "stage_crops_low_res": low,
+                "stage_crops_low_res": low,  # crops seen at --low-res: a snapshot scored at 96 after only
+                # low-res epochs sees objects at another scale than it trained on (the last epochs are at 96)
                 "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                 "train_loss": round(history[epoch]["loss"], 4) if epoch else None,
                 "epoch_seconds": history[epoch]["seconds"] if epoch else None,
@@ -166,10 +169,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, required=True, help="a distill output folder trained with --keep-every")
     ap.add_argument("--crops-before", type=int, default=0, help="crops the --init model was trained on")
+    ap.add_argument("--every", type=int, default=1, help="score every Nth kept epoch (and the last)")
     ap.add_argument("--int8-every", type=int, default=2, help="convert every Nth kept epoch (and the last)")
     ap.add_argument("--name", default=None, help="result file name (default: learning_curve_<run folder>)")
     args = ap.parse_args()
-    data = measure(args.run, args.crops_before, args.int8_every)
+    data = measure(args.run, args.crops_before, args.int8_every, args.every)
     name = args.name or f"learning_curve_{args.run.name}"
     print(write_result(name, data))
     plot(data, RESULTS / f"{name}.png")
