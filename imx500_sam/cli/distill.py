@@ -47,6 +47,12 @@ def distill(
         help="mobilesam | sam2:CONFIG:WEIGHTS | py:module:factory | net:CKPT (a PicoSAM checkpoint run on "
         "the same crops) | none (ground truth only).",
     ),
+    loss: str = typer.Option(
+        "ours",
+        "--loss",
+        help="ours (MSE+Dice vs teacher by its confidence, BCE+Dice vs ground truth) | picosam3 (the authors': "
+        "sigmoid sharpened x5, confidence-mixed terms, + 0.4 x area term).",
+    ),
     points_per_side: int = typer.Option(8, "--points-per-side", min=2, help="Teacher point grid for photo boxes."),
     epochs: int = typer.Option(10, "--epochs", min=1),
     steps: int = typer.Option(200, "--steps-per-epoch", min=1),
@@ -109,6 +115,7 @@ def distill(
             paste_frac=paste_frac,
             scene_frac=scene_frac,
             teacher=teacher,
+            loss=loss,
             points_per_side=points_per_side,
             epochs=epochs,
             steps_per_epoch=steps,

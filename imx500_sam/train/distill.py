@@ -1,8 +1,8 @@
 """``imx500-sam distill``: train PicoSAM3 from a SAM teacher (and ground truth where it exists).
 
 The PicoSAM3 recipe (arXiv 2603.11917): prompt-style crops; teacher soft masks computed once per image
-and cached; loss = MSE + Dice against the teacher (weighted by its confidence) + BCE + Dice against
-ground truth; AdamW with a cosine schedule. Inputs: a COCO instance file + images, and/or a folder of
+and cached; loss (``--loss``, ``imx500_sam.train.losses``) = MSE + Dice against the teacher (weighted by its
+confidence) + BCE + Dice against ground truth, or the authors' sharpened variant; AdamW with a cosine schedule. Inputs: a COCO instance file + images, and/or a folder of
 unlabelled photos (boxes from the teacher's automatic masks), and optional cut-and-paste composites.
 
 Runs on CPU; under ``torchrun --nproc_per_node N`` it trains with DDP (NCCL on GPUs, gloo on CPU),
@@ -70,6 +70,7 @@ class DistillOptions:
     paste_frac: float = 0.5
     scene_frac: float = 0.0  # share of crops from crowded composite scenes (train cut-outs on train photos)
     teacher: str = "mobilesam"
+    loss: str = "ours"  # imx500_sam.train.losses.LOSSES: ours | picosam3 (the authors' objective)
     points_per_side: int = 8
     epochs: int = 10
     steps_per_epoch: int = 200
@@ -236,9 +237,13 @@ def run_distill(opts: DistillOptions) -> DistillResult:
     )
     from imx500_sam.model.legacy import LegacyPicoSAM3, to_published
     from imx500_sam.prompt import SHIFTED, crop_option
-    from imx500_sam.train.losses import distill_loss
+    from imx500_sam.train.losses import loss_by_name
     from imx500_sam.train.samples import make_batch, resize_batch
 
+    try:
+        loss_fn = loss_by_name(opts.loss)
+    except ValueError as exc:
+        raise BadInputError(f"--loss: {exc}.", hint="Use --loss ours or --loss picosam3.") from None
     rank, world, local_rank = _dist()
     _check_run_dir(Path(opts.out), opts, remove=rank == 0)
     distributed = world > 1
@@ -359,7 +364,7 @@ def run_distill(opts: DistillOptions) -> DistillResult:
                             b.teacher_conf = np.ones(len(x), np.float32)
                         with autocast():
                             logits = net(x)
-                        loss, parts = distill_loss(
+                        loss, parts = loss_fn(
                             logits.float(),
                             torch.from_numpy(b.teacher).to(device),
                             torch.from_numpy(b.teacher_conf).to(device),
