@@ -2,8 +2,9 @@
 
 The PicoSAM3 recipe (arXiv 2603.11917): prompt-style crops; teacher soft masks computed once per image
 and cached; loss (``--loss``, ``imx500_sam.train.losses``) = MSE + Dice against the teacher (weighted by its
-confidence) + BCE + Dice against ground truth, or the authors' sharpened variant; AdamW with a cosine schedule. Inputs: a COCO instance file + images, and/or a folder of
-unlabelled photos (boxes from the teacher's automatic masks), and optional cut-and-paste composites.
+confidence) + BCE + Dice against ground truth, or the authors' sharpened variant; AdamW with a cosine
+schedule. Inputs: a COCO instance file + images, and/or a folder of unlabelled photos (boxes from the
+teacher's automatic masks), and optional cut-and-paste composites.
 
 Runs on CPU; under ``torchrun --nproc_per_node N`` it trains with DDP (NCCL on GPUs, gloo on CPU),
 each rank drawing its own samples; rank 0 computes teacher targets first, writes checkpoints and logs.
