@@ -19,7 +19,6 @@ Writes benchmarks/results/<NAME>.json and .png (default NAME: learning_curve_<ru
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import RESULTS, write_result
+from imx500_sam.data.fetch import sha256_file
 
 CACHE = "stage_curve_points.json"  # in the run folder: each scored checkpoint's figures, by sha256
 
@@ -121,7 +121,7 @@ def measure(run: Path, crops_before: int, int8_every: int, every: int = 1) -> di
     with tempfile.TemporaryDirectory() as tmp:
         for k, (label, epoch, path) in enumerate(entries):
             full = epoch is None or epoch == last or (epoch % int8_every == 0)  # INT8 and the paper protocol too
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = sha256_file(path)
             key = f"{digest}:{'full' if full else 'float'}"
             if key not in cache:  # scored once per weights (a run scored again only adds its new epochs)
                 conv, fidelity = convert_int8(path, Path(tmp) / f"c{k}") if full else (None, None)
