@@ -111,6 +111,20 @@ def test_resume_continues_from_checkpoint(coffee_coco, full_run, tmp_path: Path)
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
 
 
+def test_batch_workers_train_and_resume_like_an_uninterrupted_run(coffee_coco, full_run, tmp_path: Path) -> None:
+    """--workers 2: the batches come from two processes; a stopped run resumed gives the uninterrupted weights."""
+    from imx500_sam.train.distill import run_distill
+
+    whole = run_distill(_opts(tmp_path / "whole", coffee_coco, epochs=2, workers=2))
+    part = run_distill(_opts(tmp_path / "part", coffee_coco, epochs=2, workers=2, max_steps=3))
+    resumed = run_distill(_opts(tmp_path / "part", coffee_coco, epochs=2, workers=2, resume=True))
+    assert [h["epoch"] for h in resumed.history] == [1, 2] and resumed.history[0] == part.history[0]
+    a = torch.load(whole.checkpoint, weights_only=True)
+    b = torch.load(resumed.checkpoint, weights_only=True)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
 def test_teacher_automatic_boxes_on_an_unlabelled_photo(teacher, tmp_path: Path) -> None:
     """Unlabelled photo -> the teacher's automatic masks -> boxes + cached soft masks."""
     import skimage.data

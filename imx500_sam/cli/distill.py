@@ -83,6 +83,13 @@ def distill(
     channels_last: bool = typer.Option(
         True, "--channels-last/--no-channels-last", help="NHWC memory layout (same arithmetic; ~1.8x on CPU)."
     ),
+    workers: int = typer.Option(
+        0,
+        "--workers",
+        min=0,
+        help="Processes drawing the training crops while the model trains (per rank; use most of the CPU cores "
+        "with a GPU). The crops drawn depend on N; a resumed run should keep it.",
+    ),
     max_steps: int = typer.Option(None, "--max-steps", min=1, help="Stop this run after N steps."),
     keep_every: int = typer.Option(
         None,
@@ -133,6 +140,7 @@ def distill(
             threads=threads,
             bf16=bf16,
             channels_last=channels_last,
+            workers=workers,
             max_steps=max_steps,
             keep_every=keep_every,
             quiet=quiet,

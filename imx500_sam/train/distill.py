@@ -8,6 +8,8 @@ teacher's automatic masks), and optional cut-and-paste composites.
 
 Runs on CPU; under ``torchrun --nproc_per_node N`` it trains with DDP (NCCL on GPUs, gloo on CPU),
 each rank drawing its own samples; rank 0 computes teacher targets first, writes checkpoints and logs.
+``--workers N`` draws each rank's batches in N processes (``imx500_sam.train.loader``): on a GPU the crops, not
+the training steps, take the time.
 Every epoch ends with a checkpoint (``last.pt``: model + optimizer + schedule, for ``--resume``;
 ``picosam3.pt``: the float weights alone, a plain state_dict in the authors' published PicoSAM3 layout, with the
 toolkit's metadata in ``picosam3.json`` beside it). Checkpoints load with ``torch.load(weights_only=True)``.
@@ -90,6 +92,7 @@ class DistillOptions:
     threads: int | None = None
     bf16: bool = False  # bfloat16 autocast for forward passes (CPU AVX512-BF16/AMX, GPUs)
     channels_last: bool = True  # NHWC memory layout (same arithmetic, faster convolutions on CPU)
+    workers: int = 0  # processes drawing batches (imx500_sam.train.loader); 0: in the training process
     max_steps: int | None = None  # stop after this many steps in this run (tests; the schedule is unchanged)
     keep_every: int | None = None  # also keep every Nth epoch's weights as epochs/epoch_NNN.pt
     quiet: bool = False
@@ -238,8 +241,8 @@ def run_distill(opts: DistillOptions) -> DistillResult:
     )
     from imx500_sam.model.legacy import LegacyPicoSAM3, to_published
     from imx500_sam.prompt import SHIFTED, crop_option
+    from imx500_sam.train.loader import EpochPlan, epoch_batches
     from imx500_sam.train.losses import loss_by_name
-    from imx500_sam.train.samples import make_batch, resize_batch
 
     try:
         loss_fn = loss_by_name(opts.loss)
@@ -341,23 +344,19 @@ def run_distill(opts: DistillOptions) -> DistillResult:
     log(f"training {opts.epochs} epochs x {opts.steps_per_epoch} steps, batch {per_rank_batch * world}")
     # Under DDP a stop signal is held for the whole loop and acted on when all ranks agree (after a step).
     hold = deferred_stop(hold=True) if distributed else contextlib.nullcontext()
-    with activity("training"), hold:
+    with activity("training"), hold, contextlib.ExitStack() as epoch_stack:
         try:
             for epoch in range(start_epoch, opts.epochs):
-                rng = np.random.default_rng([opts.seed, epoch, rank])
-                for sampler, _ in samplers:  # a sampler's cache restarts with the epoch's generator (for --resume)
-                    sampler.reset()  # type: ignore[attr-defined]
                 first = start_step if epoch == start_epoch else 0
-                for _ in range(first):  # draw what the interrupted run drew: the same samples from here on
-                    make_batch(samplers, per_rank_batch, rng, opts.jitter)
+                low = opts.low_res if opts.low_res and epoch < opts.low_res_epochs else None
+                plan = EpochPlan(opts.seed, epoch, rank, per_rank_batch, first, opts.steps_per_epoch, opts.jitter, low)
+                batches = epoch_stack.enter_context(contextlib.closing(epoch_batches(samplers, plan, opts.workers)))
                 t0 = time.perf_counter() - (float(partial.get("seconds", 0.0)) if first else 0.0)
                 sums = dict(partial["sums"]) if first else {"loss": 0.0, "teacher": 0.0, "gt": 0.0}
                 n = first
                 for step in range(first, opts.steps_per_epoch):
                     with deferred_stop():  # a stop signal waits for the end of this step
-                        b = make_batch(samplers, per_rank_batch, rng, opts.jitter)
-                        if opts.low_res and epoch < opts.low_res_epochs:
-                            b = resize_batch(b, opts.low_res)
+                        b = next(batches)
                         x = torch.from_numpy(b.images).to(device).permute(0, 3, 1, 2).float() / 256.0
                         if teacher_net is not None:
                             with torch.no_grad(), autocast():
@@ -403,6 +402,7 @@ def run_distill(opts: DistillOptions) -> DistillResult:
                         )
                     if opts.max_steps is not None and steps_done >= opts.max_steps:
                         break
+                batches.close()  # ends the epoch's batch workers
                 finished = n == opts.steps_per_epoch
                 entry = {
                     "epoch": epoch + 1,
