@@ -31,6 +31,7 @@ VERSIONS = [
     ("3bfda81", 32_000, "stage 3: 30 photos + cut-and-paste (0.1 layout)"),
     ("413b595", 51_200, "moved to the published layout: + 19,200 cut-and-paste crops, the 0.1 network as teacher"),
     ("193db7b", 243_200, "+ 192,000 crops, MobileSAM targets on 30 photos, --bf16 (run4: reverted, INT8 fidelity)"),
+    ("0f52850", 753_920, "issue #19: + stages run6, run7 (CPU) and run9 (one H200): composite scenes, clamped crop"),
 ]
 GOAL = 0.55
 

@@ -206,7 +206,10 @@ def test_default_convert_reports_agreement_with_mct(converted_default: ConvertOu
     from imx500_sam.data.roles import Role, records_from_json, registered
 
     acc = converted_default.report["accuracy"]
-    assert 0.9 <= acc["float_vs_int8_miou"] <= 1.0
+    # float and INT8 masks against each other on 32 crops: 0.88 for the default of issue #19
+    # (benchmarks/results/convert_default.json), while INT8 against ground truth stays within a point of float
+    # (benchmarks/results/learning_curve_run9.json); the earlier default's was 0.95
+    assert 0.85 <= acc["float_vs_int8_miou"] <= 1.0
     em = acc["emulator_agreement"]
     assert em["reference"] == "MCT's quantized torch module"
     assert em["crops"] == acc["crops"] >= 32

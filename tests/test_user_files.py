@@ -151,10 +151,10 @@ def test_check_passes_for_each_kind_of_file(tmp_path: Path, onnx_files: dict[str
 
 def test_crop_conventions_of_the_bundled_and_distilled_models(tmp_path: Path) -> None:
     default = read_checkpoint(DEFAULT_CHECKPOINT)
-    assert prompt_crop_of(default) == SHIFTED  # recorded in its sidecar: it was trained on shifted squares
-    path = save_checkpoint(default.module, tmp_path / "tuned.pt", prompt_crop=CLAMPED)
-    assert json.loads(path.with_suffix(".json").read_text())["prompt_crop"] == CLAMPED
-    assert prompt_crop_of(read_checkpoint(path)) == CLAMPED
+    assert prompt_crop_of(default) == CLAMPED  # recorded in its sidecar: it was trained on the authors' crop
+    path = save_checkpoint(default.module, tmp_path / "tuned.pt", prompt_crop=SHIFTED)
+    assert json.loads(path.with_suffix(".json").read_text())["prompt_crop"] == SHIFTED
+    assert prompt_crop_of(read_checkpoint(path)) == SHIFTED
 
 
 @settings(max_examples=300, deadline=None)
@@ -203,7 +203,7 @@ def test_run_uses_the_models_crop_and_roi_as_drawn(converted_default, tmp_path: 
     cv2.rectangle(frame, (560, 100), (639, 399), (255, 255, 255), -1)
     cv2.imwrite(str(tmp_path / "edge.png"), frame)
     rois = {}
-    for name, extra in (("model", {}), ("clamped", {"crop": CLAMPED}), ("drawn", {"roi_as_drawn": True})):
+    for name, extra in (("model", {}), ("shifted", {"crop": SHIFTED}), ("drawn", {"roi_as_drawn": True})):
         got = []
         run(
             RunOptions(emulate=converted_default.out_dir, source=str(tmp_path / "edge.png"),
@@ -211,8 +211,8 @@ def test_run_uses_the_models_crop_and_roi_as_drawn(converted_default, tmp_path: 
             on_result=lambda r, got=got: got.append(r.roi),
         )  # fmt: skip
         rois[name] = got[0]
-    assert converted_default.prompt_crop == SHIFTED and rois["model"].w == rois["model"].h
-    assert rois["clamped"].w < rois["clamped"].h
+    assert converted_default.prompt_crop == CLAMPED and rois["model"].w < rois["model"].h  # clamped at the edge
+    assert rois["shifted"].w == rois["shifted"].h
     sx = 4056 / 640
     assert abs(rois["drawn"].w - 80 * sx) <= 2 and abs(rois["drawn"].h - 300 * sx) <= 2
 
