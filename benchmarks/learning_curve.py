@@ -25,6 +25,7 @@ from benchmarks._common import RESULTS, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = "imx500_sam/model/weights/picosam3_default.pt"
+SIDECAR = "imx500_sam/model/weights/picosam3_default.json"  # each version is scored with its own crop convention
 # (commit that installed the default, training crops seen in all, what it was): from MODEL_CARD.md
 VERSIONS = [
     ("a8959f6", 19_200, "stages 1-2: MobileSAM targets on 28 photos + cut-and-paste (0.1 layout)"),
@@ -58,6 +59,11 @@ def measure() -> dict:
             ).stdout
             path = Path(tmp) / f"{commit}.pt"
             path.write_bytes(blob)
+            side = subprocess.run(  # its sidecar (crop convention) where that version had one
+                ["git", "-C", str(REPO), "show", f"{commit}:{SIDECAR}"], capture_output=True, check=False
+            )
+            if side.returncode == 0:
+                path.with_suffix(".json").write_bytes(side.stdout)
             (r,) = run_eval(coco, images, model=path)
             points.append({"commit": commit, "crops": crops, "what": what, "miou": r.miou})
     trained = [p for p in points if p["crops"] > 0]
