@@ -300,6 +300,6 @@ def test_fast_int8_emulator_trades_a_little_agreement(converted_default, photos,
     for a, b in zip(exact, fast, strict=True):
         assert a.roi == b.roi
         ious.append(iou(a.mask, b.mask))
-    assert min(ious) >= 0.95, ious
+    assert min(ious) >= 0.93, ious  # 0.94 at worst for the default of issue #19 (0.95 for the one before)
     rc, _, err = run_cli("--rpk", "n.rpk", "--fast-int8", "--box", "1,1,5,5")
     assert rc == 2 and "emulator" in err
