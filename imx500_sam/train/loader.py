@@ -96,14 +96,14 @@ def _from_workers(samplers: list[tuple[object, float]], plan: EpochPlan, n: int)
     # Each worker draws on one OpenCV thread (N workers, not N x cores threads). Setting that inside a forked child
     # hangs (its pool's threads stayed in the parent), so the workers are forked with the pool at one thread; this
     # process gets its pool back after.
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
     try:
-        for p in procs:
-            p.start()
-    finally:
-        cv2.setNumThreads(threads)
-    try:
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            for p in procs:
+                p.start()
+        finally:
+            cv2.setNumThreads(threads)
         for step in range(plan.first, plan.steps):
             w = step % n
             waited = 0.0
@@ -123,10 +123,11 @@ def _from_workers(samplers: list[tuple[object, float]], plan: EpochPlan, n: int)
                 raise RuntimeError(f"batch worker {w} sent step {where}, expected {step}")
             yield replace(payload, teacher=_as_floats(payload.teacher), gt=_as_floats(payload.gt))
     finally:
-        for p in procs:
+        started = [p for p in procs if p.pid is not None]  # all of them, unless a start failed
+        for p in started:
             if p.is_alive():
                 p.terminate()
-        for p in procs:
+        for p in started:
             p.join(timeout=WORKER_WAIT_S)
         for q in queues:
             q.cancel_join_thread()
