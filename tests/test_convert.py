@@ -42,7 +42,9 @@ def test_end_to_end_conversion_of_default_model(converted_default: ConvertOutput
     assert report["model"]["input_size"] == [96, 96]
     assert out.dnn_params.input.shape == (3, 96, 96)
     assert out.dnn_params.outputs[0].shape == (1, 96, 96)
-    assert 0.9 <= report["accuracy"]["float_vs_int8_miou"] <= 1.0  # trained default: 0.96 (int8_calibration.json)
+    # float and INT8 masks against each other: 0.88 for the default of issue #19 (convert_default.json), whose INT8
+    # mIoU against ground truth is within a point of float (learning_curve_run9.json); 0.95 for the one before
+    assert 0.85 <= report["accuracy"]["float_vs_int8_miou"] <= 1.0
     assert report["accuracy"]["crops"] >= 32
     for key in ("ptq", "export", "convert", "total"):
         assert report["timings_s"][key] > 0
@@ -78,7 +80,7 @@ def test_int8_network_tracks_float(converted_default: ConvertOutputDir) -> None:
     assert got.shape == ref.shape
     assert np.abs(got - ref).mean() <= 0.1 * np.abs(ref).mean()
     ious = [iou(a > 0, b > 0) for a, b in zip(got, ref, strict=True)]
-    assert np.mean(ious) >= 0.9, ious
+    assert np.mean(ious) >= 0.85, ious  # float vs INT8 masks, as in convert's report (see the test above)
 
 
 def _only_failure_logs(out: Path) -> bool:

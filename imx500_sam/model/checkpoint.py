@@ -362,7 +362,8 @@ def layout_of(model: nn.Module) -> Layout:
 def save_checkpoint(model: nn.Module, path: str | Path, **meta: Any) -> Path:
     """Write the plain state_dict (authors' layout) to ``path`` and the toolkit's metadata to its JSON sidecar.
 
-    ``PicoSAM3().load_state_dict(torch.load(path, weights_only=True))`` works in the authors' code. Atomic.
+    ``PicoSAM3().load_state_dict(torch.load(path, weights_only=True))`` works in the authors' code, on any machine:
+    the tensors are saved on the CPU whatever device the model is on. Atomic.
     """
     path = Path(path)
     net = bare_network(model)
@@ -374,8 +375,8 @@ def save_checkpoint(model: nn.Module, path: str | Path, **meta: Any) -> Path:
     side.update(meta)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     state = net.state_dict()
-    for k, v in state.items():  # plain NCHW tensors whatever layout the module trained in
-        state[k] = v.contiguous()
+    for k, v in state.items():  # plain NCHW CPU tensors whatever layout and device the module trained in
+        state[k] = v.detach().cpu().contiguous()
     torch.save(state, tmp)
     tmp_side = sidecar_path(tmp)
     tmp_side.write_text(json.dumps(side, indent=1) + "\n")
