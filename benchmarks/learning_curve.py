@@ -37,6 +37,12 @@ VERSIONS = [
 GOAL = 0.55
 
 
+def _git_show(commit: str, path: str, required: bool = True) -> bytes | None:
+    """``path`` as committed in ``commit`` (None where it is absent and not ``required``)."""
+    done = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:{path}"], capture_output=True, check=required)
+    return done.stdout if done.returncode == 0 else None
+
+
 def measure() -> dict:
     """Evaluate each version; fit the log-linear trend."""
     import torch
@@ -54,16 +60,11 @@ def measure() -> dict:
         (r,) = run_eval(coco, images, model=path)
         points.append({"commit": None, "crops": 0, "what": "untrained (torch.manual_seed(0))", "miou": r.miou})
         for commit, crops, what in VERSIONS:
-            blob = subprocess.run(
-                ["git", "-C", str(REPO), "show", f"{commit}:{WEIGHTS}"], capture_output=True, check=True
-            ).stdout
             path = Path(tmp) / f"{commit}.pt"
-            path.write_bytes(blob)
-            side = subprocess.run(  # its sidecar (crop convention) where that version had one
-                ["git", "-C", str(REPO), "show", f"{commit}:{SIDECAR}"], capture_output=True, check=False
-            )
-            if side.returncode == 0:
-                path.with_suffix(".json").write_bytes(side.stdout)
+            path.write_bytes(_git_show(commit, WEIGHTS))
+            side = _git_show(commit, SIDECAR, required=False)  # its crop convention, where that version had one
+            if side is not None:
+                path.with_suffix(".json").write_bytes(side)
             (r,) = run_eval(coco, images, model=path)
             points.append({"commit": commit, "crops": crops, "what": what, "miou": r.miou})
     trained = [p for p in points if p["crops"] > 0]

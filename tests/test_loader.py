@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 import pytest
@@ -40,12 +42,16 @@ def _images(samplers, plan: EpochPlan, workers: int) -> list[np.ndarray]:
 
 
 @pytest.fixture(autouse=True)
-def _no_hang(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A hung worker fails the test in seconds; OpenCV's thread pool is running before the workers are forked."""
+def _no_hang(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A hung worker fails the test in seconds; OpenCV's thread pool is running before the workers are forked (and
+    set back to what it was after)."""
     monkeypatch.setattr(loader, "WORKER_WAIT_S", 0.5)
     monkeypatch.setattr(loader, "WORKER_STALL_S", 20.0)
+    threads = cv2.getNumThreads()
     cv2.setNumThreads(2)
     cv2.resize(np.zeros((2000, 2000, 3), np.uint8), (1000, 1000))
+    yield
+    cv2.setNumThreads(threads)
 
 
 @pytest.mark.parametrize("workers", [0, 3])
